@@ -1,0 +1,42 @@
+# The two commands of the README:  `make demo`  and  `make test`.
+# Both create .venv (once; again when pyproject.toml changes) and install the suite into it.
+PYTHON ?= python3
+VENV ?= .venv
+# torch first, so a CPU wheel that lies on disk is used instead of a multi-GB CUDA download.
+# Override for a CUDA machine, e.g. `make test TORCH_SPEC='torch==2.14.1'`.
+TORCH_SPEC ?= torch>=2.2,<2.14
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rcsuite-installed
+PYTEST_ARGS ?=
+
+export RAY_USAGE_STATS_ENABLED ?= 0
+export PYTHONDONTWRITEBYTECODE ?= 1
+
+.PHONY: setup demo test test-quick bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+# Main job: built-in synthetic categories, local Ray, cpu-sized settings; prints where the report is.
+demo: setup
+	$(PY) run_suite.py demo
+
+# Full test suite (CI runs exactly this through .ci/run).
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Quick subset while working.
+test-quick: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/metrics_speed.py
+	$(PY) benchmarks/batched_recursion.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,114 @@
+"""MVTec AD and everything stored in its folder layout (user folders, the synthetic categories).
+
+Layout of one category::
+
+    <root>/<category>/train/good/*.png
+    <root>/<category>/test/good/*.png                      (label 0, no mask)
+    <root>/<category>/test/<defect>/<stem>.png             (label 1)
+    <root>/<category>/ground_truth/<defect>/<stem>_mask.png
+
+``scan_mvtec_layout`` is the single implementation used by the mvtec, folder and synthetic
+datasets. Grayscale categories (grid, screw, zipper) become 3 channels in ``load_arrays``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from suite.data.common import (
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    DatasetNotFoundError,
+    Sample,
+    list_image_files,
+    list_subfolders,
+    require_dir,
+    require_known_category,
+)
+
+MVTEC_TEXTURES = ("carpet", "grid", "leather", "tile", "wood")
+MVTEC_OBJECTS = (
+    "bottle",
+    "cable",
+    "capsule",
+    "hazelnut",
+    "metal_nut",
+    "pill",
+    "screw",
+    "toothbrush",
+    "transistor",
+    "zipper",
+)
+MVTEC_CATEGORIES = MVTEC_TEXTURES + MVTEC_OBJECTS
+MVTEC_GRAYSCALE = ("grid", "screw", "zipper")
+
+GOOD = "good"
+
+
+def looks_like_mvtec_category(folder: Path) -> bool:
+    """A folder is a category in the MVTec layout when it has ``train/good``."""
+    return (Path(folder) / "train" / GOOD).is_dir()
+
+
+def find_mask(ground_truth_dir: Path, stem: str) -> Path | None:
+    """The mask of test image ``<stem>``: ``<stem>_mask.png`` (MVTec's name), else
+    ``<stem>_mask`` or ``<stem>`` with any image extension."""
+    preferred = ground_truth_dir / f"{stem}_mask.png"
+    if preferred.is_file():
+        return preferred
+    for name in (f"{stem}_mask", stem):
+        for ext in IMAGE_EXTENSIONS:
+            for candidate in (ground_truth_dir / f"{name}{ext}", ground_truth_dir / f"{name}{ext.upper()}"):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def scan_mvtec_layout(root: str | Path, category: str, dataset: str = "mvtec") -> tuple[list[Sample], list[Sample]]:
+    """``(train_normals, test)`` samples of ``<root>/<category>`` (paths absolute, sorted).
+
+    Raises ``DatasetNotFoundError`` for a missing root, category, ``train/good`` or ``test`` folder
+    or a missing mask, and ``DatasetError`` when there are no training or no test images.
+    """
+    root = require_dir(Path(os.path.abspath(root)), f"{dataset} root folder")
+    category_dir = root / category
+    if not category_dir.is_dir():
+        present = [p.name for p in list_subfolders(root) if looks_like_mvtec_category(p)]
+        raise DatasetNotFoundError(
+            f"{dataset} category folder {category_dir} does not exist "
+            f"(categories present under {root}: {', '.join(present) or 'none'})"
+        )
+    train_dir = require_dir(category_dir / "train" / GOOD, "training folder")
+    train_files = list_image_files(train_dir)
+    if not train_files:
+        raise DatasetError(f"category {category!r} is empty: no training images in {train_dir}")
+    train = [Sample(str(p), None, 0, GOOD, category) for p in train_files]
+
+    test_dir = require_dir(category_dir / "test", "test folder")
+    ground_truth_root = category_dir / "ground_truth"
+    test: list[Sample] = []
+    for defect_dir in list_subfolders(test_dir):
+        defect = defect_dir.name
+        for image_path in list_image_files(defect_dir):
+            if defect == GOOD:
+                test.append(Sample(str(image_path), None, 0, GOOD, category))
+                continue
+            mask_path = find_mask(ground_truth_root / defect, image_path.stem)
+            if mask_path is None:
+                expected = ground_truth_root / defect / f"{image_path.stem}_mask.png"
+                raise DatasetNotFoundError(f"mask missing for defective image {image_path} (expected {expected})")
+            test.append(Sample(str(image_path), str(mask_path), 1, defect, category))
+    if not test:
+        raise DatasetError(f"category {category!r} has no test images under {test_dir}")
+    return train, test
+
+
+def load_mvtec_samples(root: str | Path, category: str) -> tuple[list[Sample], list[Sample]]:
+    require_known_category(category, MVTEC_CATEGORIES, "mvtec")
+    return scan_mvtec_layout(root, category, "mvtec")
+
+
+def list_mvtec_categories(root: str | Path | None) -> list[tuple[str, bool]]:
+    """Every MVTec category and whether ``<root>/<category>/train/good`` exists."""
+    return [(c, root is not None and looks_like_mvtec_category(Path(root) / c)) for c in MVTEC_CATEGORIES]

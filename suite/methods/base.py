@@ -1,0 +1,43 @@
+"""What every method's trainer gets and returns, so ``run_trial`` treats them alike.
+
+A method module exposes ``train(ctx: TrainContext) -> TrainedMethod``. ``TrainedMethod.predict``
+maps a batch of images (B, 3, H, W) in [0, 1] on the device to a dict with at least ``"map"``
+(B, 1, H, W) and optionally ``"recons"`` / ``"details"`` (B, S, 3, H, W) for the gallery; image
+scores come from ``score``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from suite.config import Config
+from suite.stage_cache import StageCache
+
+
+@dataclass
+class TrainContext:
+    cfg: Config
+    device: torch.device
+    generator: torch.Generator
+    train_images: torch.Tensor  # (N, 3, H, W) clean normals on the CPU
+    checkpoint_dir: Path  # this trial's own stage checkpoints (resume after a crash)
+    stage_cache: StageCache | None = None  # shared across trials and sweeps
+    log: Callable[[str], None] = print
+    # Called after each epoch with (stage, epoch, loss, probe); ``probe`` is a TrainedMethod scoring
+    # with what is trained so far (or None); run_trial uses it for periodic validation reports.
+    on_epoch_end: Callable[[str, int, float, "TrainedMethod | None"], None] | None = None
+
+
+@dataclass
+class TrainedMethod:
+    predict: Callable[[torch.Tensor], dict[str, torch.Tensor]]
+    score: Callable[[torch.Tensor], torch.Tensor]  # maps (B, 1, H, W) -> image scores (B,)
+    modules: dict[str, nn.Module]  # every network used at inference (for parameter counts)
+    stage_times: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. stage1_from_cache, backbone_pretrained
+    steps: list[int] = field(default_factory=list)  # recursion steps in recons/details, if any

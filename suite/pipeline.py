@@ -1,0 +1,303 @@
+"""``run_trial``: the one place that wires data, training stages, evaluation, cost and the record.
+
+Callable from a notebook with no Ray running. The Ray layer only schedules it, forwards its
+``report`` calls and moves the checkpoint folder it writes.
+
+Out folder layout::
+
+    out_dir/
+      record.json          TrialRecord (config, hash, metrics per split, cost, times, versions)
+      config.yaml          the full config that made it
+      checkpoints/         stage checkpoints (resume after a crash)
+      gallery.npz          a few test images with their maps, for the report's heatmap gallery
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from suite import metrics as M
+from suite.config import Config, save_yaml
+from suite.data import load_arrays, load_category
+from suite.data.augment import pseudo_anomalies
+from suite.methods.base import TrainContext, TrainedMethod
+from suite.records import TrialRecord, code_versions, node_info, write_record
+from suite.stage_cache import StageCache
+from suite.training import resolve_device, seed_everything
+
+ReportFn = Callable[[dict[str, Any], "str | None"], None]
+
+METHOD_MODULES = {
+    "rcae": "suite.methods.rcae",
+    "convae": "suite.methods.rcae",
+    "fae": "suite.methods.fae",
+    "hfr": "suite.methods.hfr",
+}
+
+RECORD_NAME = "record.json"
+
+
+def method_trainer(method: str) -> Callable[[TrainContext], TrainedMethod]:
+    return importlib.import_module(METHOD_MODULES[method]).train
+
+
+def validation_set(
+    val_images: torch.Tensor, donors: torch.Tensor, cfg: Config
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Held-out train normals plus synthetic anomalies made from them (never test images).
+
+    Returns images (M, 3, H, W), masks (M, 1, H, W), labels (M,). Deterministic given the seed.
+    """
+    gen = torch.Generator().manual_seed(cfg.runtime.seed + 7919)
+    n_anom = max(1, int(round(len(val_images) * cfg.data.val_anomaly_ratio)))
+    src = val_images[torch.arange(n_anom) % len(val_images)]
+    anomalous, masks = pseudo_anomalies(src, cfg.augment, gen, donors=donors[: min(8, len(donors))])
+    images = torch.cat([val_images, anomalous])
+    all_masks = torch.cat([torch.zeros_like(masks[:1]).expand(len(val_images), -1, -1, -1), masks])
+    labels = torch.cat([torch.zeros(len(val_images)), torch.ones(n_anom)]).long()
+    return images, all_masks, labels
+
+
+@torch.inference_mode()
+def predict_all(
+    method: TrainedMethod, images: torch.Tensor, device: torch.device, batch_size: int = 16, keep: bool = False
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Maps (N, H, W) and scores (N,) for all images; with ``keep``, every output array too."""
+    maps, scores = [], []
+    kept: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(images), batch_size):
+        out = method.predict(images[i : i + batch_size].to(device))
+        maps.append(out["map"][:, 0].float().cpu().numpy())
+        scores.append(method.score(out["map"]).float().cpu().numpy())
+        if keep:
+            for key, value in out.items():
+                kept.setdefault(key, []).append(value.float().cpu().numpy())
+    return (
+        np.concatenate(maps),
+        np.concatenate(scores),
+        {k: np.concatenate(v) for k, v in kept.items()},
+    )
+
+
+def evaluate(
+    maps: np.ndarray, scores: np.ndarray, masks: np.ndarray, labels: np.ndarray, with_aupro: bool
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    out.update(M.image_metrics(labels, scores))
+    if masks.any():
+        out.update(M.pixel_metrics(masks.reshape(maps.shape), maps, with_aupro=with_aupro))
+    return {k: float(v) for k, v in out.items()}
+
+
+def gallery_indices(scores: np.ndarray, labels: np.ndarray, count: int) -> list[int]:
+    """The best and worst scored test images: top anomalous, lowest anomalous, top normal, ..."""
+    if count <= 0:
+        return []
+    order = np.argsort(-scores, kind="stable")
+    anomalous = [i for i in order if labels[i] == 1]
+    normal = [i for i in order if labels[i] == 0]
+    picks: list[int] = []
+    pools = [anomalous, anomalous[::-1], normal]
+    while len(picks) < count and any(pools):
+        for pool in pools:
+            while pool and pool[0] in picks:
+                pool.pop(0)
+            if pool and len(picks) < count:
+                picks.append(int(pool.pop(0)))
+    return picks
+
+
+def _save_gallery(path: Path, idx: list[int], images, masks, labels, names, maps, scores, kept, steps) -> None:
+    arrays: dict[str, Any] = {
+        "images": images[idx].numpy().astype(np.float16),
+        "masks": masks[idx, 0].astype(np.uint8),
+        "labels": labels[idx],
+        "names": np.array([names[i] for i in idx]),
+        "maps": maps[idx].astype(np.float16),
+        "scores": scores[idx],
+        "steps": np.array(steps),
+    }
+    for key in ("recons", "details"):
+        if key in kept:
+            arrays[key] = np.clip(kept[key][idx], 0, 1).astype(np.float16)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _measure_cost(method: TrainedMethod, cfg: Config, device: torch.device) -> dict[str, Any]:
+    from suite.cost import count_params, measure_cost
+
+    size = cfg.data.image_size
+    example = torch.rand(1, 3, size, size, device=device)
+    params = sum(count_params(m) for m in method.modules.values())
+
+    def infer(x: torch.Tensor) -> torch.Tensor:
+        return method.predict(x)["map"]
+
+    cost = measure_cost(infer, example, batch_sizes=(1, 8), repeats=5, warmup=2, device=str(device), params=params)
+    return cost
+
+
+def run_trial(
+    config: Config,
+    out_dir: str | Path,
+    report: ReportFn | None = None,
+    *,
+    stage_cache: str | Path | None = None,
+    trial_id: str | None = None,
+    sweep: str | None = None,
+    node: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrialRecord:
+    """Train the stages ``config`` enables, evaluate on validation and test, write the record.
+
+    ``report(metrics, checkpoint_dir)`` is called after periodic validations (when
+    ``train.eval_every`` > 0) and once at the end with the final validation metrics (keys
+    prefixed ``val_``) — this is where a sweep's scheduler plugs in. Stage checkpoints in
+    ``out_dir/checkpoints`` make a re-run resume; ``stage_cache`` shares finished stages between
+    trials. Failures are recorded (status "failed", the error) and re-raised.
+    """
+    cfg = config
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    save_yaml(cfg, out / "config.yaml")
+    record = TrialRecord(
+        config=cfg.to_dict(),
+        config_hash=cfg.hash(),
+        dataset=cfg.data.dataset,
+        category=cfg.data.category,
+        method=cfg.model.method,
+        trial_id=trial_id,
+        sweep=sweep,
+        seed=cfg.runtime.seed,
+        node={**node_info(), **(node or {})},
+        versions=code_versions(),
+    )
+    try:
+        _run(cfg, out, ckpt_dir, record, report, stage_cache, log)
+    except BaseException as err:
+        record.status = "failed"
+        record.error = f"{type(err).__name__}: {err}"
+        record.history.append({"traceback": traceback.format_exc(limit=8)})
+        write_record(record, out / RECORD_NAME)
+        raise
+    write_record(record, out / RECORD_NAME)
+    return record
+
+
+def _run(cfg, out, ckpt_dir, record, report, stage_cache, log) -> None:
+    t_start = time.perf_counter()
+    if cfg.runtime.threads > 0:
+        torch.set_num_threads(cfg.runtime.threads)
+    device = resolve_device(cfg.runtime.device)
+    gen = seed_everything(cfg.runtime.seed)
+
+    t0 = time.perf_counter()
+    splits = load_category(cfg.data, seed=cfg.runtime.seed)
+    size = cfg.data.image_size
+    train_x, _, _ = load_arrays(splits.train, size)
+    test_x, test_m, test_y = load_arrays(splits.test, size)
+    train_images = torch.from_numpy(train_x)
+    val = None
+    if splits.val:
+        val_x, _, _ = load_arrays(splits.val, size)
+        val = validation_set(torch.from_numpy(val_x), train_images, cfg)
+    record.stage_times["data"] = time.perf_counter() - t0
+    record.cost["n_train"], record.cost["n_val"], record.cost["n_test"] = len(train_x), len(splits.val), len(test_x)
+    log(
+        f"[data] {cfg.data.dataset}/{cfg.data.category}: {len(train_x)} train, {len(splits.val)} val normals, "
+        f"{len(test_x)} test at {size}px ({record.stage_times['data']:.1f}s)"
+    )
+
+    iteration = 0
+
+    def val_metrics(method_like: TrainedMethod) -> dict[str, float]:
+        assert val is not None
+        vmaps, vscores, _ = predict_all(method_like, val[0], device)
+        return evaluate(vmaps, vscores, val[1].numpy(), val[2].numpy(), with_aupro=False)
+
+    def on_epoch_end(stage: str, epoch: int, loss: float, probe: TrainedMethod | None) -> None:
+        nonlocal iteration
+        every = cfg.train.eval_every
+        entry: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": loss}
+        if every and epoch % every == 0 and probe is not None and val is not None:
+            # A cheap stage-so-far validation, so schedulers (ASHA) can stop weak trials early.
+            iteration += 1
+            entry.update({f"val_{k}": v for k, v in val_metrics(probe).items()})
+            entry["iteration"] = iteration
+            if report is not None:
+                report({**entry, "final": False}, str(ckpt_dir))
+        record.history.append(entry)
+
+    ctx = TrainContext(
+        cfg=cfg,
+        device=device,
+        generator=gen,
+        train_images=train_images,
+        checkpoint_dir=ckpt_dir,
+        stage_cache=StageCache(stage_cache) if stage_cache else None,
+        log=log,
+        on_epoch_end=on_epoch_end,
+    )
+    method = method_trainer(cfg.model.method)(ctx)
+    record.stage_times.update(method.stage_times)
+    record.info.update(method.info)
+
+    t0 = time.perf_counter()
+    if val is not None:
+        record.metrics["val"] = val_metrics(method)
+    tmaps, tscores, kept = predict_all(method, torch.from_numpy(test_x), device, keep=cfg.eval.save_maps > 0)
+    record.metrics["test"] = evaluate(tmaps, tscores, test_m, test_y, with_aupro=cfg.eval.aupro)
+    record.stage_times["eval"] = time.perf_counter() - t0
+    if cfg.eval.save_maps > 0:
+        idx = gallery_indices(tscores, test_y, cfg.eval.save_maps)
+        names = [f"{s.defect}/{Path(s.image_path).name}" for s in splits.test]
+        _save_gallery(out / "gallery.npz", idx, torch.from_numpy(test_x), test_m, test_y, names, tmaps, tscores,
+                      kept, method.steps)
+        record.artifacts["gallery"] = "gallery.npz"
+    if cfg.eval.cost:
+        record.cost.update(_measure_cost(method, cfg, device))
+    record.stage_times["total"] = time.perf_counter() - t_start
+    log(_summary_line(record))
+    if report is not None:
+        final = {f"val_{k}": v for k, v in record.metrics.get("val", {}).items()}
+        final.update({"iteration": iteration + 1, "final": True})
+        for key in ("latency_ms", "gflops", "params"):
+            if key in record.cost:
+                final[key] = record.cost[key]
+        report(final, str(ckpt_dir))
+
+
+def _summary_line(record: TrialRecord) -> str:
+    parts = []
+    for split, values in record.metrics.items():
+        vals = " ".join(f"{k}={v:.3f}" for k, v in values.items() if k in ("i_auroc", "p_auroc", "aupro"))
+        parts.append(f"{split}: {vals}")
+    return f"[result] {record.dataset}/{record.category} {record.method}: " + " | ".join(parts)
+
+
+def format_metrics_table(record: TrialRecord) -> str:
+    """A small text table of a record's metrics (rows = splits), for the CLI."""
+    names = ["i_auroc", "p_auroc", "aupro", "i_ap", "p_ap", "i_f1max", "p_f1max"]
+    lines = ["split  " + "  ".join(f"{n:>8}" for n in names)]
+    for split, values in record.metrics.items():
+        cells = "  ".join(f"{values[n]:8.4f}" if n in values else f"{'-':>8}" for n in names)
+        lines.append(f"{split:<6} {cells}")
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in record.stage_times.items())
+    lines.append(f"time: {times}")
+    if "latency_ms" in record.cost:
+        lines.append(
+            f"cost: params {record.cost.get('params', 0):,}, {record.cost.get('gflops', 0):.3f} GFLOPs, "
+            f"{record.cost['latency_ms']:.1f} ms/image"
+        )
+    return "\n".join(lines)

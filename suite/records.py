@@ -1,0 +1,167 @@
+"""Trial records: the one artifact reports are built from.
+
+One ``TrialRecord`` JSON per (trial, category). It carries the full config, its hash, metrics per
+split, cost, per-stage wall times and the versions of the code and libraries that made it, so a
+table can be rebuilt, merged across machines and diffed without retraining.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RECORD_VERSION = 1
+RECORD_GLOB = "record*.json"
+
+
+@dataclass
+class TrialRecord:
+    config: dict[str, Any]  # Config.to_dict()
+    config_hash: str
+    dataset: str
+    category: str
+    method: str
+    status: str = "ok"  # ok | failed | stopped
+    error: str | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> name -> value
+    cost: dict[str, Any] = field(default_factory=dict)  # params, gflops, latency_ms, ...
+    stage_times: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    history: list[dict[str, Any]] = field(default_factory=list)  # periodic validation reports
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> path relative to the record
+    info: dict[str, Any] = field(default_factory=dict)  # method facts: stage cache hits, pretrained backbone
+    trial_id: str | None = None
+    sweep: str | None = None
+    seed: int = 0
+    selection: str = "val"  # which split selected this configuration: val | test
+    node: dict[str, Any] = field(default_factory=dict)  # hostname, ray node id (when under Ray)
+    versions: dict[str, Any] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    record_version: int = RECORD_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrialRecord":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"record has unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """Commit of the code that runs (with '-dirty' when the tree has changes), or None outside git."""
+    here = Path(cwd) if cwd else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+_VERSIONS: dict[str, Any] | None = None
+
+
+def code_versions() -> dict[str, Any]:
+    """Versions of this package, python and the numeric libraries, plus the git commit."""
+    global _VERSIONS
+    if _VERSIONS is None:
+        import numpy
+
+        from suite import __version__
+
+        versions: dict[str, Any] = {
+            "rcsuite": __version__,
+            "git_commit": git_commit(),
+            "python": platform.python_version(),
+            "numpy": numpy.__version__,
+            "platform": platform.platform(),
+        }
+        torch = sys.modules.get("torch")
+        if torch is None:
+            try:
+                import torch  # noqa: F811
+            except ImportError:
+                torch = None
+        if torch is not None:
+            versions["torch"] = torch.__version__
+        _VERSIONS = versions
+    return dict(_VERSIONS)
+
+
+def node_info() -> dict[str, Any]:
+    return {"hostname": socket.gethostname(), "pid": os.getpid()}
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """Write JSON to ``path`` via a temp file and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_record(record: TrialRecord, path: str | Path) -> Path:
+    return atomic_write_json(path, record.to_dict())
+
+
+def read_record(path: str | Path) -> TrialRecord:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read record {path}: {err}") from err
+    try:
+        return TrialRecord.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"record {path} is malformed: {err}") from err
+
+
+def find_records(*roots: str | Path) -> list[Path]:
+    """All record JSON files below the given folders (or the files themselves), sorted."""
+    found: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if root.is_file():
+            found.append(root)
+        elif root.is_dir():
+            found.extend(p for p in root.rglob(RECORD_GLOB) if not p.name.startswith("."))
+        else:
+            raise FileNotFoundError(f"no such record file or folder: {root}")
+    return sorted(set(found))

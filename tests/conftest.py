@@ -1,0 +1,27 @@
+"""Repository-wide test setup: make ``suite`` importable, register markers, shared fixtures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than ~5 s; deselect with -m 'not slow'")
+
+
+@pytest.fixture
+def bottle_root() -> Path:
+    """Root of the real MVTec AD bottle data (``<shared data>/mvtec_bottle_256``); skips if absent."""
+    from suite.data import shared_data_dir
+
+    root = shared_data_dir() / "mvtec_bottle_256"
+    if not (root / "bottle" / "train" / "good").is_dir():
+        pytest.skip(f"real MVTec bottle data not found at {root} (set RCSUITE_DATA_DIR to its parent folder)")
+    return root
