@@ -52,7 +52,7 @@ class AugmentConfig:
     line_length: list[int] = field(default_factory=lambda: [50, 150])  # px at 256, scaled with image size
     num_lines: list[int] = field(default_factory=lambda: [1, 4])
     noise_std: float = 0.0  # Gaussian noise std on the training input (images in [0, 1])
-    noise_on_target: bool = False  # also add (independent) noise to the target, as in the FAE paper
+    noise_on_target: bool = False  # also add noise to the target (an independent draw; FAE shares one draw)
     flip: bool = False  # random horizontal/vertical flips of the clean normals (category dependent)
     rotate: bool = False  # random 90-degree rotations of the clean normals
 
@@ -77,8 +77,13 @@ class FAEConfig:
     """FAE (noise & pattern filtering AE) knobs; see suite/models/fae.py for the paper's values."""
 
     width: int = 32  # U-Net base width
+    levels: int = 3  # U-Net down/up-sampling steps; image_size must be divisible by 2**levels
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # bottleneck dilated convs
     texture_root: str | None = None  # DTD-like folder of texture images; None = procedural textures
+    texture_max_count: int | None = None  # cap on textures loaded (evenly spaced, deterministic subset)
+    ellipse_count: list[int] = field(default_factory=lambda: [0, 2])  # elastic ellipses per image (min, max)
+    stroke_count: list[int] = field(default_factory=lambda: [0, 3])  # thin strokes per image (min, max)
+    stroke_radius: list[float] = field(default_factory=lambda: [0.002, 0.02])  # half-thickness / image side
     use_shapes: bool = True  # elastic ellipses + thin strokes (False = rectangles)
     use_textures: bool = True  # texture fill (False = uniform random colour)
     vary_opacity: bool = True  # opacity in [opacity_min, 1] (False = always opaque)
@@ -101,6 +106,7 @@ class HFRConfig:
     pretrained: bool = True  # load torchvision weights (needs network) unless backbone_weights is set
     backbone_weights: str | None = None  # local state_dict file, loaded with weights_only=True
     sigma: float = 4.0  # Gaussian smoothing of the anomaly map
+    normalise_by_area: bool = False  # weight each level's residual by 1/area (the printed Eq. 9)
     optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.4
     momentum: float = 0.9
@@ -184,6 +190,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "data": {"image_size": 128},
         "model": {"depth": 5, "width": 16, "crd_pool": 2},
+        "fae": {"width": 16},
         "train": {
             "stage1": {"epochs": 150, "lr": 1e-3, "batch_size": 16},
             "stage2": {"epochs": 40, "lr": 1e-3, "batch_size": 16},
@@ -194,7 +201,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "data": {"image_size": 32},
         "model": {"depth": 2, "width": 8, "dpn_width": 8, "crd_width": 4, "crd_pool": 1},
-        "fae": {"width": 8, "dilations": [1, 2]},
+        "fae": {"width": 8, "dilations": [1, 2], "levels": 2},
+        "hfr": {"pretrained": False},
         "train": {
             "stage1": {"epochs": 2, "lr": 2e-3, "batch_size": 8},
             "stage2": {"epochs": 1, "lr": 2e-3, "batch_size": 8},
@@ -314,6 +322,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'fae.discrepancy' must be mse, ssim or gms")
     if cfg.fae.score not in ("sum", "max"):
         raise ConfigError("config key 'fae.score' must be sum or max")
+    if m.method == "fae" and d.image_size % (2 ** cfg.fae.levels) != 0:
+        raise ConfigError(
+            f"config key 'data.image_size': {d.image_size} is not divisible by 2**fae.levels = {2 ** cfg.fae.levels}"
+        )
     if cfg.hfr.backbone not in ("resnet18", "wide_resnet50_2"):
         raise ConfigError("config key 'hfr.backbone' must be resnet18 or wide_resnet50_2")
     return cfg

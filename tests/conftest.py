@@ -14,6 +14,11 @@ if str(REPO_ROOT) not in sys.path:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than ~5 s; deselect with -m 'not slow'")
+    # One intra-op thread: on a loaded 2-core machine torch's default of 2 threads makes tiny
+    # models 10-50x slower (thread contention), and results do not depend on the thread count.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ scores come from ``score``.
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +18,8 @@ import torch
 from torch import nn
 
 from suite.config import Config
-from suite.stage_cache import StageCache
+from suite.stage_cache import StageCache, stage_key
+from suite.training import load_checkpoint
 
 
 @dataclass
@@ -41,3 +44,41 @@ class TrainedMethod:
     stage_times: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # e.g. stage1_from_cache, backbone_pretrained
     steps: list[int] = field(default_factory=list)  # recursion steps in recons/details, if any
+
+
+def cached_stage(
+    ctx: TrainContext,
+    stage: str,
+    module: nn.Module,
+    run: Callable[[str], object],
+) -> tuple[float, bool]:
+    """Train ``stage`` via ``run(checkpoint_path)`` or load it from the shared stage cache.
+
+    Returns (seconds, from_cache). The trial's own checkpoint folder is used for resume; a
+    finished stage is published to the cache (key: ``suite.stage_cache.stage_key``) under a lock
+    so concurrent trials train it once. Shared by every method's trainer.
+    """
+    own = ctx.checkpoint_dir / f"{stage}.pt"
+    cache = ctx.stage_cache
+    t0 = time.perf_counter()
+    if cache is None:
+        run(str(own))
+        return time.perf_counter() - t0, False
+    key = stage_key(ctx.cfg, stage)
+    if cache.has(key):
+        module.load_state_dict(load_checkpoint(cache.path(key))["model"])
+        cache.note(key, "hit")
+        ctx.log(f"[{stage}] loaded from stage cache ({key})")
+        return time.perf_counter() - t0, True
+    with cache.lock(key):
+        if cache.has(key):  # another trial built it while we waited
+            module.load_state_dict(load_checkpoint(cache.path(key))["model"])
+            cache.note(key, "hit")
+            ctx.log(f"[{stage}] loaded from stage cache after waiting ({key})")
+            return time.perf_counter() - t0, True
+        run(str(own))
+        tmp = cache.path(key).with_name(f".{key}.tmp")
+        shutil.copyfile(own, tmp)
+        tmp.replace(cache.path(key))
+        cache.note(key, "build")
+    return time.perf_counter() - t0, False

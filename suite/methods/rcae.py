@@ -9,20 +9,16 @@ pixel by clean-train statistics and smoothed.
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from suite.data.augment import pseudo_anomalies, training_pair
 from suite.losses import detail_loss, detection_loss, reconstruction_loss, sample_depth
-from suite.methods.base import TrainContext, TrainedMethod
+from suite.methods.base import TrainContext, TrainedMethod, cached_stage
 from suite.models import CRD, DPN, ConvAE, RcAE
 from suite.scoring import ResidualStandardizer, gaussian_blur, topk_mean
-from suite.stage_cache import stage_key
-from suite.training import freeze, load_checkpoint, train_stage
+from suite.training import freeze, train_stage
 
 
 def build_networks(ctx: TrainContext) -> dict[str, nn.Module]:
@@ -80,45 +76,6 @@ class RcAEInference:
         return out
 
 
-def _cached_stage(
-    ctx: TrainContext,
-    stage: str,
-    module: nn.Module,
-    run: Callable[[str], object],
-) -> tuple[float, bool]:
-    """Train ``stage`` via ``run(checkpoint_path)`` or load it from the shared stage cache.
-
-    Returns (seconds, from_cache). The trial's own checkpoint folder is used for resume; a
-    finished stage is published to the cache under a lock so concurrent trials train it once.
-    """
-    own = ctx.checkpoint_dir / f"{stage}.pt"
-    cache = ctx.stage_cache
-    t0 = time.perf_counter()
-    if cache is None:
-        run(str(own))
-        return time.perf_counter() - t0, False
-    key = stage_key(ctx.cfg, stage)
-    if cache.has(key):
-        module.load_state_dict(load_checkpoint(cache.path(key))["model"])
-        cache.note(key, "hit")
-        ctx.log(f"[{stage}] loaded from stage cache ({key})")
-        return time.perf_counter() - t0, True
-    with cache.lock(key):
-        if cache.has(key):  # another trial built it while we waited
-            module.load_state_dict(load_checkpoint(cache.path(key))["model"])
-            cache.note(key, "hit")
-            ctx.log(f"[{stage}] loaded from stage cache after waiting ({key})")
-            return time.perf_counter() - t0, True
-        run(str(own))
-        import shutil
-
-        tmp = cache.path(key).with_name(f".{key}.tmp")
-        shutil.copyfile(own, tmp)
-        tmp.replace(cache.path(key))
-        cache.note(key, "build")
-    return time.perf_counter() - t0, False
-
-
 def train(ctx: TrainContext) -> TrainedMethod:
     cfg, device, gen = ctx.cfg, ctx.device, ctx.generator
     nets = build_networks(ctx)
@@ -170,7 +127,7 @@ def train(ctx: TrainContext) -> TrainedMethod:
         train_stage("stage1", ae, stage1_loss, images, cfg.train.stage1, checkpoint_path=path,
                     on_epoch_end=epoch_hook, **common)
 
-    stage_times["stage1"], info["stage1_from_cache"] = _cached_stage(ctx, "stage1", ae, run1)
+    stage_times["stage1"], info["stage1_from_cache"] = cached_stage(ctx, "stage1", ae, run1)
     freeze(ae)
 
     # ---- stage 2: DPN on clean normals, reconstruction network frozen
@@ -186,7 +143,7 @@ def train(ctx: TrainContext) -> TrainedMethod:
         def run2(path: str) -> None:
             train_stage("stage2", dpn, stage2_loss, images, cfg.train.stage2, checkpoint_path=path, **common)
 
-        stage_times["stage2"], info["stage2_from_cache"] = _cached_stage(ctx, "stage2", dpn, run2)
+        stage_times["stage2"], info["stage2_from_cache"] = cached_stage(ctx, "stage2", dpn, run2)
         freeze(dpn)
 
     # ---- stage 3: CRD on pseudo-anomalies, everything before frozen
@@ -209,7 +166,7 @@ def train(ctx: TrainContext) -> TrainedMethod:
         def run3(path: str) -> None:
             train_stage("stage3", crd, stage3_loss, images, cfg.train.stage3, checkpoint_path=path, **common)
 
-        stage_times["stage3"], info["stage3_from_cache"] = _cached_stage(ctx, "stage3", crd, run3)
+        stage_times["stage3"], info["stage3_from_cache"] = cached_stage(ctx, "stage3", crd, run3)
         freeze(crd)
 
     # ---- scoring

@@ -1,0 +1,121 @@
+"""FAE baseline ("Noise & Pattern" filtering autoencoder) trained by ``run_trial``: stage 1 only.
+
+Training (paper Eq. 1 in its simplified form, with the noise of Eq. 3): each batch of clean normals
+``x`` is flipped / rotated when ``augment.flip`` / ``augment.rotate`` are on (the paper's
+category-dependent augmentation), corrupted into ``x~`` by the FAE corruption model
+(suite/data/fae_corruption.py) and given ONE Gaussian draw ``eps`` shared by input and target. The
+U-Net ``f`` (suite/models/fae.py) minimises the mean squared error
+
+    L = mean over pixels and channels of (f(x~ + eps) - (x + eps))^2
+
+which is the paper's squared L2 norm up to a constant factor (the pixel count), so Adam behaves
+the same. Epochs, batch size and Adam's settings come from ``train.stage1``.
+
+Texture fills come from ``fae.texture_root`` (a DTD-like folder, read once per trial and kept in a
+small per-process cache) or, without a folder, from a bank of procedural textures made once per
+trial from the seed (its own generator, so a resumed trial sees the same bank).
+
+Inference: ``map = M_s^n(d(x, f(x)))`` (``fae_anomaly_map``: discrepancy ``fae.discrepancy``
+smoothed by a ``fae.filter_size`` mean filter ``fae.filter_repeats`` times), image score =
+``fae.score`` (sum | max) of the map (``fae_image_score``). ``recons`` (B, 1, 3, H, W) is returned
+for the report's gallery.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from suite.config import Config
+from suite.data.augment import random_flips_rotations
+from suite.data.fae_corruption import fae_training_pair, load_textures, procedural_textures
+from suite.methods.base import TrainContext, TrainedMethod, cached_stage
+from suite.models.fae import FAEUNet, build_fae, fae_anomaly_map, fae_image_score
+from suite.training import freeze, train_stage
+
+PROCEDURAL_BANK_SIZE = 64  # procedural textures made per trial when fae.texture_root is unset
+# Offset of the texture bank's seed from runtime.seed, so the bank does not replay the draws of
+# the training generator.
+BANK_SEED_OFFSET = 104_729
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_textures(root: str, size: int, max_count: int | None) -> torch.Tensor:
+    # Trials of one sweep running in the same worker process share the decoded folder.
+    return load_textures(root, size, max_count)
+
+
+def texture_bank(cfg: Config) -> tuple[torch.Tensor | None, str]:
+    """The fills for this trial's corruptions and a short description of where they came from.
+
+    None when ``fae.use_textures`` is off (uniform colour fills need no bank).
+    """
+    fae, size = cfg.fae, cfg.data.image_size
+    if not fae.use_textures:
+        return None, "none (uniform colour fills)"
+    if fae.texture_root:
+        try:
+            bank = _cached_textures(str(fae.texture_root), size, fae.texture_max_count)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"config key 'fae.texture_root': {err}") from err
+        return bank, f"folder {fae.texture_root}"
+    gen = torch.Generator().manual_seed(cfg.runtime.seed + BANK_SEED_OFFSET)
+    return procedural_textures(PROCEDURAL_BANK_SIZE, size, gen), "procedural"
+
+
+def fae_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between ``f(x~ + eps)`` and ``x + eps``."""
+    return F.mse_loss(prediction, target)
+
+
+def train(ctx: TrainContext) -> TrainedMethod:
+    cfg, device = ctx.cfg, ctx.device
+    net: FAEUNet = build_fae(cfg.fae, in_ch=3, levels=cfg.fae.levels).to(device)
+    textures, texture_source = texture_bank(cfg)
+    info: dict[str, object] = {
+        "texture_source": texture_source,
+        "texture_count": 0 if textures is None else int(textures.shape[0]),
+    }
+
+    def stage1_loss(model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        clean = random_flips_rotations(batch.cpu(), cfg.augment.flip, cfg.augment.rotate, g)
+        inputs, targets = fae_training_pair(clean, cfg.fae, g, textures=textures)
+        return fae_loss(model(inputs.to(device)), targets.to(device))
+
+    def predict(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        recon = net(images)
+        return {"map": fae_anomaly_map(images, recon, cfg.fae), "recons": recon.unsqueeze(1)}
+
+    def score(maps: torch.Tensor) -> torch.Tensor:
+        return fae_image_score(maps, cfg.fae)
+
+    probe = TrainedMethod(predict=predict, score=score, modules={"fae": net}, steps=[1])
+
+    def epoch_hook(epoch: int, loss: float) -> None:
+        if ctx.on_epoch_end is not None:
+            was_training = net.training
+            net.eval()
+            ctx.on_epoch_end("stage1", epoch, loss, probe)
+            net.train(was_training)
+
+    def run1(path: str) -> None:
+        train_stage(
+            "stage1", net, stage1_loss, ctx.train_images, cfg.train.stage1,
+            device=device, generator=ctx.generator, checkpoint_path=path,
+            checkpoint_every=cfg.train.checkpoint_every, config_dict=cfg.to_dict(),
+            on_epoch_end=epoch_hook, max_time_s=cfg.train.max_time_s, amp=cfg.train.amp, log=ctx.log,
+        )
+
+    seconds, info["stage1_from_cache"] = cached_stage(ctx, "stage1", net, run1)
+    freeze(net)
+    return TrainedMethod(
+        predict=predict,
+        score=score,
+        modules={"fae": net},
+        stage_times={"stage1": seconds},
+        info=info,
+        steps=[1],
+    )
