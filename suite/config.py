@@ -150,6 +150,7 @@ class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int = 0  # DataLoader workers
     threads: int = 0  # torch intra-op threads (0 = leave torch's default)
+    preset: str | None = None  # the preset the config was built from (set by build_config; reports show it)
 
 
 @dataclass
@@ -345,6 +346,12 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"override {text!r}: cannot parse value: {err}") from err
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; on the command line it means a number.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     return key, value
 
 
@@ -370,6 +377,7 @@ def build_config(
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
         _merge_into(cfg, copy.deepcopy(PRESETS[preset]))
+        cfg.runtime.preset = preset
     if base:
         _merge_into(cfg, copy.deepcopy(base))
     if file:

@@ -91,3 +91,5 @@ def test_parse_override_requires_equals():
     with pytest.raises(ConfigError):
         parse_override("model.depth")
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+    assert parse_override("train.stage1.lr=1e-4") == ("train.stage1.lr", 1e-4)
+    assert parse_override("data.category=bottle") == ("data.category", "bottle")

@@ -1,0 +1,514 @@
+"""From stored ``TrialRecord`` JSON files to one flat table, and the statistics reports need.
+
+Nothing here trains or imports torch / ray: every number comes from the record files, so a report
+can be rebuilt on any machine from the run folders alone.
+
+Vocabulary
+- *record*: one ``TrialRecord`` (one trial on one category).
+- *configuration*: the records' config minus the keys that do not change the model or its data
+  (category, dataset root, seed, devices, bookkeeping); seeds of one configuration are averaged.
+- *label*: a short name of a configuration, ``method`` plus the config keys that vary among the
+  loaded records of that method, e.g. ``"rcae depth=3 coverage=0.5"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from suite.config import flatten
+from suite.records import TrialRecord, find_records, read_record
+
+SPLITS = ("val", "test")
+METRICS = ("i_auroc", "p_auroc", "aupro", "i_ap", "p_ap", "i_f1max", "p_f1max")
+COSTS = ("params", "gflops", "latency_ms", "latency_ms_batch", "throughput_ips", "peak_mem_mb")
+STAGES = ("stage1", "stage2", "stage3")
+STATUSES = ("ok", "failed", "stopped")
+
+METRIC_NAMES = {
+    "i_auroc": "I-AUROC",
+    "p_auroc": "P-AUROC",
+    "aupro": "AUPRO",
+    "i_ap": "I-AP",
+    "p_ap": "P-AP",
+    "i_f1max": "I-F1max",
+    "p_f1max": "P-F1max",
+}
+METHOD_NAMES = {"rcae": "RcAE", "convae": "ConvAE", "fae": "FAE", "hfr": "HFR-AE"}
+DATASET_NAMES = {"mvtec": "MVTec AD", "visa": "VisA", "folder": "folder", "synthetic": "synthetic"}
+
+# The orders the benchmarks' papers use (textures first for MVTec AD, as in the RcAE paper's text).
+CATEGORY_ORDER = {
+    "mvtec": (
+        "carpet", "grid", "leather", "tile", "wood",
+        "bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw", "toothbrush",
+        "transistor", "zipper",
+    ),
+    "visa": (
+        "candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2",
+        "pcb1", "pcb2", "pcb3", "pcb4", "pipe_fryum",
+    ),
+}
+DATASET_ORDER = ("mvtec", "visa")
+
+# Config keys that do not define a configuration: where the data lives, which category, seeds,
+# devices and bookkeeping. Records differing only in these are the same configuration.
+NON_CONFIG_KEYS = frozenset(
+    {
+        "data.root",
+        "data.category",
+        "data.dataset",
+        "runtime.seed",
+        "runtime.preset",
+        "runtime.device",
+        "runtime.num_workers",
+        "runtime.threads",
+        "eval.save_maps",
+        "eval.cost",
+        "eval.aupro",
+        "train.checkpoint_every",
+        "train.eval_every",
+        "train.amp",
+        "train.max_time_s",
+        "fae.texture_root",
+        "hfr.backbone_weights",
+    }
+)
+# Order of config sections in a label: the model first, then what it is trained on.
+_LABEL_SECTION_ORDER = ("model", "augment", "data", "fae", "hfr", "train", "eval", "runtime")
+
+
+# ----------------------------------------------------------------------------------------------
+# loading
+
+
+@dataclass
+class RecordSet:
+    """Records read from run folders, with the files that could not be read (never dropped silently)."""
+
+    records: list[TrialRecord] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def load_records(*roots: str | Path) -> RecordSet:
+    """Read every ``record*.json`` under ``roots``; malformed files go to ``unreadable``."""
+    out = RecordSet()
+    for path in find_records(*roots):
+        try:
+            record = read_record(path)
+        except ValueError as err:
+            out.unreadable.append((path, str(err)))
+            continue
+        out.records.append(record)
+        out.paths.append(path)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the flat frame
+
+
+def _hashable(value: Any) -> Any:
+    """Lists become tuples so config values can be grouped and compared."""
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def _number(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def record_row(record: TrialRecord, path: str | Path | None = None) -> dict[str, Any]:
+    """One flat row: identity, ``config.*``, ``<split>.<metric>``, ``cost.*``, ``time.*``."""
+    row: dict[str, Any] = {
+        "record_path": str(path) if path is not None else None,
+        "trial_id": record.trial_id,
+        "sweep": record.sweep,
+        "seed": record.seed,
+        "status": record.status,
+        "error": record.error,
+        "dataset": record.dataset,
+        "category": record.category,
+        "method": record.method,
+        "selection": record.selection,
+        "config_hash": record.config_hash,
+        "created": record.created,
+        "hostname": (record.node or {}).get("hostname"),
+        "version.git_commit": (record.versions or {}).get("git_commit"),
+        "version.rcsuite": (record.versions or {}).get("rcsuite"),
+        "version.torch": (record.versions or {}).get("torch"),
+    }
+    for key, value in flatten(record.config or {}, "config.").items():
+        row[key] = _hashable(value)
+    for split in SPLITS:
+        values = (record.metrics or {}).get(split, {}) or {}
+        for name in METRICS:
+            row[f"{split}.{name}"] = _number(values.get(name))
+    for split, values in (record.metrics or {}).items():  # extra splits or metrics are kept too
+        for name, value in (values or {}).items():
+            row.setdefault(f"{split}.{name}", _number(value))
+    cost = record.cost or {}
+    for name in COSTS:
+        row[f"cost.{name}"] = _number(cost.get(name))
+    for name, value in cost.items():
+        if name not in COSTS:
+            row[f"cost.{name}"] = value if isinstance(value, (bool, str)) or value is None else _number(value)
+    times = record.stage_times or {}
+    for stage in STAGES:
+        row[f"time.{stage}"] = _number(times.get(stage))
+    for stage, value in times.items():
+        row.setdefault(f"time.{stage}", _number(value))
+    stage_values = [_number(v) for v in times.values()]
+    row["time.total"] = float(np.nansum(stage_values)) if stage_values else math.nan
+    gallery = (record.artifacts or {}).get("gallery")
+    if gallery and path is not None:
+        row["gallery"] = str((Path(path).parent / gallery).resolve())
+    else:
+        row["gallery"] = None
+    return row
+
+
+def records_frame(
+    records: RecordSet | Sequence[TrialRecord], paths: Sequence[str | Path] | None = None
+) -> pd.DataFrame:
+    """One row per record (see ``record_row``) plus a ``label`` column naming its configuration."""
+    if isinstance(records, RecordSet):
+        paths = records.paths
+        records = records.records
+    if paths is not None and len(paths) != len(records):
+        raise ValueError(f"records_frame: {len(records)} records but {len(paths)} paths")
+    rows = [record_row(r, paths[i] if paths is not None else None) for i, r in enumerate(records)]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=["record_path", "status", "dataset", "category", "method", "seed"])
+    frame["label"] = configuration_labels(frame)
+    return frame
+
+
+def frame_for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tuples (config lists) written as JSON-like lists so the CSV reads back unambiguously."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: "[" + ", ".join(map(str, v)) + "]" if isinstance(v, tuple) else v)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# configurations and labels
+
+
+def config_columns(frame: pd.DataFrame) -> list[str]:
+    """``config.*`` columns that define a configuration (see ``NON_CONFIG_KEYS``)."""
+    return [c for c in frame.columns if c.startswith("config.") and c[len("config."):] not in NON_CONFIG_KEYS]
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for v in values:
+        if isinstance(v, float) and math.isnan(v):
+            v = None
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+def varying_keys(frame: pd.DataFrame) -> list[str]:
+    """Configuration keys (``config.`` stripped) with more than one value among the rows."""
+    keys = [c for c in config_columns(frame) if len(_distinct(frame[c])) > 1]
+    return sorted((c[len("config."):] for c in keys), key=_label_key_order)
+
+
+def _label_key_order(key: str) -> tuple[int, str]:
+    section = key.split(".", 1)[0]
+    rank = _LABEL_SECTION_ORDER.index(section) if section in _LABEL_SECTION_ORDER else len(_LABEL_SECTION_ORDER)
+    return rank, key
+
+
+def short_key_names(keys: Sequence[str]) -> dict[str, str]:
+    """Shortest dotted suffix of each key that is unique among ``keys`` (``model.depth`` -> ``depth``)."""
+    out: dict[str, str] = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-n:])
+            clash = [k for k in keys if k != key and (k == suffix or k.endswith("." + suffix))]
+            if not clash:
+                out[key] = suffix
+                break
+        else:
+            out[key] = key
+    return out
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "None"
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def configuration_labels(frame: pd.DataFrame) -> pd.Series:
+    """``method`` plus ``key=value`` for the config keys that vary among that method's records.
+
+    Variation is judged per method, so an FAE knob swept in FAE trials does not leak into the RcAE
+    labels. Numeric, list and string keys are always shown once they vary (``depth=3``); on/off
+    switches only where they differ from their most common value (``skip=False``), which keeps
+    labels short and still distinct. Records whose configs differ only in ``NON_CONFIG_KEYS``
+    (e.g. the seed) share a label.
+    """
+    if frame.empty or "method" not in frame:
+        return pd.Series([], dtype=object, index=frame.index)
+    labels = pd.Series("", index=frame.index, dtype=object)
+    for method, group in frame.groupby("method", sort=False, dropna=False):
+        keys = varying_keys(group)
+        short = short_key_names(keys)
+        usual: dict[str, bool] = {}
+        for key in keys:
+            values = list(group[f"config.{key}"])
+            if all(_is_bool(v) for v in values):
+                n_true = sum(bool(v) for v in values)
+                usual[key] = n_true >= len(values) - n_true  # ties go to True, the switches' default
+        for idx, row in group.iterrows():
+            parts = [str(method)]
+            for key in keys:
+                value = row[f"config.{key}"]
+                if key in usual and bool(value) == usual[key]:
+                    continue
+                parts.append(f"{short[key]}={format_value(value)}")
+            labels[idx] = " ".join(parts)
+    return labels
+
+
+# ----------------------------------------------------------------------------------------------
+# ordering
+
+
+def dataset_sort_key(dataset: str) -> tuple[int, str]:
+    return (DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else len(DATASET_ORDER), str(dataset))
+
+
+def category_sort_key(dataset: str, category: str) -> tuple[int, str, int, str]:
+    """Standard benchmark order for MVTec AD and VisA; other datasets alphabetical, after them."""
+    order = CATEGORY_ORDER.get(dataset, ())
+    rank = order.index(category) if category in order else len(order)
+    return (*dataset_sort_key(dataset), rank, str(category))
+
+
+def ordered_categories(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(dataset, category) pairs present in ``frame`` in the standard order."""
+    if frame.empty:
+        return []
+    pairs = {(str(d), str(c)) for d, c in zip(frame["dataset"], frame["category"])}
+    return sorted(pairs, key=lambda p: category_sort_key(*p))
+
+
+# ----------------------------------------------------------------------------------------------
+# statistics
+
+
+def ok_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with ``status == ok``: the only ones that enter means (failed ones are listed instead)."""
+    return frame[frame["status"] == "ok"] if "status" in frame else frame
+
+
+def seed_stats(
+    frame: pd.DataFrame, columns: Sequence[str], by: Sequence[str] = ("label", "dataset", "category")
+) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for a single record) and count of ``columns`` per group.
+
+    Output columns: the ``by`` keys, ``n`` (records in the group), ``<col>`` (mean) and
+    ``<col>.std``. NaNs are skipped, so a metric missing in one seed does not hide the others.
+    """
+    by = list(by)
+    columns = [c for c in columns if c in frame.columns]
+    if frame.empty:
+        return pd.DataFrame(columns=[*by, "n", *columns, *(f"{c}.std" for c in columns)])
+    grouped = frame.groupby(by, sort=False, dropna=False)
+    out = grouped.size().rename("n").to_frame()
+    for col in columns:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        g = values.groupby([frame[b] for b in by], sort=False, dropna=False)
+        out[col] = g.mean()
+        out[f"{col}.std"] = g.std(ddof=1)
+    return out.reset_index()
+
+
+def pareto_mask(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``points`` (n, d), every column to be maximised.
+
+    Row q dominates row p when q >= p in every column and q > p in at least one. Identical rows do
+    not dominate each other, so duplicates on the front are all kept. Rows with a NaN are never on
+    the front.
+    """
+    points = np.asarray(points, dtype=float)
+    if points.ndim != 2:
+        raise ValueError(f"pareto_mask expects an (n, d) array, got shape {points.shape}")
+    n = points.shape[0]
+    valid = ~np.isnan(points).any(axis=1)
+    mask = valid.copy()
+    for i in range(n):
+        if not valid[i]:
+            continue
+        others = points[valid]
+        dominated = np.any(np.all(others >= points[i], axis=1) & np.any(others > points[i], axis=1))
+        mask[i] = not dominated
+    return mask
+
+
+def pareto_front(
+    points: pd.DataFrame | Sequence[Mapping[str, Any]],
+    maximize: Sequence[str] = (),
+    minimize: Sequence[str] = (),
+) -> pd.DataFrame | list[Mapping[str, Any]]:
+    """The non-dominated subset of ``points`` (same type, original order), see ``pareto_mask``."""
+    objectives = [*maximize, *minimize]
+    if not objectives:
+        raise ValueError("pareto_front needs at least one objective in maximize or minimize")
+    if isinstance(points, pd.DataFrame):
+        missing = [c for c in objectives if c not in points.columns]
+        if missing:
+            raise KeyError(f"pareto_front: columns {missing} not in the frame")
+        table = points
+    else:
+        points = list(points)
+        for i, p in enumerate(points):
+            missing = [c for c in objectives if c not in p]
+            if missing:
+                raise KeyError(f"pareto_front: point {i} lacks {missing}")
+        table = pd.DataFrame([{c: p[c] for c in objectives} for p in points])
+    if len(table) == 0:
+        return points.iloc[0:0] if isinstance(points, pd.DataFrame) else []
+    oriented = np.column_stack(
+        [pd.to_numeric(table[c], errors="coerce").to_numpy(float) for c in maximize]
+        + [-pd.to_numeric(table[c], errors="coerce").to_numpy(float) for c in minimize]
+    )
+    mask = pareto_mask(oriented)
+    if isinstance(points, pd.DataFrame):
+        return points[mask]
+    return [p for p, keep in zip(points, mask) if keep]
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson correlation of average ranks); NaN when undefined."""
+    xs = pd.Series(np.asarray(x, dtype=float))
+    ys = pd.Series(np.asarray(y, dtype=float))
+    keep = xs.notna() & ys.notna()
+    xs, ys = xs[keep], ys[keep]
+    if len(xs) < 3 or xs.nunique() < 2 or ys.nunique() < 2:
+        return math.nan
+    return float(xs.rank().corr(ys.rank()))
+
+
+def numeric_config_value(value: Any) -> float:
+    """Bools as 0/1, numbers as floats, lists by their length (e.g. number of CRD steps), else NaN."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        return float(len(value))
+    return math.nan
+
+
+def parameter_importance(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """|Spearman rho| between each varied numeric config key and ``objective`` over ok records.
+
+    The objective is centred per (dataset, category) first, so the easy-vs-hard category effect
+    does not masquerade as an effect of whichever key happens to be tied to categories.
+    Columns: key, abs_spearman, spearman, n, distinct.
+    """
+    ok = ok_records(frame)
+    rows = []
+    if ok.empty or objective not in ok.columns:
+        return pd.DataFrame(columns=["key", "abs_spearman", "spearman", "n", "distinct"])
+    target = pd.to_numeric(ok[objective], errors="coerce")
+    centred = target - target.groupby([ok["dataset"], ok["category"]]).transform("mean")
+    for key in varying_keys(ok):
+        values = ok[f"config.{key}"].map(numeric_config_value)
+        if values.isna().all() or values.nunique() < 2:
+            continue
+        rho = spearman(values, centred)
+        rows.append(
+            {
+                "key": key,
+                "abs_spearman": abs(rho) if not math.isnan(rho) else math.nan,
+                "spearman": rho,
+                "n": int((values.notna() & centred.notna()).sum()),
+                "distinct": int(values.nunique()),
+            }
+        )
+    out = pd.DataFrame(rows, columns=["key", "abs_spearman", "spearman", "n", "distinct"])
+    return out.sort_values("abs_spearman", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def status_counts(frame: pd.DataFrame) -> dict[str, int]:
+    counts = Counter(frame["status"]) if "status" in frame else Counter()
+    out = {s: int(counts.get(s, 0)) for s in STATUSES}
+    for s, n in counts.items():
+        out.setdefault(str(s), int(n))
+    return out
+
+
+def missing_pairs(frame: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """(label, dataset, category, reason) for configurations lacking an ok record on a category.
+
+    A configuration is expected on every category of its dataset that any configuration of the
+    loaded records covers; a pair with only failed/stopped records is reported with that status.
+    """
+    out: list[tuple[str, str, str, str]] = []
+    if frame.empty:
+        return out
+    for dataset, dgroup in frame.groupby("dataset", sort=False):
+        categories = sorted(set(dgroup["category"]), key=lambda c: category_sort_key(str(dataset), str(c)))
+        for label, lgroup in dgroup.groupby("label", sort=True):
+            for category in categories:
+                cgroup = lgroup[lgroup["category"] == category]
+                if (cgroup["status"] == "ok").any():
+                    continue
+                reason = "no record" if cgroup.empty else "only " + "/".join(sorted(set(cgroup["status"])))
+                out.append((str(label), str(dataset), str(category), reason))
+    return out
+
+
+def selection_column(frame: pd.DataFrame, select_on: str, metric: str = "i_auroc") -> tuple[str, str]:
+    """Column used to select configurations: ``<select_on>.<metric>``, or test when that is empty.
+
+    Returns (column, note); the note is non-empty when selection uses the test split (asked for, or
+    because the requested split had no values), so reports can say so.
+    """
+    if select_on not in SPLITS:
+        raise ValueError(f"select_on must be one of {SPLITS}, got {select_on!r}")
+    col = f"{select_on}.{metric}"
+    ok = ok_records(frame)
+    if col in ok.columns and pd.to_numeric(ok[col], errors="coerce").notna().any():
+        return col, ("configurations selected on the TEST split: optimistic" if select_on == "test" else "")
+    fallback = f"test.{metric}"
+    return fallback, f"no `{col}` values in the records; selection fell back to `{fallback}` (test split)"

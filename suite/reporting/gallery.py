@@ -1,0 +1,181 @@
+"""Heatmap gallery: one figure per saved test image of a record's ``gallery.npz``.
+
+The npz holds ``images`` (K,3,H,W) in [0,1], ``maps`` (K,H,W), ``masks`` (K,H,W), ``scores`` (K,),
+``labels`` (K,), ``names`` (K,) and optionally ``recons`` / ``details`` (K,S,3,H,W) — the RcAE
+reconstructions I_R^s and the DPN outputs I_D^s — with ``steps`` (S,) naming the recursion steps.
+A figure shows the input, the anomaly map (alone and over the input), the ground truth, then a
+row of I_R^s and a row of I_D^s when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from suite import aggregate as agg  # noqa: E402
+from suite.reporting.plots import slug  # noqa: E402
+
+REQUIRED = ("images", "maps", "masks", "scores", "labels", "names")
+DPI = 90
+
+
+class GalleryError(ValueError):
+    """A gallery file is unreadable or its arrays have inconsistent shapes; the message names the file."""
+
+
+@dataclass
+class GalleryImage:
+    path: Path
+    dataset: str
+    category: str
+    label: str
+    name: str
+    score: float
+    is_anomalous: bool
+
+
+def load_gallery(path: str | Path) -> dict[str, np.ndarray]:
+    """Read and check a gallery npz (no pickles)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as err:
+        raise GalleryError(f"cannot read gallery {path}: {err}") from err
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise GalleryError(f"gallery {path} lacks arrays {missing}")
+    images = data["images"]
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise GalleryError(f"gallery {path}: images must be (K,3,H,W), got {images.shape}")
+    k, _, h, w = images.shape
+    for key in ("maps", "masks"):
+        if data[key].shape != (k, h, w):
+            raise GalleryError(f"gallery {path}: {key} must be {(k, h, w)}, got {data[key].shape}")
+    for key in ("scores", "labels", "names"):
+        if data[key].shape[:1] != (k,):
+            raise GalleryError(f"gallery {path}: {key} must have {k} entries, got shape {data[key].shape}")
+    for key in ("recons", "details"):
+        if key in data:
+            arr = data[key]
+            if arr.ndim != 5 or arr.shape[0] != k or arr.shape[2:] != images.shape[1:]:
+                raise GalleryError(f"gallery {path}: {key} must be (K,S,{images.shape[1]},H,W), got {arr.shape}")
+    return data
+
+
+def _rgb(chw: np.ndarray) -> np.ndarray:
+    img = np.clip(np.asarray(chw, dtype=float), 0.0, 1.0)
+    img = np.moveaxis(img, 0, -1)
+    return img[..., 0] if img.shape[-1] == 1 else img
+
+
+def gallery_figure(
+    data: Mapping[str, np.ndarray], index: int, out_path: str | Path, title: str, map_range: tuple[float, float] | None = None
+) -> Path:
+    """Write the figure of image ``index`` of a loaded gallery to ``out_path`` (PNG)."""
+    recons = data.get("recons")
+    details = data.get("details")
+    n_steps = recons.shape[1] if recons is not None else (details.shape[1] if details is not None else 0)
+    steps = list(np.asarray(data["steps"]).tolist()) if "steps" in data else list(range(1, n_steps + 1))
+    rows = 1 + (recons is not None) + (details is not None)
+    ncols = max(4, n_steps)
+    fig, axes = plt.subplots(rows, ncols, figsize=(1.7 * ncols, 1.9 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    image = _rgb(data["images"][index])
+    amap = np.asarray(data["maps"][index], dtype=float)
+    lo, hi = map_range if map_range is not None else (float(np.nanmin(amap)), float(np.nanmax(amap)))
+    if not hi > lo:
+        hi = lo + 1e-6
+    cmap_img = "gray" if image.ndim == 2 else None
+    axes[0, 0].imshow(image, cmap=cmap_img)
+    axes[0, 0].set_title("input", fontsize=7)
+    axes[0, 1].imshow(amap, cmap="jet", vmin=lo, vmax=hi)
+    axes[0, 1].set_title("anomaly map", fontsize=7)
+    axes[0, 2].imshow(image, cmap=cmap_img)
+    axes[0, 2].imshow(amap, cmap="jet", vmin=lo, vmax=hi, alpha=0.45)
+    axes[0, 2].set_title("overlay", fontsize=7)
+    axes[0, 3].imshow(np.asarray(data["masks"][index], dtype=float), cmap="gray", vmin=0, vmax=1)
+    axes[0, 3].set_title("ground truth", fontsize=7)
+    row = 1
+    for key, symbol in (("recons", "R"), ("details", "D")):
+        arr = data.get(key)
+        if arr is None:
+            continue
+        for s in range(arr.shape[1]):
+            ax = axes[row, s]
+            ax.imshow(_rgb(arr[index, s]), cmap=cmap_img)
+            step = steps[s] if s < len(steps) else s + 1
+            ax.set_title(f"$I_{symbol}^{{{step}}}$ ({'RcAE' if symbol == 'R' else 'DPN'})", fontsize=8)
+        row += 1
+    fig.suptitle(title, fontsize=8)
+    # Fixed margins instead of tight_layout: same look for image grids, a fraction of the time.
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1.0 - 0.5 / (1.9 * rows) - 0.04, wspace=0.08, hspace=0.25)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=DPI)
+    plt.close(fig)
+    return out_path
+
+
+def build_gallery(
+    frame: pd.DataFrame,
+    out_dir: str | Path,
+    max_records_per_category: int = 2,
+    max_images_per_record: int = 4,
+    split: str = "test",
+) -> tuple[list[GalleryImage], list[str]]:
+    """Figures for ok records with a gallery artifact, best ``<split>.i_auroc`` first, a few per category.
+
+    Returns the images written and warnings (unreadable or malformed galleries; never fatal).
+    """
+    out_dir = Path(out_dir)
+    written: list[GalleryImage] = []
+    warnings: list[str] = []
+    if frame.empty or "gallery" not in frame:
+        return written, warnings
+    ok = agg.ok_records(frame)
+    ok = ok[ok["gallery"].notna()]
+    score_col = f"{split}.i_auroc"
+    for dataset, category in agg.ordered_categories(ok):
+        group = ok[(ok["dataset"] == dataset) & (ok["category"] == category)]
+        if score_col in group:
+            group = group.assign(_s=pd.to_numeric(group[score_col], errors="coerce").fillna(-1.0))
+            group = group.sort_values("_s", ascending=False, kind="stable")
+        for _, rec in group.head(max_records_per_category).iterrows():
+            path = Path(rec["gallery"])
+            if not path.is_file():
+                warnings.append(f"gallery file missing: {path} (record {rec['record_path']})")
+                continue
+            try:
+                data = load_gallery(path)
+            except GalleryError as err:
+                warnings.append(str(err))
+                continue
+            maps = np.asarray(data["maps"], dtype=float)
+            # One colour scale per record, so the maps of its images compare directly.
+            map_range = (float(np.nanmin(maps)), float(np.nanmax(maps)))
+            count = min(len(data["images"]), max_images_per_record)
+            for k in range(count):
+                name = str(data["names"][k])
+                score = float(data["scores"][k])
+                anomalous = bool(int(data["labels"][k]))
+                title = (
+                    f"{category} · {name} · score {score:.4g} · {'anomalous' if anomalous else 'normal'}\n"
+                    f"{rec['label']} (trial {rec.get('trial_id')})"
+                )
+                record_id = rec.get("trial_id") or f"{rec.get('config_hash')}_s{rec.get('seed')}"
+                fname = f"{slug(record_id)}_{k:02d}_{slug(Path(name).stem)}.png"
+                out = out_dir / slug(f"{dataset}_{category}") / fname
+                gallery_figure(data, k, out, title, map_range)
+                written.append(GalleryImage(out, str(dataset), str(category), str(rec["label"]), name, score, anomalous))
+    return written, warnings
+

@@ -1,0 +1,93 @@
+"""run_trial end to end on a tiny synthetic category (no Ray)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from suite.config import build_config
+from suite.pipeline import gallery_indices, run_trial
+from suite.records import read_record
+from suite.stage_cache import StageCache, stage_key
+from suite.training import TrainingDiverged
+
+pytestmark = pytest.mark.slow
+
+
+def tiny(*overrides):
+    return build_config(preset="tiny", overrides=["eval.cost=false", *overrides])
+
+
+def test_three_stages_write_a_complete_record(tmp_path):
+    cfg = build_config(preset="tiny", overrides=["data.category=synth_object"])
+    reports = []
+    record = run_trial(cfg, tmp_path / "t", report=lambda m, d: reports.append((m, d)))
+    on_disk = read_record(tmp_path / "t" / "record.json")
+    assert on_disk.to_dict() == json.loads(json.dumps(record.to_dict()))
+    assert record.status == "ok" and record.config_hash == cfg.hash()
+    assert record.config == cfg.to_dict()
+    for split in ("val", "test"):
+        for key in ("i_auroc", "p_auroc", "i_ap", "p_ap", "i_f1max", "p_f1max"):
+            assert 0.0 <= record.metrics[split][key] <= 1.0
+    assert 0.0 <= record.metrics["test"]["aupro"] <= 1.0
+    assert set(record.stage_times) >= {"data", "stage1", "stage2", "stage3", "eval", "total"}
+    assert record.cost["params"] > 0 and record.cost["gflops"] > 0 and record.cost["latency_ms"] > 0
+    assert record.versions["torch"] == torch.__version__ and "git_commit" in record.versions
+    assert (tmp_path / "t" / "checkpoints" / "stage3.pt").exists()
+    gallery = np.load(tmp_path / "t" / record.artifacts["gallery"])
+    assert gallery["recons"].shape[1] == cfg.model.depth and gallery["maps"].shape[1:] == (32, 32)
+    assert reports and reports[-1][0]["final"] and "val_i_auroc" in reports[-1][0]
+
+
+def test_ablation_switches_and_convae(tmp_path):
+    for i, over in enumerate((["model.use_crd=false"], ["model.use_dpn=false", "model.use_crd=false"],
+                              ["model.method=convae"])):
+        record = run_trial(tiny(*over), tmp_path / str(i))
+        assert record.status == "ok"
+        expected = {"stage1"} | ({"stage2"} if "model.use_dpn=false" not in over and i == 0 else set())
+        assert expected <= set(record.stage_times)
+        assert "stage3" not in record.stage_times
+
+
+def test_periodic_validation_reports_for_schedulers(tmp_path):
+    reports = []
+    run_trial(tiny("train.stage1.epochs=4", "train.eval_every=2"), tmp_path / "t", report=lambda m, d: reports.append(m))
+    intermediate = [m for m in reports if not m["final"]]
+    assert [m["epoch"] for m in intermediate] == [2, 4]
+    assert all("val_i_auroc" in m for m in reports)
+    assert [m["iteration"] for m in reports] == [1, 2, 3]
+
+
+def test_rerun_resumes_from_stage_checkpoints(tmp_path):
+    cfg = tiny()
+    run_trial(cfg, tmp_path / "t")
+    record = run_trial(cfg, tmp_path / "t")
+    # completed stage checkpoints are loaded, not retrained: stage times are load times
+    assert record.stage_times["stage1"] < 1.0
+
+
+def test_stage_cache_shares_stage1_between_trials(tmp_path):
+    cache = tmp_path / "cache"
+    a = run_trial(tiny("train.stage3.epochs=1"), tmp_path / "a", stage_cache=cache)
+    b = run_trial(tiny("train.stage3.epochs=2"), tmp_path / "b", stage_cache=cache)
+    assert a.info["stage1_from_cache"] is False and b.info["stage1_from_cache"] is True
+    assert b.info["stage2_from_cache"] is True and b.info["stage3_from_cache"] is False
+    builds = [e for e in StageCache(cache).events() if e["event"] == "build"]
+    assert sum("stage1" in e["key"] for e in builds) == 1
+    assert stage_key(tiny("train.stage3.epochs=1"), "stage1") == stage_key(tiny("train.stage3.epochs=2"), "stage1")
+    assert stage_key(tiny(), "stage1") != stage_key(tiny("model.depth=1"), "stage1")
+
+
+def test_nan_loss_fails_with_a_clear_reason_and_a_record(tmp_path):
+    with pytest.raises(TrainingDiverged, match="stage1"):
+        run_trial(tiny("train.stage1.lr=1e30", "train.stage1.epochs=3"), tmp_path / "t")
+    record = read_record(tmp_path / "t" / "record.json")
+    assert record.status == "failed" and "TrainingDiverged" in record.error
+
+
+def test_gallery_indices_pick_best_and_worst():
+    scores = np.array([0.1, 0.9, 0.5, 0.3, 0.8])
+    labels = np.array([0, 1, 1, 0, 1])
+    picks = gallery_indices(scores, labels, 3)
+    assert picks[:2] == [1, 2] and picks[2] == 3 and len(set(picks)) == 3
