@@ -21,6 +21,13 @@ from typing import Any, Iterator
 from suite.config import Config, config_hash
 
 
+# method -> (its config section, the section's fields that only affect scoring, not the weights)
+METHOD_SECTIONS: dict[str, tuple[str, frozenset[str]]] = {
+    "fae": ("fae", frozenset({"discrepancy", "filter_size", "filter_repeats", "score"})),
+    "hfr": ("hfr", frozenset({"sigma", "normalise_by_area"})),
+}
+
+
 def stage_key_material(cfg: Config, stage: str) -> dict[str, Any]:
     """The config subset that determines the weights a stage ends with."""
     data = cfg.data.__dict__.copy()
@@ -35,6 +42,11 @@ def stage_key_material(cfg: Config, stage: str) -> dict[str, Any]:
         "seed": cfg.runtime.seed,
         "max_time_s": cfg.train.max_time_s,
     }
+    # Baselines train only stage 1; their own config section shapes the weights too. Fields that
+    # only change scoring are left out, so sweeping them reuses the trained stage.
+    if m.method in METHOD_SECTIONS:
+        section, scoring_only = METHOD_SECTIONS[m.method]
+        material[section] = {k: v for k, v in getattr(cfg, section).__dict__.items() if k not in scoring_only}
     if stage in ("stage2", "stage3"):
         material = {"stage": "stage2", "prev": material, "dpn_width": m.dpn_width, "train": cfg.train.stage2.__dict__}
     if stage == "stage3":

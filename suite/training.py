@@ -82,6 +82,7 @@ class StageResult:
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 EpochCallback = Callable[[int, float], None]
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
 
 def _progress(name: str, total: int, initial: int):
@@ -114,20 +115,26 @@ def train_stage(
     max_time_s: float = 0.0,
     amp: bool = True,
     log: Callable[[str], None] = print,
+    optimizer_factory: OptimizerFactory | None = None,
 ) -> StageResult:
     """Train ``model`` for ``cfg.epochs`` epochs over ``data`` (an (N, ...) tensor kept on the CPU).
 
     Resumes from ``checkpoint_path`` when it exists (a completed checkpoint returns at once).
     ``on_epoch_end(epoch, mean_loss)`` runs on rank 0 after each epoch (1-based epoch).
+    ``optimizer_factory(params)`` builds the optimiser over the trainable parameters; the default
+    is Adam with ``cfg``'s lr, betas, eps and weight decay.
     """
     result = StageResult(name=name)
     rank, world = distributed_context()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"stage {name}: the model has no trainable parameters")
-    optimizer = torch.optim.Adam(
-        params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
-    )
+    if optimizer_factory is None:
+        optimizer = torch.optim.Adam(
+            params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
+        )
+    else:
+        optimizer = optimizer_factory(params)
     start_epoch = 0
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         state = load_checkpoint(checkpoint_path)
@@ -191,7 +198,8 @@ def train_stage(
                     loss = loss_fn(train_model, xb, generator)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
-                        f"stage {name}: loss became {loss.item()} at epoch {epoch} (lr={cfg.lr}); "
+                        f"stage {name}: loss became {loss.item()} at epoch {epoch} "
+                        f"(lr={optimizer.param_groups[0]['lr']}); "
                         "lower the learning rate or check the data"
                     )
                 optimizer.zero_grad(set_to_none=True)

@@ -9,7 +9,9 @@ U-Net ``f`` (suite/models/fae.py) minimises the mean squared error
     L = mean over pixels and channels of (f(x~ + eps) - (x + eps))^2
 
 which is the paper's squared L2 norm up to a constant factor (the pixel count), so Adam behaves
-the same. Epochs, batch size and Adam's settings come from ``train.stage1``.
+the same. Epochs, batch size and Adam's settings come from ``train.stage1``. The corruption and
+noise are ``fae``'s own (``fae.noise_std`` etc.); ``augment``'s corruption families and noise are
+RcAE's and unused here (only ``augment.flip`` / ``augment.rotate`` apply).
 
 Texture fills come from ``fae.texture_root`` (a DTD-like folder, read once per trial and kept in a
 small per-process cache) or, without a folder, from a bank of procedural textures made once per
