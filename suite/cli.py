@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="Ray Tune + Optuna sweep over a search space (local Ray or a cluster)")
     p.add_argument("--space", required=True, help="search space: a name in search_spaces/ or a .py path")
     _add_data_options(p, many=True)
-    p.add_argument("--trials", type=int, default=8, help="number of trials (grid spaces: repeats of the grid)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="number of Optuna trials (default 8); for GRID/CONFIGS spaces: seeds per point (default 1)")
     p.add_argument("--address", default=None, help="Ray cluster address: auto | HOST:PORT (default: local)")
     p.add_argument("--storage", default="runs/sweeps", help="storage path (shared filesystem for clusters)")
     p.add_argument("--name", default=None, help="sweep name (default: <space>-<time>)")

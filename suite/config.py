@@ -327,6 +327,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             f"config key 'data.image_size': {d.image_size} is not divisible by 2**fae.levels = {2 ** cfg.fae.levels}"
         )
+    if cfg.hfr.optimizer not in ("sgd", "adam"):
+        raise ConfigError("config key 'hfr.optimizer' must be sgd or adam")
     if cfg.hfr.backbone not in ("resnet18", "wide_resnet50_2"):
         raise ConfigError("config key 'hfr.backbone' must be resnet18 or wide_resnet50_2")
     return cfg

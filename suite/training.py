@@ -80,6 +80,8 @@ class StageResult:
     from_cache: bool = False
 
 
+LOG_EVERY_S = 30.0  # seconds between progress lines when there is no terminal for a bar
+
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 EpochCallback = Callable[[int, float], None]
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
@@ -184,6 +186,7 @@ def train_stage(
     batch = max(1, min(cfg.batch_size, n))
     t0 = time.perf_counter()
     bar = _progress(name, cfg.epochs, start_epoch) if rank == 0 else None
+    last_log = t0
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
@@ -214,6 +217,11 @@ def train_stage(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
+                if bar.disable and time.perf_counter() - last_log >= LOG_EVERY_S:
+                    # No terminal (logs, Ray workers): a plain line now and then instead of a bar.
+                    last_log = time.perf_counter()
+                    log(f"[{name}] epoch {epoch}/{cfg.epochs} loss {mean_loss:.4f} "
+                        f"({last_log - t0:.0f}s)")
             if checkpoint_every and epoch % checkpoint_every == 0 and epoch < cfg.epochs:
                 save(epoch, completed=False)
             if on_epoch_end is not None and rank == 0:

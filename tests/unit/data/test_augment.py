@@ -28,13 +28,6 @@ from suite.data.augment import (
 FAMILY_FLAGS = {COLOR_BLOCK: "color_blocks", COPY_PASTE: "copy_paste", LINES: "lines"}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """The ops here are small; on a shared 2-core machine intra-op threads only add contention."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def only(*families: int, **overrides) -> AugmentConfig:

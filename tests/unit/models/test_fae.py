@@ -6,14 +6,6 @@ from suite.discrepancy import mean_filter, ssim_map
 from suite.models.fae import DilatedResidual, FAEUNet, build_fae, fae_anomaly_map, fae_image_score
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: with 2 intra-op threads on a busy 2-core machine, spin-waiting makes these
-    # tests 10-50x slower than with one thread.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_unet_output_shape_and_structure():

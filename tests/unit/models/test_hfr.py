@@ -8,13 +8,6 @@ from suite.models.hfr import HFRAE, hfr_anomaly_map, hfr_image_score, hfr_loss, 
 from suite.models.resnet import build_backbone, resnet18, wide_resnet50_2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors: 2 intra-op threads on a busy 2-core machine are far slower than one.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
