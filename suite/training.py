@@ -190,7 +190,10 @@ def train_stage(
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            order = torch.randperm(n, generator=generator)[rank::world]
+            order = torch.randperm(n, generator=generator)
+            if world > 1:
+                # Every rank must run the same number of steps or DDP's allreduce hangs.
+                order = order[: max(world, n - n % world)][rank::world]
             total, count = 0.0, 0
             for i in range(0, max(len(order), 1), batch):
                 idx = order[i : i + batch]

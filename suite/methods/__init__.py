@@ -1,0 +1,1 @@
+"""Per-method stage wiring: each module exposes ``train(ctx: TrainContext) -> TrainedMethod``."""

@@ -1,0 +1,127 @@
+"""Kill a running sweep (the CLI in a subprocess, with the Ray instance it started) once some
+trials have finished, then ``--resume`` it: every trial ends with a record and no stage 1 is
+trained twice (counted from the stage cache's "build" events)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+
+from suite.records import find_records, read_record  # noqa: E402
+from suite.stage_cache import StageCache  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+SPACE = '''\
+"""four stage-1 settings"""
+CONFIGS = [{"augment.coverage": c} for c in (0.1, 0.2, 0.3, 0.4)]
+'''
+
+
+def session_pids(sid: int) -> list[int]:
+    """Processes of the session ``sid`` (the subprocess made it with start_new_session)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid:
+            pids.append(int(entry))
+    return pids
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL the sweep driver and every Ray process it started (all in its session), by pid."""
+    for _ in range(3):
+        pids = session_pids(sid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+
+
+def ok_records(records_dir: Path) -> int:
+    if not records_dir.exists():
+        return 0
+    count = 0
+    for path in find_records(records_dir):
+        try:
+            count += read_record(path).status == "ok"
+        except ValueError:
+            pass
+    return count
+
+
+@pytest.fixture
+def ray_tmp():
+    """A short Ray temp folder for the subprocesses (unix socket paths must stay short)."""
+    folder = tempfile.mkdtemp(prefix="rcs-r", dir="/tmp")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_killed_sweep_resumes_without_retraining(tmp_path, ray_tmp):
+    space = tmp_path / "space.py"
+    space.write_text(SPACE)
+    storage = tmp_path / "st"
+    command = [
+        sys.executable, str(REPO / "run_suite.py"), "sweep", "--space", str(space), "--storage", str(storage),
+        "--name", "resumable", "--categories", "synth_texture", "--num-cpus", "2", "--concurrent", "1",
+        "--preset", "tiny",
+    ]
+    overrides = ["train.stage1.epochs=4", "train.checkpoint_every=1", "eval.aupro=false", "eval.save_maps=0",
+                 "runtime.threads=1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0"}
+    records_dir = storage / "resumable" / "records"
+    log1 = (tmp_path / "first.log").open("w")
+    proc = subprocess.Popen(command + overrides, cwd=REPO, env=env, stdout=log1, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while ok_records(records_dir) < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert proc.poll() is None, f"sweep ended before it could be killed:\n{(tmp_path / 'first.log').read_text()}"
+        assert ok_records(records_dir) >= 1, "no trial finished within 180 s"
+    finally:
+        kill_session(proc.pid)
+        proc.wait(timeout=30)
+        log1.close()
+    finished_before = ok_records(records_dir)
+    assert finished_before < 4, "every trial finished before the kill; nothing left to resume"
+
+    second = subprocess.Popen(command + ["--resume"] + overrides, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = second.communicate(timeout=300)
+    finally:
+        kill_session(second.pid)  # nothing should be left; make sure no Ray process outlives the test
+    assert second.returncode == 0, output[-4000:]
+    assert "resuming" in output
+
+    records = [read_record(p) for p in find_records(records_dir)]
+    assert len(records) == 4 and all(r.status == "ok" for r in records)
+    assert sorted(r.config["augment"]["coverage"] for r in records) == [0.1, 0.2, 0.3, 0.4]
+    builds = Counter(e["key"] for e in StageCache(storage / "stage_cache").events() if e["event"] == "build")
+    stage1 = {k: n for k, n in builds.items() if "-stage1-" in k}
+    assert len(stage1) == 4 and set(stage1.values()) == {1}, f"a stage 1 was trained twice: {stage1}"
+    assert set(builds.values()) == {1}

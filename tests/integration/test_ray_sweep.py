@@ -1,0 +1,186 @@
+"""Sweeps on one local Ray instance (2 CPUs, shared by the module): Optuna + ASHA, multi-objective
+Pareto set, Ray Train DDP inside a trial, retry after a SIGKILL, and the shared stage cache.
+
+Every sweep uses the ``tiny`` preset (32 px synthetic data, a few epochs): a trial takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from suite.config import build_config  # noqa: E402
+from suite.orchestration.env import init_ray, shutdown_ray  # noqa: E402
+from suite.orchestration.sweep import SweepOptions, run_sweep  # noqa: E402
+from suite.pipeline import run_trial  # noqa: E402
+from suite.records import find_records, read_record  # noqa: E402
+from suite.stage_cache import StageCache  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+FAST = ["eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if ray.is_initialized():
+        ray.shutdown()
+    info = init_ray(num_cpus=2)  # its own short /tmp/rcs-XXXX temp folder, removed by shutdown_ray
+    try:
+        assert info["started"]
+        yield info
+    finally:
+        shutdown_ray(info)
+
+
+def space_file(folder: Path, text: str, name: str = "space.py") -> str:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def records_of(sweep_dir: Path):
+    return [read_record(p) for p in find_records(sweep_dir / "records")]
+
+
+def stage_builds(storage: Path) -> Counter:
+    """How many times each stage key was trained (not loaded) per the cache's event log."""
+    return Counter(e["key"] for e in StageCache(storage / "stage_cache").events() if e["event"] == "build")
+
+
+def test_optuna_sweep_with_asha_writes_records_and_csv(local_ray, tmp_path):
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=3", *FAST])
+    opts = SweepOptions(space="noise", trials=4, storage=str(tmp_path), name="asha", asha=True, verbose=0)
+    result = run_sweep(cfg, opts)
+
+    sweep_dir = tmp_path / "asha"
+    records = records_of(sweep_dir)
+    assert len({r.trial_id for r in records}) == 4 and len(records) == 4
+    assert {r.status for r in records} <= {"ok", "stopped"}
+    assert any(r.status == "ok" for r in records)
+    ok = [r for r in records if r.status == "ok"]
+    for r in ok:
+        assert r.sweep == "asha" and r.selection == "val"
+        assert r.node["ray_node_id"] and r.node["hostname"]
+        assert "i_auroc" in r.metrics["val"] and "i_auroc" in r.metrics["test"]
+        # ASHA needs periodic validation: eval_every was set since the config had 0
+        assert r.config["train"]["eval_every"] == 1
+        assert [h["epoch"] for h in r.history if "val_i_auroc" in h] == [1, 2, 3]
+    frame = pd.read_csv(result["records_csv"])
+    assert len(frame) == 4 and set(frame["trial_id"]) == {r.trial_id for r in records}
+    assert Path(result["records_dir"]) == sweep_dir / "records"
+    params = [json.loads((sweep_dir / "records" / r.trial_id / "params.json").read_text()) for r in records]
+    assert all(set(p["overrides"]) == {"augment.noise_std", "augment.noise_on_target"} for p in params)
+    assert len({p["overrides"]["augment.noise_std"] for p in params}) == 4  # four distinct samples
+
+
+def test_multi_objective_sweep_writes_a_pareto_set(local_ray, tmp_path):
+    space = space_file(tmp_path, '"""depth vs cost"""\nSPACE = {"model.depth": {"type": "int", "low": 1, "high": 3}}\n')
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=1", *FAST])
+    opts = SweepOptions(space=space, trials=4, storage=str(tmp_path / "st"), name="pareto", objective="multi",
+                        cost_metric="gflops", verbose=0)
+    result = run_sweep(cfg, opts)
+
+    assert Path(result["pareto_csv"]).exists() and Path(result["pareto_json"]).exists()
+    front = pd.read_csv(result["pareto_csv"])
+    assert len(front) >= 1
+    trials = pd.DataFrame([r for r in result["trials"] if r["complete"]])
+    assert len(trials) == 4
+    for _, p in front.iterrows():
+        dominated = (
+            (trials["val_i_auroc"] >= p["val_i_auroc"]) & (trials["gflops"] <= p["gflops"])
+            & ((trials["val_i_auroc"] > p["val_i_auroc"]) | (trials["gflops"] < p["gflops"]))
+        )
+        assert not dominated.any(), f"pareto row {p['trial_id']} is dominated"
+    # and every non-dominated trial is on the front
+    for _, t in trials.iterrows():
+        dominated = (
+            (trials["val_i_auroc"] >= t["val_i_auroc"]) & (trials["gflops"] <= t["gflops"])
+            & ((trials["val_i_auroc"] > t["val_i_auroc"]) | (trials["gflops"] < t["gflops"]))
+        )
+        assert dominated.any() or t["trial_id"] in set(front["trial_id"])
+
+
+def test_ray_train_ddp_trial_matches_run_trial_record_fields(local_ray, tmp_path):
+    space = space_file(tmp_path, '"""one point"""\nCONFIGS = [{"augment.coverage": 0.25}]\n')
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=2", *FAST])
+    opts = SweepOptions(space=space, storage=str(tmp_path / "st"), name="ddp", num_workers=2, verbose=0)
+    run_sweep(cfg, opts)
+    (ddp,) = records_of(tmp_path / "st" / "ddp")
+    assert ddp.status == "ok"
+    assert ddp.node["train_world_size"] == 2 and ddp.node["train_rank"] == 0
+    assert ddp.info["train_workers"] == 2
+
+    alone = run_trial(ddp_config(ddp), tmp_path / "alone", log=lambda _: None)
+    assert set(ddp.to_dict()) == set(alone.to_dict())
+    for split in ("val", "test"):
+        assert set(ddp.metrics[split]) == set(alone.metrics[split])
+    assert set(ddp.cost) == set(alone.cost)
+    assert set(ddp.stage_times) == set(alone.stage_times)
+    # each rank trained on its half of every epoch, so the two runs differ but both completed all stages
+    assert [h["epoch"] for h in ddp.history if h.get("stage") == "stage1"] == [1, 2]
+
+
+def ddp_config(record):
+    from suite.config import from_dict
+
+    return from_dict(record.config)
+
+
+def test_sigkilled_trial_is_retried_from_its_checkpoint(local_ray, tmp_path):
+    space = space_file(tmp_path, '"""one point"""\nCONFIGS = [{"augment.coverage": 0.3}]\n')
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=3", "train.eval_every=1",
+                                                 "train.checkpoint_every=1", *FAST])
+    marker = tmp_path / "killed.marker"
+    opts = SweepOptions(space=space, storage=str(tmp_path / "st"), name="kill", max_failures=2, verbose=0,
+                        kill_once_after_checkpoint=str(marker))
+    run_sweep(cfg, opts)
+
+    assert marker.exists(), "the trial never killed itself"
+    (record,) = records_of(tmp_path / "st" / "kill")
+    assert record.status == "ok"
+    epochs = [h["epoch"] for h in record.history if h.get("stage") == "stage1"]
+    # killed right after the epoch-1 report + checkpoint: the retry resumed at epoch 2, not from 0
+    assert epochs == [2, 3]
+    assert "stage1" in record.stage_times and record.metrics["test"]
+
+
+def test_stage_cache_trains_stage1_once_when_only_crd_settings_vary(local_ray, tmp_path):
+    space = space_file(tmp_path, '''\
+        """only stage-3 settings vary"""
+        CONFIGS = [{"model.crd_steps": [1]}, {"model.crd_steps": [2]}, {"model.crd_steps": None}]
+        ''')
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=2", *FAST])
+    storage = tmp_path / "st"
+    opts = SweepOptions(space=space, storage=str(storage), name="cache", concurrent=2, verbose=0)
+    run_sweep(cfg, opts)
+
+    records = records_of(storage / "cache")
+    assert len(records) == 3 and all(r.status == "ok" for r in records)
+    builds = stage_builds(storage)
+    per_stage = Counter(key.split("-")[3] for key in builds.elements())
+    assert per_stage == {"stage1": 1, "stage2": 1, "stage3": 3}
+    assert sum(bool(r.info.get("stage1_from_cache")) for r in records) == 2
+
+
+def test_diverged_trial_fails_with_its_reason_and_the_sweep_goes_on(local_ray, tmp_path):
+    space = space_file(tmp_path, '''\
+        """one trial diverges"""
+        CONFIGS = [{"train.stage1.lr": 1.0e9}, {"train.stage1.lr": 2.0e-3}]
+        ''')
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=1", *FAST])
+    opts = SweepOptions(space=space, storage=str(tmp_path / "st"), name="nan", max_failures=1, concurrent=1,
+                        verbose=0)
+    result = run_sweep(cfg, opts)
+
+    records = {r.config["train"]["stage1"]["lr"]: r for r in records_of(tmp_path / "st" / "nan")}
+    assert records[1.0e9].status == "failed" and records[1.0e9].error.startswith("TrainingDiverged")
+    assert records[2.0e-3].status == "ok"
+    assert result["status"] == {"ok": 1, "failed": 1}
