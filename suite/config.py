@@ -139,6 +139,9 @@ class EvalConfig:
     top_k: float = 0.01  # image score = mean of the top-k pixels; <1 = fraction of pixels, >=1 = count
     smooth_sigma: float = 2.0  # Gaussian smoothing of pixel maps (0 = off)
     standardize: bool = True  # residual maps standardised per pixel by clean-train statistics
+    # RcAE pixel map: crd (the CRD output, as the paper) | residual (mean |I_D^n - I| over steps) |
+    # fused (mean of both, each scaled by clean-train statistics). Without CRD it is always residual.
+    anomaly_map: str = "crd"
     aupro: bool = True  # compute AUPRO (exact; the costliest pixel metric)
     save_maps: int = 2  # best and worst scored test images per category kept for the heatmap gallery
     cost: bool = True  # measure params / FLOPs / latency
@@ -198,7 +201,21 @@ PRESETS: dict[str, dict[str, Any]] = {
             "stage3": {"epochs": 60, "lr": 1e-3, "batch_size": 8},
         },
     },
-    # Seconds per trial: for tests, the demo's sweeps and smoke runs.
+    # The demo's trials (`make demo`): the full pipeline in well under a minute on 2 cores, 64 px.
+    "demo": {
+        "data": {"image_size": 64},
+        "model": {"depth": 4, "width": 8, "dpn_width": 8, "crd_width": 4, "crd_pool": 1},
+        "fae": {"width": 8, "dilations": [1, 2], "levels": 2},
+        "hfr": {"pretrained": False},
+        "train": {
+            "stage1": {"epochs": 12, "lr": 2e-3, "batch_size": 16},
+            "stage2": {"epochs": 4, "lr": 2e-3, "batch_size": 16},
+            "stage3": {"epochs": 6, "lr": 2e-3, "batch_size": 8},
+            "eval_every": 4,
+        },
+        "eval": {"save_maps": 3},
+    },
+    # Seconds per trial: for tests and smoke runs.
     "tiny": {
         "data": {"image_size": 32},
         "model": {"depth": 2, "width": 8, "dpn_width": 8, "crd_width": 4, "crd_pool": 1},
@@ -319,6 +336,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'model.crd_pool' must be >= 1")
     if cfg.runtime.device not in ("auto", "cpu", "cuda"):
         raise ConfigError("config key 'runtime.device' must be auto, cpu or cuda")
+    if cfg.eval.anomaly_map not in ("crd", "residual", "fused"):
+        raise ConfigError("config key 'eval.anomaly_map' must be crd, residual or fused")
     if cfg.fae.discrepancy not in ("mse", "ssim", "gms"):
         raise ConfigError("config key 'fae.discrepancy' must be mse, ssim or gms")
     if cfg.fae.score not in ("sum", "max"):

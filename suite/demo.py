@@ -12,20 +12,7 @@ from pathlib import Path
 
 from suite.config import build_config
 
-# Minutes on 2 CPU cores: 64 px, shallow widths, a few epochs per stage.
-DEMO_OVERRIDES = {
-    "data.image_size": 64,
-    "model.width": 8,
-    "model.dpn_width": 8,
-    "model.crd_width": 4,
-    "model.crd_pool": 1,
-    "model.depth": 4,
-    "train.stage1.epochs": 12,
-    "train.stage2.epochs": 4,
-    "train.stage3.epochs": 6,
-    "train.eval_every": 4,
-    "eval.save_maps": 3,
-}
+# `--quick`: the `tiny` preset's sizes, for smoke tests of the whole chain.
 QUICK_OVERRIDES = {"data.image_size": 32, "model.depth": 2, "train.stage1.epochs": 2, "train.stage2.epochs": 1,
                    "train.stage3.epochs": 1, "train.eval_every": 1}
 
@@ -37,9 +24,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, num_cpus: int |
     out = Path(out).resolve()
     storage = out / "sweeps"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    overrides = {**DEMO_OVERRIDES, **(QUICK_OVERRIDES if quick else {})}
     categories = ["synth_texture"] if quick else ["synth_texture", "synth_object"]
-    cfg = build_config(preset="cpu", overrides=overrides)
+    cfg = build_config(preset="demo", overrides=QUICK_OVERRIDES if quick else None)
     print(f"[demo] synthetic categories {', '.join(categories)}; results under {out}", flush=True)
 
     t0 = time.time()

@@ -175,27 +175,47 @@ def train(ctx: TrainContext) -> TrainedMethod:
     def residual_map(imgs: torch.Tensor, details: torch.Tensor) -> torch.Tensor:
         return (details - imgs.unsqueeze(1)).abs().mean(dim=(1, 2)).unsqueeze(1)
 
-    if crd is None and cfg.eval.standardize:
-        maps = []
-        with torch.inference_mode():
-            for i in range(0, min(len(images), 128), 16):
-                imgs = images[i : i + 16].to(device)
-                maps.append(residual_map(imgs, infer.details(imgs, infer.reconstructions(imgs))).cpu())
-        standardizer = ResidualStandardizer().fit(torch.cat(maps))
+    map_kind = cfg.eval.anomaly_map if crd is not None else "residual"
+    crd_idx = [all_steps.index(s) for s in steps]
 
-    def predict(imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+    def raw_maps(imgs: torch.Tensor) -> dict[str, torch.Tensor]:
         recons = infer.reconstructions(imgs)
         details = infer.details(imgs, recons)
-        out = {"recons": recons}
+        out = {"recons": recons, "residual": residual_map(imgs, details)}
         if dpn is not None:
             out["details"] = details
-        if crd is not None:
-            idx = [all_steps.index(s) for s in steps]
-            amap = crd_infer.crd_map(imgs, details[:, idx])
-        else:
-            amap = residual_map(imgs, details)
-            if standardizer is not None:
-                amap = standardizer(amap)
+        if crd is not None and map_kind != "residual":
+            out["crd"] = crd_infer.crd_map(imgs, details[:, crd_idx])
+        return out
+
+    # Statistics of clean training normals: per-pixel for the residual (standardisation), one
+    # mean/std for the CRD map, so the two can be fused on a common scale.
+    crd_scale = (0.0, 1.0)
+    if (map_kind != "crd" and cfg.eval.standardize) or map_kind == "fused":
+        residuals, crd_maps = [], []
+        with torch.inference_mode():
+            for i in range(0, min(len(images), 128), 16):
+                out = raw_maps(images[i : i + 16].to(device))
+                residuals.append(out["residual"].cpu())
+                if "crd" in out:
+                    crd_maps.append(out["crd"].cpu())
+        if cfg.eval.standardize:
+            standardizer = ResidualStandardizer().fit(torch.cat(residuals))
+        if crd_maps:
+            stacked = torch.cat(crd_maps)
+            crd_scale = (stacked.mean().item(), stacked.std().item() + 1e-6)
+
+    def predict(imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = raw_maps(imgs)
+        residual = out.pop("residual")
+        if standardizer is not None:
+            residual = standardizer(residual)
+        if map_kind == "crd":
+            amap = out.pop("crd")
+        elif map_kind == "residual":
+            amap = residual
+        else:  # fused: mean of the two maps, each on the scale of clean normals
+            amap = 0.5 * (residual + (out.pop("crd") - crd_scale[0]) / crd_scale[1])
         out["map"] = gaussian_blur(amap, cfg.eval.smooth_sigma)
         return out
 

@@ -91,3 +91,15 @@ def test_gallery_indices_pick_best_and_worst():
     labels = np.array([0, 1, 1, 0, 1])
     picks = gallery_indices(scores, labels, 3)
     assert picks[:2] == [1, 2] and picks[2] == 3 and len(set(picks)) == 3
+
+
+def test_anomaly_map_kinds_share_the_trained_stages(tmp_path):
+    cache = tmp_path / "cache"
+    scores = {}
+    for kind in ("crd", "residual", "fused"):
+        record = run_trial(tiny(f"eval.anomaly_map={kind}"), tmp_path / kind, stage_cache=cache)
+        assert record.status == "ok"
+        scores[kind] = record.metrics["test"]["p_auroc"]
+        if kind != "crd":  # scoring-only change: every stage comes from the cache
+            assert record.info["stage3_from_cache"] is True
+    assert len(set(scores.values())) == 3, scores
