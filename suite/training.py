@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from suite.config import StageConfig
+from suite.records import code_versions
 
 
 class TrainingDiverged(RuntimeError):
@@ -178,6 +179,7 @@ def train_stage(
                 "generator": generator.get_state(),
                 "losses": result.losses,
                 "config": config_dict,
+                "versions": code_versions(),
             },
             checkpoint_path,
         )
