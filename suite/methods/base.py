@@ -82,3 +82,32 @@ def cached_stage(
         tmp.replace(cache.path(key))
         cache.note(key, "build")
     return time.perf_counter() - t0, False
+
+
+def stage_options(ctx: TrainContext) -> dict[str, Any]:
+    """The keyword arguments of ``suite.training.train_stage`` that come from the trial context."""
+    cfg = ctx.cfg
+    return dict(
+        device=ctx.device,
+        generator=ctx.generator,
+        checkpoint_every=cfg.train.checkpoint_every,
+        config_dict=cfg.to_dict(),
+        max_time_s=cfg.train.max_time_s,
+        amp=cfg.train.amp,
+        log=ctx.log,
+    )
+
+
+def probe_hook(ctx: TrainContext, module: nn.Module, probe: TrainedMethod, stage: str = "stage1"):
+    """An ``on_epoch_end`` for train_stage that lets run_trial validate ``probe`` mid-training
+    (``module`` is switched to eval mode for it and back)."""
+
+    def hook(epoch: int, loss: float) -> None:
+        if ctx.on_epoch_end is None:
+            return
+        was_training = module.training
+        module.eval()
+        ctx.on_epoch_end(stage, epoch, loss, probe)
+        module.train(was_training)
+
+    return hook

@@ -34,7 +34,7 @@ from torch import nn
 from suite.config import Config
 from suite.data.augment import random_flips_rotations
 from suite.data.fae_corruption import fae_training_pair, load_textures, procedural_textures
-from suite.methods.base import TrainContext, TrainedMethod, cached_stage
+from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
 from suite.models.fae import FAEUNet, build_fae, fae_anomaly_map, fae_image_score
 from suite.training import freeze, train_stage
 
@@ -96,19 +96,10 @@ def train(ctx: TrainContext) -> TrainedMethod:
 
     probe = TrainedMethod(predict=predict, score=score, modules={"fae": net}, steps=[1])
 
-    def epoch_hook(epoch: int, loss: float) -> None:
-        if ctx.on_epoch_end is not None:
-            was_training = net.training
-            net.eval()
-            ctx.on_epoch_end("stage1", epoch, loss, probe)
-            net.train(was_training)
-
     def run1(path: str) -> None:
         train_stage(
             "stage1", net, stage1_loss, ctx.train_images, cfg.train.stage1,
-            device=device, generator=ctx.generator, checkpoint_path=path,
-            checkpoint_every=cfg.train.checkpoint_every, config_dict=cfg.to_dict(),
-            on_epoch_end=epoch_hook, max_time_s=cfg.train.max_time_s, amp=cfg.train.amp, log=ctx.log,
+            checkpoint_path=path, on_epoch_end=probe_hook(ctx, net, probe), **stage_options(ctx),
         )
 
     seconds, info["stage1_from_cache"] = cached_stage(ctx, "stage1", net, run1)

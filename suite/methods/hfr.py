@@ -26,7 +26,7 @@ from torch import nn
 
 from suite.config import HFRConfig
 from suite.data.augment import random_flips_rotations
-from suite.methods.base import TrainContext, TrainedMethod, cached_stage
+from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
 from suite.models.hfr import HFRAE, hfr_anomaly_map, hfr_image_score, hfr_loss, hfr_residuals
 from suite.training import freeze, train_stage
 
@@ -80,19 +80,10 @@ def train(ctx: TrainContext) -> TrainedMethod:
 
     probe = TrainedMethod(predict=predict, score=hfr_image_score, modules={"hfr": model})
 
-    def epoch_hook(epoch: int, loss: float) -> None:
-        if ctx.on_epoch_end is not None:
-            was_training = model.training
-            model.eval()
-            ctx.on_epoch_end("stage1", epoch, loss, probe)
-            model.train(was_training)
-
     def run1(path: str) -> None:
         train_stage(
             "stage1", model, stage1_loss, ctx.train_images, cfg.train.stage1,
-            device=device, generator=ctx.generator, checkpoint_path=path,
-            checkpoint_every=cfg.train.checkpoint_every, config_dict=cfg.to_dict(),
-            on_epoch_end=epoch_hook, max_time_s=cfg.train.max_time_s, amp=cfg.train.amp, log=ctx.log,
+            checkpoint_path=path, on_epoch_end=probe_hook(ctx, model, probe), **stage_options(ctx),
             optimizer_factory=make_optimizer,
         )
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from suite.data.augment import pseudo_anomalies, training_pair
 from suite.losses import detail_loss, detection_loss, reconstruction_loss, sample_depth
-from suite.methods.base import TrainContext, TrainedMethod, cached_stage
+from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
 from suite.models import CRD, DPN, ConvAE, RcAE
 from suite.scoring import ResidualStandardizer, gaussian_blur, topk_mean
 from suite.training import freeze, train_stage
@@ -77,7 +77,7 @@ class RcAEInference:
 
 
 def train(ctx: TrainContext) -> TrainedMethod:
-    cfg, device, gen = ctx.cfg, ctx.device, ctx.generator
+    cfg, device = ctx.cfg, ctx.device
     nets = build_networks(ctx)
     for net in nets.values():
         net.to(device)
@@ -87,15 +87,7 @@ def train(ctx: TrainContext) -> TrainedMethod:
     infer = RcAEInference(nets, cfg, all_steps)
     stage_times: dict[str, float] = {}
     info: dict[str, object] = {}
-    common = dict(
-        device=device,
-        generator=gen,
-        checkpoint_every=cfg.train.checkpoint_every,
-        config_dict=cfg.to_dict(),
-        max_time_s=cfg.train.max_time_s,
-        amp=cfg.train.amp,
-        log=ctx.log,
-    )
+    common = stage_options(ctx)
     donors = images
 
     # ---- stage 1: reconstruction network on corrupted inputs, depth drawn per batch
@@ -116,16 +108,9 @@ def train(ctx: TrainContext) -> TrainedMethod:
 
     probe = TrainedMethod(predict=probe_predict, score=lambda m: topk_mean(m, cfg.eval.top_k), modules={"ae": ae})
 
-    def epoch_hook(epoch: int, loss: float) -> None:
-        if ctx.on_epoch_end is not None:
-            was_training = ae.training
-            ae.eval()
-            ctx.on_epoch_end("stage1", epoch, loss, probe)
-            ae.train(was_training)
-
     def run1(path: str) -> None:
         train_stage("stage1", ae, stage1_loss, images, cfg.train.stage1, checkpoint_path=path,
-                    on_epoch_end=epoch_hook, **common)
+                    on_epoch_end=probe_hook(ctx, ae, probe), **common)
 
     stage_times["stage1"], info["stage1_from_cache"] = cached_stage(ctx, "stage1", ae, run1)
     freeze(ae)
