@@ -30,6 +30,9 @@ RUNGS = {
     "RcAE": {"model.use_dpn": False, "model.use_crd": False},
     "RcAE+DPN": {"model.use_dpn": True, "model.use_crd": False},
     "RcAE+DPN+CRD": {"model.use_dpn": True, "model.use_crd": True},
+    # Not in the paper: the CRD map averaged with the standardised residual (scoring only, so the
+    # stages come from the cache).
+    "RcAE+DPN+CRD fused": {"model.use_dpn": True, "model.use_crd": True, "eval.anomaly_map": "fused"},
 }
 
 
@@ -41,13 +44,15 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--rungs", default=",".join(RUNGS), help="comma-separated subset of " + ",".join(RUNGS))
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_ladder"))
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "method_ladder.json"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "method_ladder.json"),
+                    help="JSON file; rungs already in it are kept unless run again")
     ap.add_argument("overrides", nargs="*", help="extra config overrides key.sub=value")
     args = ap.parse_args()
     if args.dataset != "synthetic" and not Path(args.root).exists():
         raise SystemExit(f"data root {args.root} not found (set --root or RCSUITE_DATA_DIR)")
     work = Path(args.work)
-    results = {}
+    previous = json.loads(Path(args.out).read_text()).get("rungs", {}) if Path(args.out).exists() else {}
+    results = dict(previous)
     for name in args.rungs.split(","):
         over = {"data.dataset": args.dataset, "data.root": os.path.abspath(args.root),
                 "data.category": args.category, **RUNGS[name]}
