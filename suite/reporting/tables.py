@@ -667,7 +667,11 @@ def ablation_tables(
                     stats = agg.seed_stats(cand, columns, by=("label", "category"))
                     per_label = stats.groupby("label")[columns].mean(numeric_only=True)
                     n_cfg = len(per_label)
-                    order = per_label[sel_col].fillna(-np.inf).sort_values(ascending=False, kind="stable")
+                    # Configurations that cover the most categories first (a mean over fewer
+                    # categories is not comparable), then the best selection metric.
+                    coverage = stats.groupby("label")["category"].nunique().reindex(per_label.index)
+                    ranking = pd.DataFrame({"coverage": coverage, "score": per_label[sel_col].fillna(-np.inf)})
+                    order = ranking.sort_values(["coverage", "score"], ascending=False, kind="stable")
                     chosen = str(order.index[0])
                     chosen_stats = stats[stats["label"] == chosen]
                     ours = {m: pct(chosen_stats[c].mean()) for m, c in zip(metrics, metric_cols)}
