@@ -1,4 +1,4 @@
-"""Component ablation (RcAE paper, Table 3): ConvAE; RcAE without DPN and CRD; RcAE + DPN;
+"""Component ablation (RcAE paper, Table 2): ConvAE; RcAE without DPN and CRD; RcAE + DPN;
 RcAE + DPN + CRD.
 """
 

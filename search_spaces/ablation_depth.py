@@ -1,4 +1,4 @@
-"""Recursion depth ablation (RcAE paper, Table 4): N = 1..6 with the full RcAE + DPN + CRD.
+"""Recursion depth ablation (RcAE paper, Table 3): N = 1..6 with the full RcAE + DPN + CRD.
 
 ``data.image_size`` must be divisible by 2**6 (64 px or more).
 """

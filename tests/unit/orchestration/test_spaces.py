@@ -56,9 +56,9 @@ def test_base_is_applied_and_grid_is_a_full_cross_product():
     hfr = check_space(load_space("hfr"), cfg)
     assert hfr.model.method == "hfr" and hfr.hfr.pretrained is False
     grid = load_space("ablation_data_fraction")
-    assert len(grid.points) == 8
+    assert len(grid.points) == 10
     assert {(p["data.data_fraction"], p["model.method"]) for p in grid.points} == {
-        (f, m) for f in (0.1, 0.25, 0.5, 1.0) for m in ("rcae", "convae")
+        (f, m) for f in (0.1, 0.25, 0.5, 0.75, 1.0) for m in ("rcae", "convae")
     }
     assert check_space(load_space("ablation_crd_steps"), cfg).model.depth == 5
 
