@@ -62,10 +62,14 @@ def test_periodic_validation_reports_for_schedulers(tmp_path):
 
 def test_rerun_resumes_from_stage_checkpoints(tmp_path):
     cfg = tiny()
-    run_trial(cfg, tmp_path / "t")
-    record = run_trial(cfg, tmp_path / "t")
-    # completed stage checkpoints are loaded, not retrained: stage times are load times
-    assert record.stage_times["stage1"] < 1.0
+    first = run_trial(cfg, tmp_path / "t")
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "t" / "checkpoints").glob("*.pt")}
+    lines = []
+    second = run_trial(cfg, tmp_path / "t", log=lines.append)
+    # completed stage checkpoints are loaded, not retrained (and not rewritten)
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "t" / "checkpoints").glob("*.pt")}
+    assert sum("loaded completed checkpoint" in line for line in lines) == 3
+    assert second.metrics["test"] == first.metrics["test"]
 
 
 def test_stage_cache_shares_stage1_between_trials(tmp_path):
