@@ -39,6 +39,9 @@ class DataConfig:
     val_fraction: float = 0.1  # fraction of train normals held out for validation (deterministic)
     data_fraction: float = 1.0  # fraction of the remaining train normals used (paper Table 5)
     val_anomaly_ratio: float = 1.0  # synthetic anomalies per held-out normal in the validation set
+    # validation anomalies: natural (stains, holes, bent scratches; no method trains on them) |
+    # augment (RcAE's own training corruption families)
+    val_anomalies: str = "natural"
 
 
 @dataclass
@@ -314,6 +317,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'model.method': {m.method!r} is not one of {', '.join(METHODS)}")
     if d.dataset != "synthetic" and not d.root:
         raise ConfigError(f"config key 'data.root' is required for dataset '{d.dataset}'")
+    if d.val_anomalies not in ("natural", "augment"):
+        raise ConfigError("config key 'data.val_anomalies' must be natural or augment")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError("config key 'data.val_fraction' must be in [0, 1)")
     if not 0.0 < d.data_fraction <= 1.0:

@@ -27,6 +27,7 @@ from suite import metrics as M
 from suite.config import Config, save_yaml
 from suite.data import load_arrays, load_category
 from suite.data.augment import pseudo_anomalies
+from suite.data.synthetic import natural_defects
 from suite.methods.base import TrainContext, TrainedMethod
 from suite.records import TrialRecord, code_versions, node_info, write_record
 from suite.stage_cache import StageCache
@@ -53,12 +54,19 @@ def validation_set(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Held-out train normals plus synthetic anomalies made from them (never test images).
 
+    ``data.val_anomalies``: "natural" paints stains, holes and bent scratches, which no method
+    trains on; "augment" uses RcAE's training corruption (easy for RcAE: it saturates).
+
     Returns images (M, 3, H, W), masks (M, 1, H, W), labels (M,). Deterministic given the seed.
     """
     gen = torch.Generator().manual_seed(cfg.runtime.seed + 7919)
     n_anom = max(1, int(round(len(val_images) * cfg.data.val_anomaly_ratio)))
     src = val_images[torch.arange(n_anom) % len(val_images)]
-    anomalous, masks = pseudo_anomalies(src, cfg.augment, gen, donors=donors[: min(8, len(donors))])
+    if cfg.data.val_anomalies == "natural":
+        defective, defect_masks = natural_defects(src.numpy(), seed=cfg.runtime.seed + 7919)
+        anomalous, masks = torch.from_numpy(defective), torch.from_numpy(defect_masks)
+    else:
+        anomalous, masks = pseudo_anomalies(src, cfg.augment, gen, donors=donors[: min(8, len(donors))])
     images = torch.cat([val_images, anomalous])
     all_masks = torch.cat([torch.zeros_like(masks[:1]).expand(len(val_images), -1, -1, -1), masks])
     labels = torch.cat([torch.zeros(len(val_images)), torch.ones(n_anom)]).long()

@@ -31,7 +31,8 @@ METHOD_SECTIONS: dict[str, tuple[str, frozenset[str]]] = {
 def stage_key_material(cfg: Config, stage: str) -> dict[str, Any]:
     """The config subset that determines the weights a stage ends with."""
     data = cfg.data.__dict__.copy()
-    data.pop("val_anomaly_ratio", None)  # only shapes the validation set
+    data.pop("val_anomaly_ratio", None)  # these two only shape the validation set
+    data.pop("val_anomalies", None)
     m = cfg.model
     material: dict[str, Any] = {
         "stage": "stage1",

@@ -222,6 +222,42 @@ def _texture_defect(
     raise ValueError(f"unknown synth_texture defect {kind!r}")
 
 
+NATURAL_DEFECTS = ("stain", "hole", "bent_scratch")
+
+
+def natural_defects(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Paint one stain, hole or bent scratch (cycling in that order) on each of ``images``.
+
+    ``images``: float (N, 3, S, S) in [0, 1]. Returns ``(defective, masks)`` with masks float
+    (N, 1, S, S) in {0, 1}, exactly the pixels that changed by more than half a grey level. These
+    are the synthetic texture category's generic defects; no method trains on them (RcAE's
+    augmentation paints blocks, pastes and straight lines, FAE's textured elastic shapes), so they
+    make a validation set that does not reward memorising one's own training corruption.
+    Deterministic given ``seed``.
+    """
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise ValueError(f"natural_defects expects (N, 3, S, S) images, got shape {images.shape}")
+    rng = np.random.default_rng(seed)
+    size = images.shape[2]
+    defective = images.astype(np.float64, copy=True)
+    masks = np.zeros((images.shape[0], 1, size, size), dtype=np.float32)
+    for i in range(images.shape[0]):
+        clean = images[i].transpose(1, 2, 0).astype(np.float64)
+        for _attempt in range(8):
+            kind = NATURAL_DEFECTS[i % len(NATURAL_DEFECTS)]
+            final = np.clip(_texture_defect(kind, clean, None, None, rng, size), 0.0, 1.0)
+            changed = np.any(np.abs(final - clean) > 0.5 / 255, axis=2)
+            if changed.any():
+                break
+        else:  # e.g. a stain on a black image: fall back to a hole, which always shows
+            final = np.clip(_texture_defect("hole", clean, None, None, rng, size), 0.0, 1.0)
+            changed = np.any(np.abs(final - clean) > 0.5 / 255, axis=2)
+        final = np.where(changed[..., None], final, clean)
+        defective[i] = final.transpose(2, 0, 1)
+        masks[i, 0] = changed
+    return defective.astype(images.dtype), masks
+
+
 # ----------------------------------------------------------------------------------------------
 # synth_object
 

@@ -108,3 +108,15 @@ def test_anomaly_map_kinds_share_the_trained_stages(tmp_path):
         if kind != "crd":  # scoring-only change: every stage comes from the cache
             assert record.info["stage3_from_cache"] is True
     assert len(set(scores.values())) == 3, scores
+
+
+def test_validation_set_uses_natural_defects_by_default():
+    from suite.pipeline import validation_set
+
+    val = torch.rand(4, 3, 32, 32) * 0.5 + 0.25
+    for kind in ("natural", "augment"):
+        images, masks, labels = validation_set(val, val, tiny(f"data.val_anomalies={kind}"))
+        assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+        assert torch.equal(images[:4], val) and masks[:4].sum() == 0
+        assert ((images[4:] != val).any(dim=1) == (masks[4:, 0] > 0)).all()
+        assert (masks[4:].flatten(1).sum(1) > 0).all()

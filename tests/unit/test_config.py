@@ -93,3 +93,10 @@ def test_parse_override_requires_equals():
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
     assert parse_override("train.stage1.lr=1e-4") == ("train.stage1.lr", 1e-4)
     assert parse_override("data.category=bottle") == ("data.category", "bottle")
+
+
+def test_val_anomalies_choice_is_checked():
+    assert build_config().data.val_anomalies == "natural"
+    assert build_config(overrides=["data.val_anomalies=augment"]).data.val_anomalies == "augment"
+    with pytest.raises(ConfigError, match="data.val_anomalies"):
+        build_config(overrides=["data.val_anomalies=test"])
