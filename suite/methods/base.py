@@ -19,7 +19,7 @@ from torch import nn
 
 from suite.config import Config
 from suite.stage_cache import StageCache, stage_key
-from suite.training import load_checkpoint
+from suite.training import freeze, load_checkpoint, train_stage
 
 
 @dataclass
@@ -111,3 +111,29 @@ def probe_hook(ctx: TrainContext, module: nn.Module, probe: TrainedMethod, stage
         module.train(was_training)
 
     return hook
+
+
+def train_single_stage(
+    ctx: TrainContext,
+    module: nn.Module,
+    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor],
+    method: TrainedMethod,
+    optimizer_factory: Callable[..., Any] | None = None,
+) -> TrainedMethod:
+    """Train a one-network method (the baselines) as ``stage1`` through the stage cache.
+
+    ``method`` already holds the method's predict/score/modules/info; it doubles as the probe for
+    mid-training validation. Its ``stage_times`` and ``info["stage1_from_cache"]`` are filled in,
+    ``module`` is frozen, and the same object is returned.
+    """
+    def run(path: str) -> None:
+        train_stage(
+            "stage1", module, loss_fn, ctx.train_images, ctx.cfg.train.stage1,
+            checkpoint_path=path, on_epoch_end=probe_hook(ctx, module, method), **stage_options(ctx),
+            optimizer_factory=optimizer_factory,
+        )
+
+    seconds, method.info["stage1_from_cache"] = cached_stage(ctx, "stage1", module, run)
+    method.stage_times["stage1"] = seconds
+    freeze(module)
+    return method

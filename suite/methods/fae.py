@@ -34,9 +34,8 @@ from torch import nn
 from suite.config import Config
 from suite.data.augment import random_flips_rotations
 from suite.data.fae_corruption import fae_training_pair, load_textures, procedural_textures
-from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
+from suite.methods.base import TrainContext, TrainedMethod, train_single_stage
 from suite.models.fae import FAEUNet, build_fae, fae_anomaly_map, fae_image_score
-from suite.training import freeze, train_stage
 
 PROCEDURAL_BANK_SIZE = 64  # procedural textures made per trial when fae.texture_root is unset
 # Offset of the texture bank's seed from runtime.seed, so the bank does not replay the draws of
@@ -94,21 +93,5 @@ def train(ctx: TrainContext) -> TrainedMethod:
     def score(maps: torch.Tensor) -> torch.Tensor:
         return fae_image_score(maps, cfg.fae)
 
-    probe = TrainedMethod(predict=predict, score=score, modules={"fae": net}, steps=[1])
-
-    def run1(path: str) -> None:
-        train_stage(
-            "stage1", net, stage1_loss, ctx.train_images, cfg.train.stage1,
-            checkpoint_path=path, on_epoch_end=probe_hook(ctx, net, probe), **stage_options(ctx),
-        )
-
-    seconds, info["stage1_from_cache"] = cached_stage(ctx, "stage1", net, run1)
-    freeze(net)
-    return TrainedMethod(
-        predict=predict,
-        score=score,
-        modules={"fae": net},
-        stage_times={"stage1": seconds},
-        info=info,
-        steps=[1],
-    )
+    method = TrainedMethod(predict=predict, score=score, modules={"fae": net}, info=info, steps=[1])
+    return train_single_stage(ctx, net, stage1_loss, method)

@@ -26,9 +26,8 @@ from torch import nn
 
 from suite.config import HFRConfig
 from suite.data.augment import random_flips_rotations
-from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
+from suite.methods.base import TrainContext, TrainedMethod, train_single_stage
 from suite.models.hfr import HFRAE, hfr_anomaly_map, hfr_image_score, hfr_loss, hfr_residuals
-from suite.training import freeze, train_stage
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -78,21 +77,5 @@ def train(ctx: TrainContext) -> TrainedMethod:
                                normalise_by_area=cfg.hfr.normalise_by_area)
         return {"map": amap}
 
-    probe = TrainedMethod(predict=predict, score=hfr_image_score, modules={"hfr": model})
-
-    def run1(path: str) -> None:
-        train_stage(
-            "stage1", model, stage1_loss, ctx.train_images, cfg.train.stage1,
-            checkpoint_path=path, on_epoch_end=probe_hook(ctx, model, probe), **stage_options(ctx),
-            optimizer_factory=make_optimizer,
-        )
-
-    seconds, info["stage1_from_cache"] = cached_stage(ctx, "stage1", model, run1)
-    freeze(model)
-    return TrainedMethod(
-        predict=predict,
-        score=hfr_image_score,
-        modules={"hfr": model},
-        stage_times={"stage1": seconds},
-        info=info,
-    )
+    method = TrainedMethod(predict=predict, score=hfr_image_score, modules={"hfr": model}, info=info)
+    return train_single_stage(ctx, model, stage1_loss, method, optimizer_factory=make_optimizer)

@@ -166,7 +166,9 @@ def train(ctx: TrainContext) -> TrainedMethod:
     def raw_maps(imgs: torch.Tensor) -> dict[str, torch.Tensor]:
         recons = infer.reconstructions(imgs)
         details = infer.details(imgs, recons)
-        out = {"recons": recons, "residual": residual_map(imgs, details)}
+        out = {"recons": recons}
+        if map_kind != "crd":
+            out["residual"] = residual_map(imgs, details)
         if dpn is not None:
             out["details"] = details
         if crd is not None and map_kind != "residual":
@@ -192,15 +194,15 @@ def train(ctx: TrainContext) -> TrainedMethod:
 
     def predict(imgs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = raw_maps(imgs)
-        residual = out.pop("residual")
-        if standardizer is not None:
-            residual = standardizer(residual)
         if map_kind == "crd":
             amap = out.pop("crd")
-        elif map_kind == "residual":
+        else:
+            residual = out.pop("residual")
+            if standardizer is not None:
+                residual = standardizer(residual)
             amap = residual
-        else:  # fused: mean of the two maps, each on the scale of clean normals
-            amap = 0.5 * (residual + (out.pop("crd") - crd_scale[0]) / crd_scale[1])
+            if map_kind == "fused":  # the mean of the two maps, each on the scale of clean normals
+                amap = 0.5 * (residual + (out.pop("crd") - crd_scale[0]) / crd_scale[1])
         out["map"] = gaussian_blur(amap, cfg.eval.smooth_sigma)
         return out
 
