@@ -38,21 +38,33 @@ class DataConfig:
     image_size: int = 128  # images are resized to image_size x image_size
     val_fraction: float = 0.1  # fraction of train normals held out for validation (deterministic)
     data_fraction: float = 1.0  # fraction of the remaining train normals used (paper Table 5)
+    # fraction of train normals held out to fit scoring statistics (per-pixel standardisation,
+    # map fusion): never trained on, never validated on (deterministic, taken after val)
+    calib_fraction: float = 0.1
     val_anomaly_ratio: float = 1.0  # synthetic anomalies per held-out normal in the validation set
-    # validation anomalies: natural (stains, holes, bent scratches; no method trains on them) |
-    # augment (RcAE's own training corruption families)
-    val_anomalies: str = "natural"
+    # validation anomalies: hard (small, faint, thin defects, local deformations, misplaced parts
+    # from other normals; no method trains on them) | natural (stains, holes, bent scratches: easy,
+    # they saturate) | augment (RcAE's own training corruption families)
+    val_anomalies: str = "hard"
+    val_difficulty: float = 0.5  # hard validation anomalies: 0 = clearly visible .. 1 = very subtle
 
 
 @dataclass
 class AugmentConfig:
     enabled: bool = True  # stage-1 structured corruption on/off
     coverage: float = 0.3  # fraction of grid blocks touched by a corruption, 0..1
-    block_sizes: list[int] = field(default_factory=lambda: [32, 64, 128])  # block sizes at 256 px, scaled with image size
+    # fixed: every image at `coverage` | uniform: per image, coverage ~ U(0, `coverage`) (the
+    # paper's "varying coverage (0-100%)" is uniform with coverage 1)
+    coverage_sampling: str = "fixed"
+    clean_fraction: float = 0.0  # stage 1: share of inputs left uncorrupted (target = input)
+    # block sizes and line lengths below are in px at this image size, scaled to the actual one;
+    # the paper states them at its own 1024 px (256 = this suite's first versions)
+    reference_size: int = 1024
+    block_sizes: list[int] = field(default_factory=lambda: [32, 64, 128])  # px at reference_size
     color_blocks: bool = True  # family: random solid colour blocks
     copy_paste: bool = True  # family: patches copied from elsewhere (same or another normal image)
     lines: bool = True  # family: 1-4 random crack-like lines
-    line_length: list[int] = field(default_factory=lambda: [50, 150])  # px at 256, scaled with image size
+    line_length: list[int] = field(default_factory=lambda: [50, 150])  # px at reference_size
     num_lines: list[int] = field(default_factory=lambda: [1, 4])
     noise_std: float = 0.0  # Gaussian noise std on the training input (images in [0, 1])
     noise_on_target: bool = False  # also add noise to the target (an independent draw; FAE shares one draw)
@@ -60,19 +72,45 @@ class AugmentConfig:
     rotate: bool = False  # random 90-degree rotations of the clean normals
 
 
+PSEUDO_FAMILIES = ("augment", "occluders")
+
+
+@dataclass
+class PseudoConfig:
+    """Stage-3 pseudo-anomalies the CRD learns to segment (masks are exact)."""
+
+    # augment: stage-1's families (blocks, pastes, lines; the RcAE was trained to erase them) |
+    # occluders: elastic ellipses and thin strokes filled with texture (DTD folder or procedural)
+    # or colour, families the RcAE never saw. One family is drawn per image.
+    families: list[str] = field(default_factory=lambda: ["augment"])
+    clean_fraction: float = 0.0  # share of stage-3 images left clean with an empty mask
+    coverage_sampling: str = "fixed"  # augment family: fixed | uniform (as augment.coverage_sampling)
+    opacity: list[float] = field(default_factory=lambda: [1.0, 1.0])  # blend alpha range (1 = opaque)
+    texture_root: str | None = None  # occluders: folder of texture images (e.g. DTD); None = procedural
+
+
 @dataclass
 class ModelConfig:
     method: str = "rcae"  # one of METHODS
     depth: int = 5  # recursion depth N (RcAE) / number of stacked blocks (ConvAE)
     width: int = 16  # base channel width of the conv AE blocks
+    # channels of every intermediate code I_C^i; 3 = the image's channels (the paper). Other
+    # values add a 1x1 stem (3 -> k) before and a 1x1 head (k -> 3) after the recursion.
+    code_channels: int = 3
     skip: bool = True  # skip connections inside the AE blocks
     shared_weights: bool = True  # RcAE: one shared E and D (False = a distinct E_i, D_i per level)
     use_dpn: bool = True  # stage 2: detail-preservation network
     use_crd: bool = True  # stage 3: cross-recursion detection
     dpn_width: int = 16
+    # DPN training input: clean (the paper: clean normals, I_R^n of I) | corrupted (stage-1
+    # corruption on the input, clean target, so it learns not to put pseudo-defects back)
+    dpn_input: str = "clean"
     crd_width: int = 8
     crd_steps: list[int] | None = None  # recursion steps CRD sees; None = 1..N (Table 6: [5], [1, 3, 5])
     crd_pool: int = 2  # CRD runs on inputs average-pooled by this factor and upsamples its output
+    # CRD input per step: paper (I_D^n ⊕ I) | discrepancy (|I_D^n - I| standardised per pixel by
+    # clean-normal statistics, ⊕ |I_D^n - I_D^(n-1)|, ⊕ I)
+    crd_input: str = "paper"
 
 
 @dataclass
@@ -135,16 +173,28 @@ class TrainConfig:
     eval_every: int = 0  # epochs between validation reports during stage 1 (0 = only at the end)
     amp: bool = True  # mixed precision when on CUDA (ignored on CPU)
     max_time_s: float = 0.0  # wall-time budget per stage in seconds (0 = none); stops at an epoch boundary
+    # stage 1: sampled (one depth per batch, the paper) | all (L_rec summed over every depth
+    # 1..N each step, from one batched all-depth pass)
+    depth_loss: str = "sampled"
+    depth_sampling: str = "uniform"  # sampled depth: uniform on 1..N (paper) | linear (p(n) ∝ n)
+    lr_schedule: str = "constant"  # constant (paper) | cosine (decay to 0 over each stage's epochs)
 
 
 @dataclass
 class EvalConfig:
     top_k: float = 0.01  # image score = mean of the top-k pixels; <1 = fraction of pixels, >=1 = count
     smooth_sigma: float = 2.0  # Gaussian smoothing of pixel maps (0 = off)
-    standardize: bool = True  # residual maps standardised per pixel by clean-train statistics
-    # RcAE pixel map: crd (the CRD output, as the paper) | residual (mean |I_D^n - I| over steps) |
-    # fused (mean of both, each scaled by clean-train statistics). Without CRD it is always residual.
-    anomaly_map: str = "crd"
+    # RcAE/ConvAE pixel map: auto (the CRD map with CRD, else |I - I_D^N| of the last depth, as
+    # the paper's rungs) | residual_final (|I - I_D^N|) | residual_mean (mean |I - I_D^n| over
+    # all depths) | crd | fused (mean of residual_final and crd, each standardised)
+    anomaly_map: str = "auto"
+    # applied to whichever map the rung uses, CRD included: none | pixel (per-pixel z-score by
+    # statistics of held-out normals)
+    standardize: str = "pixel"
+    fit_on: str = "calib"  # normals the scoring statistics are fitted on: calib (held out) | train
+    crd_output: str = "logits"  # CRD map scored as logits | sigmoid (saturates: top-k ties)
+    scoring_variants: bool = True  # also score every variant (record.scorings; inference only)
+    diagnostics: bool = True  # per-depth signal of |I - I_R^n|, |I - I_D^n| and CRD (record.diagnostics)
     aupro: bool = True  # compute AUPRO (exact; the costliest pixel metric)
     save_maps: int = 2  # best and worst scored test images per category kept for the heatmap gallery
     cost: bool = True  # measure params / FLOPs / latency
@@ -163,6 +213,7 @@ class RuntimeConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     fae: FAEConfig = field(default_factory=FAEConfig)
     hfr: HFRConfig = field(default_factory=HFRConfig)
@@ -196,12 +247,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 128 px, width 16, CRD on 2x pooled input.
     "cpu": {
         "data": {"image_size": 128},
+        "augment": {"coverage": 0.5, "coverage_sampling": "uniform", "clean_fraction": 0.1},
+        "pseudo": {"families": ["augment", "occluders"], "clean_fraction": 0.25, "opacity": [0.3, 1.0]},
         "model": {"depth": 5, "width": 16, "crd_pool": 2},
         "fae": {"width": 16},
         "train": {
             "stage1": {"epochs": 150, "lr": 1e-3, "batch_size": 16},
             "stage2": {"epochs": 40, "lr": 1e-3, "batch_size": 16},
             "stage3": {"epochs": 60, "lr": 1e-3, "batch_size": 8},
+            "depth_sampling": "linear",
+            "lr_schedule": "cosine",
         },
     },
     # The demo's trials (`make demo`): the full pipeline in well under a minute on 2 cores, 64 px.
@@ -305,7 +360,36 @@ def _merge_into(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
         if dataclasses.is_dataclass(current):
             _merge_into(current, value, f"{full}.")
         else:
-            setattr(obj, key, _coerce(value, types_[key], full))
+            try:
+                setattr(obj, key, _coerce(value, types_[key], full))
+            except ConfigError as err:
+                allowed = CHOICES.get(full)
+                raise ConfigError(f"{err}; valid values: {', '.join(allowed)}" if allowed else str(err)) from None
+
+
+# Keys whose values come from a fixed set (lists: every item must be in it).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.val_anomalies": ("hard", "natural", "augment"),
+    "augment.coverage_sampling": ("fixed", "uniform"),
+    "pseudo.families": PSEUDO_FAMILIES,
+    "pseudo.coverage_sampling": ("fixed", "uniform"),
+    "model.dpn_input": ("clean", "corrupted"),
+    "model.crd_input": ("paper", "discrepancy"),
+    "train.depth_loss": ("sampled", "all"),
+    "train.depth_sampling": ("uniform", "linear"),
+    "train.lr_schedule": ("constant", "cosine"),
+    "eval.anomaly_map": ("auto", "residual_final", "residual_mean", "crd", "fused"),
+    "eval.standardize": ("none", "pixel"),
+    "eval.fit_on": ("calib", "train"),
+    "eval.crd_output": ("logits", "sigmoid"),
+}
+# Keys that must lie in a closed range [low, high].
+FRACTIONS: tuple[tuple[str, float, float], ...] = (
+    ("data.calib_fraction", 0.0, 0.5),
+    ("data.val_difficulty", 0.0, 1.0),
+    ("augment.clean_fraction", 0.0, 1.0),
+    ("pseudo.clean_fraction", 0.0, 0.95),
+)
 
 
 def validate(cfg: Config) -> Config:
@@ -317,8 +401,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'model.method': {m.method!r} is not one of {', '.join(METHODS)}")
     if d.dataset != "synthetic" and not d.root:
         raise ConfigError(f"config key 'data.root' is required for dataset '{d.dataset}'")
-    if d.val_anomalies not in ("natural", "augment"):
-        raise ConfigError("config key 'data.val_anomalies' must be natural or augment")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError("config key 'data.val_fraction' must be in [0, 1)")
     if not 0.0 < d.data_fraction <= 1.0:
@@ -341,8 +423,25 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'model.crd_pool' must be >= 1")
     if cfg.runtime.device not in ("auto", "cpu", "cuda"):
         raise ConfigError("config key 'runtime.device' must be auto, cpu or cuda")
-    if cfg.eval.anomaly_map not in ("crd", "residual", "fused"):
-        raise ConfigError("config key 'eval.anomaly_map' must be crd, residual or fused")
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        values = value if isinstance(value, list) else [value]
+        bad = [v for v in values if v not in allowed]
+        if bad or (isinstance(value, list) and not value):
+            raise ConfigError(f"config key '{key}': {value!r} is not allowed; valid values: {', '.join(allowed)}")
+    for key, low, high in FRACTIONS:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not low <= value <= high:
+            raise ConfigError(f"config key '{key}': {value} is outside the allowed range [{low}, {high}]")
+    lo, hi = cfg.pseudo.opacity if len(cfg.pseudo.opacity) == 2 else (-1.0, -1.0)
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ConfigError(f"config key 'pseudo.opacity': {cfg.pseudo.opacity} must be [low, high] with 0 < low <= high <= 1")
+    if a.reference_size < 1:
+        raise ConfigError(f"config key 'augment.reference_size': {a.reference_size} must be >= 1")
+    if m.code_channels < 1:
+        raise ConfigError(f"config key 'model.code_channels': {m.code_channels} must be >= 1")
     if cfg.fae.discrepancy not in ("mse", "ssim", "gms"):
         raise ConfigError("config key 'fae.discrepancy' must be mse, ssim or gms")
     if cfg.fae.score not in ("sum", "max"):

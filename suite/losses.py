@@ -46,14 +46,23 @@ def detection_loss(pred_map: torch.Tensor, pseudo_mask: torch.Tensor) -> torch.T
     return intensity + edges
 
 
-def sample_depth(max_depth: int, generator: Any = None) -> int:
-    """A recursion depth drawn uniformly from {1, ..., max_depth} (stage 1 draws one per batch).
+def sample_depth(max_depth: int, generator: Any = None, sampling: str = "uniform") -> int:
+    """A recursion depth from {1, ..., max_depth} (stage 1 draws one per batch).
 
-    ``generator`` may be a ``torch.Generator``, a ``random.Random``, a ``numpy.random.Generator``
-    or None (torch's global RNG).
+    ``sampling``: "uniform" (the paper: p(n) = 1 / N) or "linear" (p(n) = 2n / (N (N + 1)), so the
+    deepest pass, the one scored, gets the most steps). ``generator`` may be a
+    ``torch.Generator``, a ``random.Random``, a ``numpy.random.Generator`` or None (torch's global
+    RNG); "linear" needs a torch generator or None.
     """
     if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
         raise ValueError(f"sample_depth: max_depth must be an integer >= 1, got {max_depth!r}")
+    if sampling == "linear":
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError("sample_depth: linear sampling needs a torch.Generator")
+        weights = torch.arange(1, max_depth + 1, dtype=torch.float64)
+        return int(torch.multinomial(weights, 1, generator=generator).item()) + 1
+    if sampling != "uniform":
+        raise ValueError(f"sample_depth: sampling must be uniform or linear, got {sampling!r}")
     if generator is None or isinstance(generator, torch.Generator):
         return int(torch.randint(1, max_depth + 1, (1,), generator=generator).item())
     if isinstance(generator, random.Random):
@@ -61,3 +70,16 @@ def sample_depth(max_depth: int, generator: Any = None) -> int:
     if hasattr(generator, "integers"):  # numpy.random.Generator
         return int(generator.integers(1, max_depth + 1))
     raise TypeError(f"sample_depth: unsupported generator type {type(generator).__name__}")
+
+
+def all_depths_loss(target: torch.Tensor, recons: torch.Tensor) -> torch.Tensor:
+    """Stage 1, every depth at once:  (1/N) sum_n [L1(I, I_R^n) + L1(∇I, ∇I_R^n)].
+
+    ``recons`` is the (B, N, C, H, W) stack of ``RcAE.reconstruct_all``; ``target`` is (B, C, H, W).
+    """
+    if recons.dim() != 5 or recons.shape[:1] + recons.shape[2:] != target.shape:
+        raise ValueError(f"all_depths_loss: recons {tuple(recons.shape)} must be (B, N, C, H, W) of {tuple(target.shape)}")
+    expanded = target.unsqueeze(1).expand_as(recons)
+    intensity = (expanded - recons).abs().mean()
+    edges = (image_gradient(expanded) - image_gradient(recons)).abs().mean()
+    return intensity + edges

@@ -54,15 +54,24 @@ def validation_set(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Held-out train normals plus synthetic anomalies made from them (never test images).
 
-    ``data.val_anomalies``: "natural" paints stains, holes and bent scratches, which no method
-    trains on; "augment" uses RcAE's training corruption (easy for RcAE: it saturates).
+    ``data.val_anomalies``: "hard" paints small, faint or thin defects, local deformations and
+    parts misplaced from other normals (``suite.data.val_anomalies``, ``data.val_difficulty``);
+    "natural" paints stains, holes and bent scratches (easy: they saturate); neither is a training
+    corruption of any method. "augment" uses RcAE's training corruption (easiest for RcAE).
 
     Returns images (M, 3, H, W), masks (M, 1, H, W), labels (M,). Deterministic given the seed.
     """
     gen = torch.Generator().manual_seed(cfg.runtime.seed + 7919)
     n_anom = max(1, int(round(len(val_images) * cfg.data.val_anomaly_ratio)))
     src = val_images[torch.arange(n_anom) % len(val_images)]
-    if cfg.data.val_anomalies == "natural":
+    if cfg.data.val_anomalies == "hard":
+        from suite.data.val_anomalies import hard_defects
+
+        defective, defect_masks = hard_defects(
+            src.numpy(), donors.numpy(), seed=cfg.runtime.seed + 7919, difficulty=cfg.data.val_difficulty
+        )
+        anomalous, masks = torch.from_numpy(defective), torch.from_numpy(defect_masks)
+    elif cfg.data.val_anomalies == "natural":
         defective, defect_masks = natural_defects(src.numpy(), seed=cfg.runtime.seed + 7919)
         anomalous, masks = torch.from_numpy(defective), torch.from_numpy(defect_masks)
     else:
@@ -92,6 +101,54 @@ def predict_all(
         np.concatenate(scores),
         {k: np.concatenate(v) for k, v in kept.items()},
     )
+
+
+EXTRA_MAX_SIZE = 256  # extra maps (variants, diagnostics) are scored at most at this size
+
+
+@torch.inference_mode()
+def extra_metrics(
+    method: TrainedMethod, images: torch.Tensor, masks: np.ndarray, labels: np.ndarray, device: torch.device,
+    with_aupro: bool, batch_size: int = 16,
+) -> dict[str, dict[str, float]]:
+    """Metrics of every ``method.extra_maps`` map: name -> metrics. Image scores use
+    ``method.score``; maps larger than ``EXTRA_MAX_SIZE`` are area-downsampled (masks by max
+    pooling) so the pixel metrics stay cheap at 1024 px."""
+    if method.extra_maps is None:
+        return {}
+    collected: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for i in range(0, len(images), batch_size):
+        for name, amap in method.extra_maps(images[i : i + batch_size].to(device)).items():
+            scores = method.score(amap).float().cpu().numpy()
+            factor = max(1, amap.shape[-1] // EXTRA_MAX_SIZE)
+            if factor > 1:
+                amap = torch.nn.functional.avg_pool2d(amap, factor)
+            maps_, scores_ = collected.setdefault(name, ([], []))
+            maps_.append(amap[:, 0].float().cpu().numpy())
+            scores_.append(scores)
+    out: dict[str, dict[str, float]] = {}
+    for name, (maps_, scores_) in collected.items():
+        maps_arr = np.concatenate(maps_)
+        small = masks.reshape(len(maps_arr), *masks.shape[-2:])
+        factor = small.shape[-1] // maps_arr.shape[-1]
+        if factor > 1:
+            small = torch.nn.functional.max_pool2d(torch.from_numpy(small[:, None].astype(np.float32)), factor)[:, 0].numpy()
+        aupro = with_aupro and name.startswith("variant:")
+        out[name] = evaluate(maps_arr, np.concatenate(scores_), small, labels, with_aupro=aupro)
+    return out
+
+
+def _split_extras(extras: dict[str, dict[str, float]], split: str, record: TrialRecord) -> None:
+    """File ``extra_metrics`` output into ``record.scorings`` and ``record.diagnostics``."""
+    for name, values in extras.items():
+        prefix, _, key = name.partition(":")
+        if prefix == "variant":
+            record.scorings.setdefault(key, {})[split] = values
+        elif prefix == "diag":
+            family, _, step = key.partition("@")
+            record.diagnostics.setdefault(split, {}).setdefault(family, {})[step] = {
+                k: values[k] for k in ("i_auroc", "p_auroc") if k in values
+            }
 
 
 def evaluate(
@@ -216,14 +273,17 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log) -> None:
     train_x, _, _ = load_arrays(splits.train, size)
     test_x, test_m, test_y = load_arrays(splits.test, size)
     train_images = torch.from_numpy(train_x)
+    calib_images = torch.from_numpy(load_arrays(splits.calib, size)[0]) if splits.calib else None
     val = None
     if splits.val:
         val_x, _, _ = load_arrays(splits.val, size)
         val = validation_set(torch.from_numpy(val_x), train_images, cfg)
     record.stage_times["data"] = time.perf_counter() - t0
     record.cost["n_train"], record.cost["n_val"], record.cost["n_test"] = len(train_x), len(splits.val), len(test_x)
+    record.cost["n_calib"] = len(splits.calib)
     log(
         f"[data] {cfg.data.dataset}/{cfg.data.category}: {len(train_x)} train, {len(splits.val)} val normals, "
+        f"{len(splits.calib)} calibration normals, "
         f"{len(test_x)} test at {size}px ({record.stage_times['data']:.1f}s)"
     )
 
@@ -252,6 +312,7 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log) -> None:
         device=device,
         generator=gen,
         train_images=train_images,
+        calib_images=calib_images,
         checkpoint_dir=ckpt_dir,
         stage_cache=StageCache(stage_cache) if stage_cache else None,
         log=log,
@@ -266,6 +327,10 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log) -> None:
         record.metrics["val"] = val_metrics(method)
     tmaps, tscores, kept = predict_all(method, torch.from_numpy(test_x), device, keep=cfg.eval.save_maps > 0)
     record.metrics["test"] = evaluate(tmaps, tscores, test_m, test_y, with_aupro=cfg.eval.aupro)
+    if val is not None:
+        _split_extras(extra_metrics(method, val[0], val[1].numpy(), val[2].numpy(), device, False), "val", record)
+    _split_extras(extra_metrics(method, torch.from_numpy(test_x), test_m, test_y, device, cfg.eval.aupro), "test",
+                  record)
     record.stage_times["eval"] = time.perf_counter() - t0
     if cfg.eval.save_maps > 0:
         idx = gallery_indices(tscores, test_y, cfg.eval.save_maps)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: diagnostics and scorings fields
 RECORD_GLOB = "record*.json"
 
 
@@ -39,6 +39,12 @@ class TrialRecord:
     history: list[dict[str, Any]] = field(default_factory=list)  # periodic validation reports
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> path relative to the record
     info: dict[str, Any] = field(default_factory=dict)  # method facts: stage cache hits, pretrained backbone
+    # Per-depth signal (RcAE): split -> family -> step -> {"i_auroc", "p_auroc"}, with families
+    # "recon" (|I - I_R^n|), "detail" (|I - I_D^n|) and "crd" (step "all": the CRD map).
+    diagnostics: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+    # The same trained stages scored under every scoring variant: variant -> split -> metrics.
+    # ``metrics`` holds the configured variant (``info["scoring"]`` names it).
+    scorings: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     trial_id: str | None = None
     sweep: str | None = None
     seed: int = 0

@@ -28,18 +28,25 @@ METHOD_SECTIONS: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 
+# Bumped when a change to the training code makes earlier cached stages stale
+# (2: per-stage random generators, code_channels, depth losses, pseudo-anomaly families).
+STAGE_FORMAT = 2
+
+
 def stage_key_material(cfg: Config, stage: str) -> dict[str, Any]:
     """The config subset that determines the weights a stage ends with."""
     data = cfg.data.__dict__.copy()
-    data.pop("val_anomaly_ratio", None)  # these two only shape the validation set
-    data.pop("val_anomalies", None)
-    m = cfg.model
+    for key in ("val_anomaly_ratio", "val_anomalies", "val_difficulty"):  # only shape the validation set
+        data.pop(key, None)
+    m, t = cfg.model, cfg.train
     material: dict[str, Any] = {
+        "format": STAGE_FORMAT,
         "stage": "stage1",
         "data": data,
         "augment": cfg.augment.__dict__,
-        "model": {k: getattr(m, k) for k in ("method", "depth", "width", "skip", "shared_weights")},
+        "model": {k: getattr(m, k) for k in ("method", "depth", "width", "skip", "shared_weights", "code_channels")},
         "train": cfg.train.stage1.__dict__,
+        "schedule": {"depth_loss": t.depth_loss, "depth_sampling": t.depth_sampling, "lr_schedule": t.lr_schedule},
         "seed": cfg.runtime.seed,
         "max_time_s": cfg.train.max_time_s,
     }
@@ -49,13 +56,15 @@ def stage_key_material(cfg: Config, stage: str) -> dict[str, Any]:
         section, scoring_only = METHOD_SECTIONS[m.method]
         material[section] = {k: v for k, v in getattr(cfg, section).__dict__.items() if k not in scoring_only}
     if stage in ("stage2", "stage3"):
-        material = {"stage": "stage2", "prev": material, "dpn_width": m.dpn_width, "train": cfg.train.stage2.__dict__}
+        material = {"stage": "stage2", "prev": material, "dpn_width": m.dpn_width, "dpn_input": m.dpn_input,
+                    "train": cfg.train.stage2.__dict__}
     if stage == "stage3":
         material = {
             "stage": "stage3",
             "prev": material,
             "use_dpn": m.use_dpn,
-            "crd": {"width": m.crd_width, "steps": m.crd_steps, "pool": m.crd_pool},
+            "crd": {"width": m.crd_width, "steps": m.crd_steps, "pool": m.crd_pool, "input": m.crd_input},
+            "pseudo": cfg.pseudo.__dict__,
             "train": cfg.train.stage3.__dict__,
         }
     if stage not in ("stage1", "stage2", "stage3"):

@@ -36,6 +36,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def stage_generator(seed: int, stage: str) -> torch.Generator:
+    """A CPU generator for one training stage, seeded from (seed, stage) alone, so a stage's random
+    draws do not depend on whether the stages before it were trained or loaded from a cache."""
+    import zlib
+
+    gen = torch.Generator()
+    gen.manual_seed((int(seed) * 1_000_003 + zlib.crc32(stage.encode())) % (2**63))
+    return gen
+
+
 def seed_everything(seed: int) -> torch.Generator:
     import random
 
@@ -119,13 +129,16 @@ def train_stage(
     amp: bool = True,
     log: Callable[[str], None] = print,
     optimizer_factory: OptimizerFactory | None = None,
+    lr_schedule: str = "constant",
 ) -> StageResult:
     """Train ``model`` for ``cfg.epochs`` epochs over ``data`` (an (N, ...) tensor kept on the CPU).
 
     Resumes from ``checkpoint_path`` when it exists (a completed checkpoint returns at once).
     ``on_epoch_end(epoch, mean_loss)`` runs on rank 0 after each epoch (1-based epoch).
     ``optimizer_factory(params)`` builds the optimiser over the trainable parameters; the default
-    is Adam with ``cfg``'s lr, betas, eps and weight decay.
+    is Adam with ``cfg``'s lr, betas, eps and weight decay. ``lr_schedule``: "constant" or "cosine"
+    (epoch e of E runs at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``; computed from the epoch number,
+    so a resumed stage continues the same curve).
     """
     result = StageResult(name=name)
     rank, world = distributed_context()
@@ -138,6 +151,7 @@ def train_stage(
         )
     else:
         optimizer = optimizer_factory(params)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     start_epoch = 0
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         state = load_checkpoint(checkpoint_path)
@@ -192,6 +206,10 @@ def train_stage(
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            if lr_schedule == "cosine":
+                factor = 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(cfg.epochs, 1)))
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * factor
             order = torch.randperm(n, generator=generator)
             if world > 1:
                 # Every rank must run the same number of steps or DDP's allreduce hangs.

@@ -26,6 +26,7 @@ from suite.data.common import (
     read_mask,
     require_known_category,
     shared_data_dir,
+    split_normals,
     split_train_val,
     validate_samples,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "shared_data_dir",
+    "split_normals",
     "split_train_val",
     "synthetic_root",
     "validate_samples",
@@ -126,14 +128,17 @@ def load_category(data_cfg: DataConfig, seed: int = 0) -> CategorySplits:
 
     Validation opens every image and mask header (existence, readability, truncated PNGs, mask
     size equal to image size); pixels are decoded later by ``load_arrays``. The train normals are
-    split by ``split_train_val(normals, data_cfg.val_fraction, data_cfg.data_fraction, seed)``.
+    split by ``split_normals(normals, val_fraction, calib_fraction, data_fraction, seed)``.
     """
     root, train_normals, test = category_samples(
         data_cfg.dataset, data_cfg.root, data_cfg.category, data_cfg.image_size
     )
     validate_samples(train_normals)
     validate_samples(test)
-    train, val = split_train_val(train_normals, data_cfg.val_fraction, data_cfg.data_fraction, seed)
+    train, val, calib = split_normals(
+        train_normals, data_cfg.val_fraction, data_cfg.calib_fraction, data_cfg.data_fraction, seed
+    )
     return CategorySplits(
-        category=data_cfg.category, dataset=data_cfg.dataset, root=root, train=train, val=val, test=test
+        category=data_cfg.category, dataset=data_cfg.dataset, root=root, train=train, val=val, calib=calib,
+        test=test,
     )

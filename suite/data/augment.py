@@ -1,8 +1,8 @@
 """Structured corruptions: stage-1 training pairs and pseudo-anomalies with exact masks.
 
 The RcAE paper (Sec. "Augmentation") corrupts normal images with three simple families applied to
-random blocks of size 32, 64 or 128 px (at 256 px here; scaled with the image) at a varying
-coverage: random colour blocks, copy & paste patches and 1-4 random lines of length 50-150 px
+random blocks of size 32, 64 or 128 px (at the paper's 1024 px, ``cfg.reference_size``; scaled
+with the image) at a varying coverage (0-100 %): random colour blocks, copy & paste patches and 1-4 random lines of length 50-150 px
 forming crack-like structures. They are used
 
 * in stage 1: the RcAE input is corrupted and its target is the clean image (``training_pair``);
@@ -11,9 +11,11 @@ forming crack-like structures. They are used
 
 Images are float tensors (B, C, H, W) in [0, 1] (C = 3 for RGB). The procedure, per image:
 
-1. A block size ``b = clamp(round(s * H / 256), 4, min(H, W))`` with ``s`` drawn uniformly from
-   ``cfg.block_sizes``; the image is cut into a ``ceil(H / b) x ceil(W / b)`` grid (edge blocks
-   may be smaller).
+0. With probability ``cfg.clean_fraction`` (stage 1 only) the image is left clean. Its coverage
+   is ``cfg.coverage``, or with ``cfg.coverage_sampling == "uniform"`` a draw ``U(0, coverage)``.
+1. A block size ``b = clamp(round(s * H / R), 4, min(H, W))`` with ``s`` drawn uniformly from
+   ``cfg.block_sizes`` and ``R = cfg.reference_size``; the image is cut into a
+   ``ceil(H / b) x ceil(W / b)`` grid (edge blocks may be smaller).
 2. ``k`` blocks out of the grid's ``n`` are touched, with ``k = floor(coverage * n)`` plus one more
    with probability ``coverage * n - floor(coverage * n)`` (so E[k] / n = coverage exactly,
    coverage 0 touches none and coverage 1 touches all).
@@ -24,8 +26,8 @@ Images are float tensors (B, C, H, W) in [0, 1] (C = 3 for RGB). The procedure, 
    * copy-paste: the block is replaced by the same-size patch at a random other position of the
      clean image itself or (probability 1/2 when ``donors`` are given) of a random donor image;
    * lines: ``cfg.num_lines`` (inclusive range) straight segments, each starting at a uniform
-     point of the block, with uniform direction, length uniform in ``cfg.line_length * H / 256``
-     and width uniform in ``[1, 3] * H / 256`` px; a pixel is covered when its centre lies within
+     point of the block, with uniform direction, length uniform in ``cfg.line_length * H / R``
+     and width uniform in ``[1, 3] * H / 256`` px (the paper gives no width); a pixel is covered when its centre lies within
      ``max(width / 2, 0.71)`` of the segment. One dark (each channel in [0, 0.2]) or bright (in
      [0.8, 1]) colour per block. Lines may leave their block; they are drawn after the block-local
      families, so they paint over them.
@@ -53,9 +55,9 @@ COPY_PASTE = 2
 LINES = 3
 FAMILY_NAMES = {COLOR_BLOCK: "color_blocks", COPY_PASTE: "copy_paste", LINES: "lines"}
 
-REFERENCE_SIZE = 256  # block sizes, line lengths and widths in the config are in px at this size
+LINE_WIDTH_REFERENCE = 256  # line widths are px at this size (the paper gives none)
 MIN_BLOCK_PX = 4
-LINE_WIDTH_PX = (1.0, 3.0)  # at REFERENCE_SIZE
+LINE_WIDTH_PX = (1.0, 3.0)  # at LINE_WIDTH_REFERENCE
 # Just above sqrt(2)/2: every point of a segment then has a covered pixel centre within reach, so
 # even sub-pixel-wide lines (small images) rasterise as cracks without gaps.
 MIN_LINE_HALF_WIDTH = 0.71
@@ -86,11 +88,17 @@ def check_augment_config(cfg: AugmentConfig) -> None:
             raise ConfigError(f"augment.{key} must be [low, high] with {low_min} <= low <= high, got {value}")
     if float(cfg.noise_std) < 0:
         raise ConfigError(f"augment.noise_std must be >= 0, got {cfg.noise_std}")
+    if not 0.0 <= float(cfg.clean_fraction) <= 1.0:
+        raise ConfigError(f"augment.clean_fraction must be in [0, 1], got {cfg.clean_fraction}")
+    if cfg.coverage_sampling not in ("fixed", "uniform"):
+        raise ConfigError(f"augment.coverage_sampling must be fixed or uniform, got {cfg.coverage_sampling!r}")
+    if int(cfg.reference_size) < 1:
+        raise ConfigError(f"augment.reference_size must be >= 1, got {cfg.reference_size}")
 
 
-def block_size_px(size_at_reference: int, height: int, width: int) -> int:
-    """``clamp(round(size * H / 256), 4, min(H, W))``: a block size in px for an H x W image."""
-    scaled = round(size_at_reference * height / REFERENCE_SIZE)
+def block_size_px(size_at_reference: int, height: int, width: int, reference: int = 1024) -> int:
+    """``clamp(round(size * H / reference), 4, min(H, W))``: a block size in px for an H x W image."""
+    scaled = round(size_at_reference * height / reference)
     return int(min(max(scaled, MIN_BLOCK_PX), height, width))
 
 
@@ -124,7 +132,10 @@ def corrupt_with_families(
     ``COPY_PASTE``, ``LINES``) that last changed each pixel, ``NO_FAMILY`` (0) where unchanged."""
     check_augment_config(cfg)
     families = enabled_families(cfg) if cfg.enabled else []
-    return _corrupt_batch(images, cfg, generator, donors, float(cfg.coverage), families, 0, whole_block_prob)
+    return _corrupt_batch(
+        images, cfg, generator, donors, float(cfg.coverage), families, 0, whole_block_prob,
+        clean_fraction=float(cfg.clean_fraction), coverage_sampling=cfg.coverage_sampling,
+    )
 
 
 def pseudo_anomalies(
@@ -242,7 +253,12 @@ def _corrupt_batch(
     families: list[int],
     min_blocks: int,
     whole_block_prob: float,
+    clean_fraction: float = 0.0,
+    coverage_sampling: str = "fixed",
 ) -> tuple[Tensor, Tensor, Tensor]:
+    """Corrupt every image; per image, the clean draw and the coverage draw come first (and only
+    when ``clean_fraction > 0`` / ``coverage_sampling == "uniform"``, so the default stream of
+    random numbers is unchanged)."""
     if images.dim() != 4:
         raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
     if donors is not None and (donors.dim() != 4 or donors.shape[1:] != images.shape[1:]):
@@ -256,8 +272,13 @@ def _corrupt_batch(
         pool = torch.cat([images, donors.to(images.device, images.dtype)]) if has_donors else images
         n_donors = donors.shape[0] if has_donors else 0
         for i in range(batch):
+            if clean_fraction > 0 and float(torch.rand(1, generator=generator, dtype=torch.float64)) < clean_fraction:
+                continue
+            image_coverage = coverage
+            if coverage_sampling == "uniform":
+                image_coverage = coverage * float(torch.rand(1, generator=generator, dtype=torch.float64))
             corrupted[i], family_maps[i, 0] = _corrupt_image(
-                images[i], pool, i, n_donors, cfg, families, coverage, min_blocks, whole_block_prob, generator
+                images[i], pool, i, n_donors, cfg, families, image_coverage, min_blocks, whole_block_prob, generator
             )
     changed = (corrupted != images).any(dim=1, keepdim=True)
     family_maps = torch.where(changed, family_maps, torch.zeros_like(family_maps))
@@ -285,12 +306,12 @@ def _corrupt_image(
     """One image: returns (corrupted image (C, H, W), family map (H, W) before the changed-test)."""
     _, height, width = image.shape
     device = image.device
-    scale = height / REFERENCE_SIZE
+    scale = height / float(cfg.reference_size)
     out = image.clone()
     family_map = torch.zeros((height, width), dtype=torch.long, device=device)
 
     choice = int(torch.randint(len(cfg.block_sizes), (1,), generator=generator))
-    block = block_size_px(int(cfg.block_sizes[choice]), height, width)
+    block = block_size_px(int(cfg.block_sizes[choice]), height, width, int(cfg.reference_size))
     grid_w = math.ceil(width / block)
     n_blocks = math.ceil(height / block) * grid_w
     exact = coverage * n_blocks
@@ -422,7 +443,8 @@ def _draw_lines(out, family_map, top, left, block_h, block_w, cfg, scale, genera
     angle = u[:, 2] * (2 * math.pi)
     length_low, length_high = (float(v) * scale for v in cfg.line_length)
     length = length_low + u[:, 3] * (length_high - length_low)
-    line_width = (LINE_WIDTH_PX[0] + u[:, 4] * (LINE_WIDTH_PX[1] - LINE_WIDTH_PX[0])) * scale
+    width_scale = out.shape[1] / LINE_WIDTH_REFERENCE
+    line_width = (LINE_WIDTH_PX[0] + u[:, 4] * (LINE_WIDTH_PX[1] - LINE_WIDTH_PX[0])) * width_scale
     radius = (line_width / 2).clamp(min=MIN_LINE_HALF_WIDTH)
     delta_y, delta_x = length * torch.sin(angle), length * torch.cos(angle)
 

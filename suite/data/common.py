@@ -53,6 +53,7 @@ class CategorySplits:
     root: str
     train: list[Sample] = field(default_factory=list)  # normals used for training
     val: list[Sample] = field(default_factory=list)  # held-out normals (deterministic given the seed)
+    calib: list[Sample] = field(default_factory=list)  # held-out normals for scoring statistics
     test: list[Sample] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -61,6 +62,7 @@ class CategorySplits:
         return {
             "train": len(self.train),
             "val": len(self.val),
+            "calib": len(self.calib),
             "test": len(self.test),
             "test_good": len(self.test) - anomalous,
             "test_anomalous": anomalous,
@@ -169,17 +171,30 @@ def _round_half_up(x: float) -> int:
 def split_train_val(
     normals: Sequence[Sample], val_fraction: float, data_fraction: float = 1.0, seed: int = 0
 ) -> tuple[list[Sample], list[Sample]]:
-    """Deterministic ``(train, val)`` split of the training normals.
+    """``(train, val)`` of ``split_normals`` with no calibration split."""
+    train, val, _ = split_normals(normals, val_fraction, 0.0, data_fraction, seed)
+    return train, val
+
+
+def split_normals(
+    normals: Sequence[Sample], val_fraction: float, calib_fraction: float = 0.0, data_fraction: float = 1.0,
+    seed: int = 0,
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """Deterministic ``(train, val, calib)`` split of the training normals.
 
     The normals are sorted by path and permuted with ``numpy.random.default_rng(seed)``. The first
     ``n_val = round(val_fraction * n)`` of the permutation (at least 1 when ``val_fraction > 0`` and
-    ``n >= 2``, at most ``n - 1``) form ``val``; ``train`` is the first
-    ``max(1, round(data_fraction * (n - n_val)))`` of the rest. So ``val`` does not depend on
+    ``n >= 2``, at most ``n - 1``) form ``val``; the next ``n_calib = round(calib_fraction * n)``
+    (at least 2 when ``calib_fraction > 0``, and only while at least 2 normals remain for training)
+    form ``calib``, the held-out normals scoring statistics are fitted on; ``train`` is the first
+    ``max(1, round(data_fraction * rest))`` of the rest. So ``val`` and ``calib`` do not depend on
     ``data_fraction``, and a smaller ``data_fraction`` gives a subset of a larger one's train set.
-    Both lists are returned in path order.
+    Lists are returned in path order.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not 0.0 <= calib_fraction < 1.0:
+        raise ValueError(f"calib_fraction must be in [0, 1), got {calib_fraction}")
     if not 0.0 < data_fraction <= 1.0:
         raise ValueError(f"data_fraction must be in (0, 1], got {data_fraction}")
     ordered = sorted(normals, key=lambda s: s.image_path)
@@ -189,12 +204,20 @@ def split_train_val(
     n_val = 0
     if val_fraction > 0 and n >= 2:
         n_val = min(max(1, _round_half_up(val_fraction * n)), n - 1)
+    n_calib = 0
+    if calib_fraction > 0 and n - n_val >= 4:
+        n_calib = min(max(2, _round_half_up(calib_fraction * n)), n - n_val - 2)
     order = np.random.default_rng(seed).permutation(n)
     val_idx = order[:n_val]
-    rest = order[n_val:]
+    calib_idx = order[n_val : n_val + n_calib]
+    rest = order[n_val + n_calib :]
     n_train = max(1, _round_half_up(data_fraction * len(rest)))
     train_idx = rest[:n_train]
-    return [ordered[i] for i in sorted(train_idx)], [ordered[i] for i in sorted(val_idx)]
+
+    def pick(idx: np.ndarray) -> list[Sample]:
+        return [ordered[i] for i in sorted(idx)]
+
+    return pick(train_idx), pick(val_idx), pick(calib_idx)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from torch import nn
 
 from suite.config import Config
 from suite.stage_cache import StageCache, stage_key
-from suite.training import freeze, load_checkpoint, train_stage
+from suite.training import freeze, load_checkpoint, stage_generator, train_stage
 
 
 @dataclass
@@ -29,6 +29,7 @@ class TrainContext:
     generator: torch.Generator
     train_images: torch.Tensor  # (N, 3, H, W) clean normals on the CPU
     checkpoint_dir: Path  # this trial's own stage checkpoints (resume after a crash)
+    calib_images: torch.Tensor | None = None  # held-out normals for scoring statistics (never trained on)
     stage_cache: StageCache | None = None  # shared across trials and sweeps
     log: Callable[[str], None] = print
     # Called after each epoch with (stage, epoch, loss, probe); ``probe`` is a TrainedMethod scoring
@@ -44,6 +45,10 @@ class TrainedMethod:
     stage_times: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # e.g. stage1_from_cache, backbone_pretrained
     steps: list[int] = field(default_factory=list)  # recursion steps in recons/details, if any
+    # Optional maps beyond the configured one, for evaluation only (not timed in the cost):
+    # "variant:<kind>|<standardize>" -> (B, 1, H, W) scoring variants, "diag:<family>@<step>" ->
+    # per-depth signal maps. run_trial scores each into record.scorings / record.diagnostics.
+    extra_maps: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
 
 
 def cached_stage(
@@ -84,12 +89,17 @@ def cached_stage(
     return time.perf_counter() - t0, False
 
 
-def stage_options(ctx: TrainContext) -> dict[str, Any]:
-    """The keyword arguments of ``suite.training.train_stage`` that come from the trial context."""
+def stage_options(ctx: TrainContext, stage: str) -> dict[str, Any]:
+    """The keyword arguments of ``suite.training.train_stage`` that come from the trial context.
+
+    The generator is the stage's own (``stage_generator``): same seed, same draws, whether earlier
+    stages were trained or came from the stage cache.
+    """
     cfg = ctx.cfg
     return dict(
         device=ctx.device,
-        generator=ctx.generator,
+        generator=stage_generator(cfg.runtime.seed, stage),
+        lr_schedule=cfg.train.lr_schedule,
         checkpoint_every=cfg.train.checkpoint_every,
         config_dict=cfg.to_dict(),
         max_time_s=cfg.train.max_time_s,
@@ -129,7 +139,7 @@ def train_single_stage(
     def run(path: str) -> None:
         train_stage(
             "stage1", module, loss_fn, ctx.train_images, ctx.cfg.train.stage1,
-            checkpoint_path=path, on_epoch_end=probe_hook(ctx, module, method), **stage_options(ctx),
+            checkpoint_path=path, on_epoch_end=probe_hook(ctx, module, method), **stage_options(ctx, "stage1"),
             optimizer_factory=optimizer_factory,
         )
 

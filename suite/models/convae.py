@@ -15,28 +15,33 @@ from torch import nn
 
 from suite.models.blocks import DecoderLevel, EncoderLevel
 from suite.models.ops import check_divisible
+from suite.models.rcae import code_adapters
 
 
 class ConvAE(nn.Module):
-    def __init__(self, in_ch: int = 3, width: int = 16, depth: int = 5, skip: bool = True) -> None:
+    def __init__(
+        self, in_ch: int = 3, width: int = 16, depth: int = 5, skip: bool = True, code_channels: int | None = None
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"ConvAE: depth must be >= 1, got {depth}")
         self.in_ch, self.width, self.depth, self.skip = in_ch, width, depth, skip
-        self.encoders = nn.ModuleList(EncoderLevel(in_ch, width, skip) for _ in range(depth))
+        self.code_channels = code = code_channels or in_ch
+        self.encoders = nn.ModuleList(EncoderLevel(code, width, skip) for _ in range(depth))
         # decoders[i - 1] is D_i, mapping level i (H/2^i) to level i - 1.
-        self.decoders = nn.ModuleList(DecoderLevel(in_ch, width, skip) for _ in range(depth))
+        self.decoders = nn.ModuleList(DecoderLevel(code, width, skip) for _ in range(depth))
+        self.stem, self.head = code_adapters(in_ch, code)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_ch:
             raise ValueError(f"ConvAE: expected input of shape (B, {self.in_ch}, H, W), got {tuple(x.shape)}")
         check_divisible(x, self.depth, "ConvAE input")
-        h = x
+        h = self.stem(x)
         for encoder in self.encoders:
             h = encoder(h)
         for decoder in reversed(self.decoders):
             h = decoder(h)
-        return h
+        return self.head(h)
 
     def extra_repr(self) -> str:
         return f"in_ch={self.in_ch}, width={self.width}, depth={self.depth}, skip={self.skip}"

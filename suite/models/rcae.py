@@ -12,7 +12,9 @@ distinct E_i per encoder application and a distinct D_i per decoder *level*: D_i
 (H/2^i) to level i-1, so a depth-3 and a depth-5 pass use the same D_1 for their last step.
 
 Every intermediate code keeps the image's C channels (the paper's X_i has C channels), so the
-bottleneck of a depth-n pass is C x H/2^n x W/2^n. Outputs are unbounded (no sigmoid): images
+bottleneck of a depth-n pass is C x H/2^n x W/2^n. ``code_channels = K != C`` widens every code
+to K channels: a 1x1 stem (C -> K) runs before the recursion and a 1x1 head (K -> C) after it,
+both outside the shared E/D (so a small image keeps a usable bottleneck at depth 5). Outputs are unbounded (no sigmoid): images
 are in [0, 1] and the L1 losses pull reconstructions there; clamp for display if needed.
 """
 
@@ -30,16 +32,19 @@ from suite.models.ops import check_divisible
 
 class RcAE(nn.Module):
     def __init__(
-        self, in_ch: int = 3, width: int = 16, depth: int = 5, skip: bool = True, shared_weights: bool = True
+        self, in_ch: int = 3, width: int = 16, depth: int = 5, skip: bool = True, shared_weights: bool = True,
+        code_channels: int | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"RcAE: depth must be >= 1, got {depth}")
         self.in_ch, self.width, self.depth = in_ch, width, depth
         self.skip, self.shared_weights = skip, shared_weights
+        self.code_channels = code = code_channels or in_ch
         copies = 1 if shared_weights else depth
-        self.encoders = nn.ModuleList(EncoderLevel(in_ch, width, skip) for _ in range(copies))
-        self.decoders = nn.ModuleList(DecoderLevel(in_ch, width, skip) for _ in range(copies))
+        self.encoders = nn.ModuleList(EncoderLevel(code, width, skip) for _ in range(copies))
+        self.decoders = nn.ModuleList(DecoderLevel(code, width, skip) for _ in range(copies))
+        self.stem, self.head = code_adapters(in_ch, code)
 
     # -- modules per level ---------------------------------------------------------------------
 
@@ -80,20 +85,25 @@ class RcAE(nn.Module):
 
     # -- passes --------------------------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
-        """Reconstruction I_R^n of ``x`` (B, C, H, W) at recursion depth n (default: self.depth)."""
+    def forward(self, x: torch.Tensor, depth: int | str | None = None) -> torch.Tensor:
+        """Reconstruction I_R^n of ``x`` (B, C, H, W) at recursion depth n (default: self.depth);
+        ``depth="all"`` gives ``reconstruct_all(x)`` (so DDP-wrapped training can ask for it)."""
+        if isinstance(depth, str):
+            if depth != "all":
+                raise ValueError(f"RcAE: depth must be an integer in 1..{self.depth} or 'all', got {depth!r}")
+            return self.reconstruct_all(x)
         return self.reconstruct(x, self.depth if depth is None else depth)
 
     def reconstruct(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """The plain depth-n pass: E_1..E_n then D_n..D_1. Needs H, W divisible by 2^n."""
         n = self._check_depth(n)
         self._check_input(x, n)
-        h = x
+        h = self.stem(x)
         for level in range(1, n + 1):
             h = self.encoder(level)(h)
         for level in range(n, 0, -1):
             h = self.decoder(level)(h)
-        return h
+        return self.head(h)
 
     def reconstruct_all(self, x: torch.Tensor, steps: Sequence[int] | None = None) -> torch.Tensor:
         """Reconstructions at several depths, stacked as (B, S, C, H, W) in the order of ``steps``.
@@ -112,7 +122,7 @@ class RcAE(nn.Module):
         batch = x.shape[0]
         wanted = set(steps)
 
-        codes = [x]
+        codes = [self.stem(x)]
         for level in range(1, deepest + 1):
             codes.append(self.encoder(level)(codes[-1]))
 
@@ -127,10 +137,20 @@ class RcAE(nn.Module):
             states = list(self.decoder(level)(joined).split(batch, dim=0))
 
         by_depth = dict(zip(started, states, strict=True))
-        return torch.stack([by_depth[n] for n in steps], dim=1)
+        stacked = torch.stack([by_depth[n] for n in steps], dim=1)
+        if isinstance(self.head, nn.Identity):
+            return stacked
+        return self.head(stacked.flatten(0, 1)).unflatten(0, stacked.shape[:2])
 
     def extra_repr(self) -> str:
         return (
             f"in_ch={self.in_ch}, width={self.width}, depth={self.depth}, skip={self.skip}, "
-            f"shared_weights={self.shared_weights}"
+            f"shared_weights={self.shared_weights}, code_channels={self.code_channels}"
         )
+
+
+def code_adapters(in_ch: int, code_channels: int) -> tuple[nn.Module, nn.Module]:
+    """(stem, head): 1x1 convolutions image -> code and code -> image, identities when equal."""
+    if code_channels == in_ch:
+        return nn.Identity(), nn.Identity()
+    return nn.Conv2d(in_ch, code_channels, kernel_size=1), nn.Conv2d(code_channels, in_ch, kernel_size=1)

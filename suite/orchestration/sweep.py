@@ -792,4 +792,8 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
             print(f"[sweep] best trial of {study}: {row['trial_id']} ({opts.objective} on {opts.select_on} "
                   f"{row['objective']:.4f}) {row['overrides']}", flush=True)
     print(f"[sweep] {result['n_records']} record(s) {result['status']} in {records_dir}", flush=True)
+    from suite.aggregate import fidelity_summary  # no Ray: does validation rank the configurations like test?
+
+    for line in fidelity_summary(frame):
+        print(f"[sweep] {line}", flush=True)
     return result

@@ -3,7 +3,9 @@
 The metrics are made up (a deterministic formula plus seeded noise); nothing is trained. The set
 covers what the report must handle: several methods and depths, a coverage sweep, two seeds of
 one configuration, two datasets, a failed trial, a stopped trial, a configuration missing a
-category, an unreadable record file and a record whose gallery file is missing.
+category, an unreadable record file and a record whose gallery file is missing. The RcAE records
+on MVTec AD carry the record-version-2 fields ``diagnostics`` (per-depth signal) and ``scorings``
+(scoring variants); the VisA and baseline records do not, as records of older code.
 
     python -m suite.reporting.fake_records /tmp/fake_runs   # then build_report on it
 """
@@ -98,6 +100,51 @@ def _metrics(rng: np.random.Generator, quality: float, category: str) -> dict[st
     return out
 
 
+CONFIGURED_SCORING = "auto|pixel"
+# scoring variant -> offsets of (i_auroc, p_auroc, aupro) from the configured variant's metrics
+SCORING_OFFSETS = {
+    "auto|none": (-0.01, -0.04, -0.03),
+    CONFIGURED_SCORING: (0.0, 0.0, 0.0),
+    "residual_mean|pixel": (-0.02, 0.01, 0.0),
+    "fused|pixel": (0.01, 0.02, 0.01),
+}
+
+
+def _clip(v: float) -> float:
+    return float(np.clip(v, 0.5, 1.0))
+
+
+def fake_scorings(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Every variant of ``SCORING_OFFSETS``: the record's metrics plus fixed offsets (no noise)."""
+    return {
+        variant: {
+            split: {m: _clip(values[m] + d) for m, d in zip(("i_auroc", "p_auroc", "aupro"), offsets)}
+            for split, values in metrics.items()
+        }
+        for variant, offsets in SCORING_OFFSETS.items()
+    }
+
+
+def fake_diagnostics(
+    rng: np.random.Generator, metrics: dict[str, dict[str, float]], depth: int, dpn: bool, crd: bool
+) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Per-depth signal rising with the step (recon below detail); CRD equals the record's metrics."""
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for split, values in metrics.items():
+        families: dict[str, dict[str, dict[str, float]]] = {}
+        for family, start, slope in (("recon", -0.12, 0.02), ("detail", -0.06, 0.01)):
+            if family == "detail" and not dpn:
+                continue
+            families[family] = {
+                str(n): {m: _clip(values[m] + start + slope * n + rng.normal(0, 0.005)) for m in ("i_auroc", "p_auroc")}
+                for n in range(1, depth + 1)
+            }
+        if crd:
+            families["crd"] = {"all": {m: values[m] for m in ("i_auroc", "p_auroc")}}
+        out[split] = families
+    return out
+
+
 def write_gallery(path: Path, rng: np.random.Generator, size: int = 32, steps: int = 0, k: int = 2) -> Path:
     """A small gallery npz: K images with a bright square defect, maps peaking on it, masks."""
     images = rng.uniform(0.3, 0.6, size=(k, 3, size, size)).astype(np.float32)
@@ -132,7 +179,7 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
 
     def add(run: int, method: str, dataset: str, category: str, overrides: dict[str, Any], seed_: int = 0,
             status: str = "ok", error: str | None = None, gallery_steps: int | None = None,
-            gallery_missing: bool = False) -> TrialRecord:
+            gallery_missing: bool = False, v2: bool = False) -> TrialRecord:
         counter["n"] += 1
         trial = f"t{counter['n']:03d}"
         config = _config(method, dataset, category, seed_, **overrides)
@@ -146,6 +193,15 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
         if gallery_missing:
             artifacts["gallery"] = "gallery_gone.npz"
         selection = "test" if counter["n"] <= test_selected else "val"
+        extra: dict[str, Any] = {}
+        if v2 and status == "ok":  # own generator: the main stream (and so the metrics) stay as before
+            sub = np.random.default_rng([seed, counter["n"]])
+            extra = {
+                "diagnostics": fake_diagnostics(sub, metrics, int(overrides.get("model.depth", 2)),
+                                                overrides.get("model.use_dpn", True), overrides.get("model.use_crd", True)),
+                "scorings": fake_scorings(metrics),
+                "info": {"scoring": CONFIGURED_SCORING},
+            }
         record = TrialRecord(
             config=config,
             config_hash=config_hash(config),
@@ -166,6 +222,7 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
             node={"hostname": "fakehost"},
             versions=dict(VERSIONS),
             created=1_700_000_000.0 + counter["n"],
+            **extra,
         )
         path = folder / f"record_{category}.json"
         write_record(record, path)
@@ -181,14 +238,14 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
     for depth in (1, 2, 3):
         for category in MVTEC:
             add(0, "rcae", "mvtec", category, {**full, "model.depth": depth},
-                gallery_steps=depth if (depth == 3 and category == "bottle") else None)
+                gallery_steps=depth if (depth == 3 and category == "bottle") else None, v2=True)
     for category in MVTEC:
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3}, seed_=1)
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "augment.coverage": 0.5})
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_dpn": False, "model.use_crd": False})
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_crd": False})
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.skip": False})
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.shared_weights": False})
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3}, seed_=1, v2=True)
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "augment.coverage": 0.5}, v2=True)
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_dpn": False, "model.use_crd": False}, v2=True)
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_crd": False}, v2=True)
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.skip": False}, v2=True)
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.shared_weights": False}, v2=True)
     add(0, "rcae", "mvtec", "carpet", {**full, "model.depth": 4}, status="failed",
         error="Traceback (most recent call last):\n  File \"train.py\", line 1\nRuntimeError: out of memory")
     for category in VISA:

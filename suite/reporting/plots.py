@@ -1,4 +1,5 @@
-"""Figures from the records frame: accuracy vs cost with its Pareto front, and response curves.
+"""Figures from the records frame: accuracy vs cost with its Pareto front, response curves, and
+the per-depth signal of the recursion (from ``tables.per_depth_stats``).
 
 Matplotlib runs on the Agg backend (no display); every figure is closed after saving.
 """
@@ -21,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from suite import aggregate as agg  # noqa: E402
-from suite.reporting.tables import Table, fmt, footer_text, label_order  # noqa: E402
+from suite.reporting.tables import DEPTH_METRICS, Table, fmt, footer_text, label_order, per_depth_groups  # noqa: E402
 
 METHOD_COLOURS = {"rcae": "tab:red", "convae": "tab:blue", "fae": "tab:green", "hfr": "tab:purple"}
 COST_AXES = {
@@ -276,3 +277,50 @@ def _slice_at_best(frame: pd.DataFrame, key: str, others: list[str], sel_col: st
         fixed = ", ".join(f"{o}={v}" for o, v in zip(others, best[2]))
         return frame[combos == best[2]], f"other varied keys fixed: {fixed}"
     return frame, "other varied keys pooled: " + ", ".join(others)
+
+
+FAMILY_STYLES = {"recon": ("tab:blue", "o", "recon |I − I_R^n|"), "detail": ("tab:orange", "s", "detail |I − I_D^n|")}
+
+
+def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "test", max_figures: int = 8) -> list[Figure]:
+    """I-AUROC and P-AUROC (%) vs recursion step, one line per map family, CRD as a horizontal line.
+
+    ``stats`` is ``tables.per_depth_stats(...)[0]``; one figure (PNG + SVG) per (dataset,
+    configuration, category) group in report order, at most ``max_figures``. Error bars: the
+    stats' std (over seeds) where ≥2 seeds entered.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures: list[Figure] = []
+    for dataset, label, category in per_depth_groups(stats)[:max_figures]:
+        g = stats[(stats["dataset"] == dataset) & (stats["label"] == label) & (stats["category"] == category)]
+        fig, axes = plt.subplots(1, len(DEPTH_METRICS), figsize=(8.4, 3.6), sharex=True)
+        for ax, metric in zip(np.atleast_1d(axes), DEPTH_METRICS):
+            gm = g[g["metric"] == metric]
+            for family, (colour, marker, name) in FAMILY_STYLES.items():
+                f = gm[gm["family"] == family].assign(_x=lambda d: pd.to_numeric(d["step"], errors="coerce")).dropna(subset=["_x"])
+                if f.empty:
+                    continue
+                f = f.sort_values("_x")
+                yerr = (f["std"] * 100.0).where(f["seeds"] >= 2)
+                ax.errorbar(f["_x"], f["value"] * 100.0, yerr=yerr if yerr.notna().any() else None,
+                            color=colour, marker=marker, ms=4, lw=1.5, capsize=2, label=name)
+            crd = gm[gm["family"] == "crd"]
+            if not crd.empty:
+                ax.axhline(float(crd["value"].iloc[0]) * 100.0, color="tab:red", ls="--", lw=1.2, label="CRD map (all steps)")
+            ax.set_xlabel("recursion step n")
+            ax.set_ylabel(f"{split} {agg.METRIC_NAMES[metric]} (%)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6, loc="best")
+        where = category if category != "mean" else "mean over categories"
+        title = f"{label}, {where} ({agg.DATASET_NAMES.get(dataset, dataset)}): per-depth signal"
+        fig.suptitle(textwrap.fill(title, 100), fontsize=8)
+        fig.tight_layout()
+        stem = f"per_depth_{slug(dataset)}_{slug(label)}_{slug(category)}"  # labels hold dots: no with_suffix
+        png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+        fig.savefig(png, dpi=DPI)
+        fig.savefig(svg)
+        plt.close(fig)
+        figures.append(Figure(title, png, svg))
+    return figures

@@ -5,10 +5,13 @@
 writes into the output folder (a new ``-2``, ``-3``... sibling when it exists and is not empty):
 
 - ``records.csv``: one row per record (config.*, <split>.<metric>, cost.*, time.*, status, label)
-- ``summary.md``: best configuration per category and pooled, failures, missing results,
-  parameter importances
+- ``summary.md``: best configuration per category and pooled, selection fidelity (val vs test
+  rank correlation), failures, missing results, parameter importances
 - ``comparison.md|csv|tex``: per-category table, configurations as columns
 - ``ablations.md|csv|tex``: the RcAE paper's Tables 2-6 next to the published numbers
+- ``scorings.md|csv|tex``: the same models under every scoring variant (records' ``scorings``)
+- ``per_depth.md|csv|tex`` and ``plots/per_depth_*``: which recursion steps carry signal
+  (records' ``diagnostics``)
 - ``plots/``: accuracy vs latency / GFLOPs (PNG + SVG) with Pareto fronts (``pareto.md``) and
   response curves
 - ``gallery/``: heatmap figures from the records' gallery artifacts
@@ -37,6 +40,9 @@ from suite.reporting.tables import (
     ablation_tables,
     comparison_tables,
     load_paper_numbers,
+    per_depth_stats,
+    per_depth_tables,
+    scoring_tables,
     summary_markdown,
 )
 
@@ -72,6 +78,39 @@ def _write_tables(path_stem: Path, heading: str, tables: list[Table], preface: s
 
 def _has_values(frame: pd.DataFrame, column: str) -> bool:
     return column in frame and pd.to_numeric(agg.ok_records(frame)[column], errors="coerce").notna().any()
+
+
+def _table_items(stem: str, label: str) -> list[Item]:
+    return [Item("markdown", Path(f"{stem}.md"), f"{label} (Markdown)"), Item("file", Path(f"{stem}.csv"), f"{stem}.csv"),
+            Item("file", Path(f"{stem}.tex"), f"{stem}.tex")]
+
+
+def _scoring_section(frame: pd.DataFrame, target: Path, split: str) -> Section:
+    """``scorings.md|csv|tex`` from the records' ``scorings`` (absent in older records)."""
+    tables = scoring_tables(frame, split)
+    if not tables:
+        return Section("Scoring variants", [], "No record carries scoring variants (records before version 2, or baselines only).")
+    _write_tables(target / "scorings", "Scoring variants", tables)
+    pd.concat([t.numeric for t in tables], ignore_index=True).to_csv(target / "scorings.csv", index=False)
+    return Section("Scoring variants", _table_items("scorings", "scoring variants"))
+
+
+def _per_depth_section(frame: pd.DataFrame, target: Path, plot_dir: Path, split: str) -> Section:
+    """``per_depth.md|csv|tex`` and one figure per table from the records' ``diagnostics``."""
+    title = "Per-depth signal (which recursion steps carry signal)"
+    tables = per_depth_tables(frame, split)
+    if not tables:
+        return Section(title, [], "No record carries per-depth diagnostics (records before version 2, or baselines only).")
+    stats, _ = per_depth_stats(frame, split)
+    _write_tables(target / "per_depth", title, tables)
+    stats.to_csv(target / "per_depth.csv", index=False)
+    items = _table_items("per_depth", "per-depth signal")
+    figures = plots.per_depth_figures(stats, plot_dir, split)
+    for fig in figures:
+        items.append(Item("image", fig.png.relative_to(target), fig.title))
+        items.append(Item("file", fig.svg.relative_to(target), fig.svg.name))
+    shown = "" if len(figures) == len(tables) else f"Figures for the first {len(figures)} of {len(tables)} tables."
+    return Section(title, items, shown)
 
 
 def build_report(
@@ -145,8 +184,11 @@ def build_report(
     else:
         sections.append(Section("Ablations", [], "No ablation table: no records match any row. " + preface))
 
-    # accuracy vs cost
     plot_dir = target / "plots"
+    sections.append(_scoring_section(frame, target, split))
+    sections.append(_per_depth_section(frame, target, plot_dir, split))
+
+    # accuracy vs cost
     figures, pareto_tables = plots.accuracy_vs_cost(frame, plot_dir, split)
     cost_items: list[Item] = []
     for fig in figures:

@@ -101,20 +101,24 @@ def test_gallery_indices_pick_best_and_worst():
 def test_anomaly_map_kinds_share_the_trained_stages(tmp_path):
     cache = tmp_path / "cache"
     scores = {}
-    for kind in ("crd", "residual", "fused"):
+    for kind in ("auto", "residual_final", "fused"):
         record = run_trial(tiny(f"eval.anomaly_map={kind}"), tmp_path / kind, stage_cache=cache)
         assert record.status == "ok"
         scores[kind] = record.metrics["test"]["p_auroc"]
-        if kind != "crd":  # scoring-only change: every stage comes from the cache
+        if kind != "auto":  # scoring-only change: every stage comes from the cache
             assert record.info["stage3_from_cache"] is True
+        # Every variant is scored on the same stages; the configured one equals its entry there.
+        resolved = "crd" if kind == "auto" else kind
+        assert record.info["scoring"] == f"{resolved}|pixel"
+        assert record.scorings[f"{resolved}|pixel"]["test"] == record.metrics["test"]
     assert len(set(scores.values())) == 3, scores
 
 
-def test_validation_set_uses_natural_defects_by_default():
+def test_validation_set_kinds_have_exact_masks():
     from suite.pipeline import validation_set
 
     val = torch.rand(4, 3, 32, 32) * 0.5 + 0.25
-    for kind in ("natural", "augment"):
+    for kind in ("hard", "natural", "augment"):
         images, masks, labels = validation_set(val, val, tiny(f"data.val_anomalies={kind}"))
         assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
         assert torch.equal(images[:4], val) and masks[:4].sum() == 0

@@ -167,3 +167,103 @@ def test_unreadable_records_are_collected_not_raised(tmp_path):
     assert len(loaded) == 1
     assert len(loaded.unreadable) == 1 and "record_x.json" in str(loaded.unreadable[0][0])
     assert "not_a_field" in loaded.unreadable[0][1]
+
+
+# ----------------------------------------------------------------------------------------------
+# record-version-2 fields and selection fidelity
+
+
+def _record(depth, category, seed, val, test, selection="val", metric="i_auroc", **extra):
+    config = {"model": {"method": "rcae", "depth": depth}, "data": {"category": category}, "runtime": {"seed": seed}}
+    metrics = {"val": {metric: val}, "test": {metric: test}} if val is not None else {"test": {metric: test}}
+    return TrialRecord(config=config, config_hash=f"d{depth}s{seed}", dataset="mvtec", category=category, method="rcae",
+                       metrics=metrics, seed=seed, selection=selection, **extra)
+
+
+def _configurations(vals, tests):
+    """One configuration per (val, test) pair, on two categories with two seeds whose mean is the pair."""
+    return agg.records_frame([
+        _record(depth, category, seed, v + sign * 0.005, t - sign * 0.005)
+        for depth, (v, t) in enumerate(zip(vals, tests), start=1)
+        for category in ("carpet", "grid")
+        for seed, sign in ((0, 1), (1, -1))
+    ])
+
+
+def test_diagnostics_and_scorings_become_columns_and_old_records_lack_them():
+    diag = {"test": {"recon": {"1": {"i_auroc": 0.7, "p_auroc": 0.8}}, "crd": {"all": {"i_auroc": 0.9, "p_auroc": 0.95}}}}
+    scorings = {"auto|pixel": {"test": {"i_auroc": 0.9}}, "fused|pixel": {"test": {"aupro": 0.6}}}
+    new = _record(1, "carpet", 0, 0.9, 0.8, diagnostics=diag, scorings=scorings, info={"scoring": "auto|pixel"})
+    old = _record(1, "grid", 0, 0.9, 0.8)
+    frame = agg.records_frame([new, old])
+    assert frame.loc[0, "diag.test.recon.1.p_auroc"] == 0.8 and frame.loc[0, "diag.test.crd.all.i_auroc"] == 0.9
+    assert frame.loc[0, "scoring.fused|pixel.test.aupro"] == 0.6 and frame.loc[0, "info.scoring"] == "auto|pixel"
+    assert math.isnan(frame.loc[1, "diag.test.recon.1.p_auroc"]) and pd.isna(frame.loc[1, "info.scoring"])
+    assert sorted(c[1:] for c in agg.diagnostic_columns(frame, "test")) == [
+        ("test", "crd", "all", "i_auroc"), ("test", "crd", "all", "p_auroc"),
+        ("test", "recon", "1", "i_auroc"), ("test", "recon", "1", "p_auroc")]
+    assert sorted(c[1:] for c in agg.scoring_columns(frame)) == [("auto|pixel", "test", "i_auroc"), ("fused|pixel", "test", "aupro")]
+    assert sorted(["all", "10", "2"], key=agg.step_sort_key) == ["2", "10", "all"]
+    # switching the extra recordings on or off is not a different configuration
+    assert {"eval.diagnostics", "eval.scoring_variants"} <= agg.NON_CONFIG_KEYS
+
+
+def test_fidelity_known_order_is_one_and_reversed_is_minus_one_with_warning():
+    vals, tests = [0.80, 0.85, 0.90, 0.95], [0.70, 0.72, 0.81, 0.90]
+    same = agg.selection_fidelity(_configurations(vals, tests))
+    assert same["n_configurations"] == 4 and same["enough"]
+    assert same["spearman"] == pytest.approx(1.0) and same["kendall"] == pytest.approx(1.0)
+    assert same["saturation"] == 0.0
+    assert agg.fidelity_lines(same) == [
+        "Selection fidelity (val vs test I-AUROC, 4 configurations): Spearman 1.00, Kendall 1.00; "
+        "validation saturation 0% (val I-AUROC >= 0.98)."]
+    rev = agg.selection_fidelity(_configurations(vals, tests[::-1]))
+    assert rev["spearman"] == pytest.approx(-1.0) and rev["kendall"] == pytest.approx(-1.0)
+    assert "Warning: validation ranks configurations poorly against test (Spearman -1.00, Kendall -1.00 < 0.5); " \
+        "the selected configuration may not be the best on test." in agg.fidelity_lines(rev)
+
+
+def test_fidelity_matches_scipy_on_a_mixed_order():
+    from scipy import stats
+
+    vals, tests = [0.80, 0.85, 0.90, 0.95, 0.97], [0.75, 0.70, 0.90, 0.80, 0.85]
+    result = agg.selection_fidelity(_configurations(vals, tests))
+    assert result["spearman"] == pytest.approx(stats.spearmanr(vals, tests).statistic)  # 0.6
+    assert result["kendall"] == pytest.approx(stats.kendalltau(vals, tests).statistic)  # 0.4 < 0.5: warned
+    assert result["spearman"] == pytest.approx(0.6) and result["kendall"] == pytest.approx(0.4)
+    assert any(line.startswith("Warning: validation ranks configurations poorly") for line in agg.fidelity_lines(result))
+
+
+def test_fidelity_saturation_share_is_exact():
+    tests = [0.6, 0.7, 0.8, 0.9]
+    half = agg.selection_fidelity(_configurations([0.50, 0.97, 0.98, 0.99], tests))
+    assert half["saturation"] == 0.5  # 0.98 counts (>=), 0.97 does not
+    assert not any("saturates" in line for line in agg.fidelity_lines(half))
+    most = agg.selection_fidelity(_configurations([0.50, 0.981, 0.985, 0.99], tests))
+    assert most["saturation"] == 0.75
+    assert "Warning: validation saturates: 75% of configurations (3 of 4) reach val I-AUROC >= 0.98, where it " \
+        "cannot tell them apart." in agg.fidelity_lines(most)
+
+
+def test_fidelity_needs_three_configurations_and_skips_test_selected_records():
+    two = agg.selection_fidelity(_configurations([0.8, 0.9], [0.7, 0.8]))
+    assert not two["enough"] and math.isnan(two["spearman"]) and math.isnan(two["kendall"])
+    assert agg.fidelity_lines(two)[0] == (
+        "Selection fidelity (val vs test I-AUROC): not enough configurations (2; at least 3 needed).")
+    records = [_record(d, "carpet", 0, 0.7 + 0.1 * d, 0.6 + 0.1 * d) for d in (1, 2, 3)]
+    records += [_record(9, "carpet", 0, 0.99, 0.1, selection="test"), _record(8, "carpet", 0, None, 0.95)]
+    result = agg.selection_fidelity(agg.records_frame(records))
+    assert result["n_configurations"] == 3 and result["spearman"] == pytest.approx(1.0)
+    assert result["skipped_test_selected"] == 1 and result["skipped_no_val"] == 1
+    assert ("Selection fidelity (val vs test I-AUROC): skipped ok records: 1 selected on the test split, "
+            "1 without a validation value.") in agg.fidelity_lines(result)
+    summary = agg.fidelity_summary(agg.records_frame(records))
+    assert len([s for s in summary if "not enough configurations" in s]) == 1  # p_auroc: no values at all
+
+
+def test_fidelity_on_fake_runs(fake):
+    _, _, frame = fake
+    result = agg.selection_fidelity(frame, "i_auroc")
+    ok = frame[(frame["status"] == "ok") & frame["val.i_auroc"].notna()]
+    assert result["n_configurations"] == ok["label"].nunique()
+    assert -1.0 <= result["spearman"] <= 1.0 and -1.0 <= result["kendall"] <= 1.0

@@ -96,7 +96,39 @@ def test_parse_override_requires_equals():
 
 
 def test_val_anomalies_choice_is_checked():
-    assert build_config().data.val_anomalies == "natural"
+    assert build_config().data.val_anomalies == "hard"
     assert build_config(overrides=["data.val_anomalies=augment"]).data.val_anomalies == "augment"
     with pytest.raises(ConfigError, match="data.val_anomalies"):
         build_config(overrides=["data.val_anomalies=test"])
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("eval.standardize=true", "eval.standardize"),
+        ("eval.anomaly_map=residual", "eval.anomaly_map"),
+        ("pseudo.families=[augment, blobs]", "pseudo.families"),
+        ("pseudo.families=[]", "pseudo.families"),
+        ("train.depth_loss=some", "train.depth_loss"),
+        ("model.crd_input=raw", "model.crd_input"),
+    ],
+)
+def test_choice_keys_name_the_key_and_the_valid_values(override, key):
+    with pytest.raises(ConfigError, match=key) as info:
+        build_config(overrides=[override])
+    assert "valid values" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "override, key", [("augment.clean_fraction=1.5", "augment.clean_fraction"), ("data.val_difficulty=-0.1", "data.val_difficulty")]
+)
+def test_range_errors_state_the_value_and_the_range(override, key):
+    with pytest.raises(ConfigError, match=key) as info:
+        build_config(overrides=[override])
+    assert "outside the allowed range" in str(info.value)
+
+
+def test_pseudo_opacity_must_be_an_increasing_range():
+    assert build_config(overrides=["pseudo.opacity=[0.2, 0.9]"]).pseudo.opacity == [0.2, 0.9]
+    with pytest.raises(ConfigError, match="pseudo.opacity"):
+        build_config(overrides=["pseudo.opacity=[0.9, 0.2]"])

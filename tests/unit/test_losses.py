@@ -81,3 +81,28 @@ def test_stage3_trains_only_crd():
     detection_loss(pred, mask).backward()
     assert all(p.grad is None for p in (*rcae.parameters(), *dpn.parameters()))
     assert all(p.grad is not None for p in crd.parameters())
+
+
+def test_linear_depth_sampling_is_proportional_to_depth():
+    from suite.losses import sample_depth
+
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.tensor([sample_depth(4, gen, "linear") for _ in range(4000)])
+    freq = torch.stack([(draws == n).float().mean() for n in range(1, 5)])
+    assert torch.allclose(freq, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.025)
+    uniform = torch.tensor([sample_depth(4, torch.Generator().manual_seed(0), "uniform") for _ in range(1)])
+    assert 1 <= uniform.item() <= 4
+    with pytest.raises(ValueError, match="uniform or linear"):
+        sample_depth(4, gen, "square")
+
+
+def test_all_depths_loss_is_the_mean_of_the_per_depth_losses():
+    from suite.losses import all_depths_loss
+
+    gen = torch.Generator().manual_seed(1)
+    target = torch.rand(2, 3, 8, 8, generator=gen)
+    recons = torch.rand(2, 4, 3, 8, 8, generator=gen)
+    expected = sum(reconstruction_loss(target, recons[:, n]) for n in range(4)) / 4
+    assert torch.allclose(all_depths_loss(target, recons), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="all_depths_loss"):
+        all_depths_loss(target, recons[:, 0])

@@ -29,8 +29,10 @@ FAMILY_FLAGS = {COLOR_BLOCK: "color_blocks", COPY_PASTE: "copy_paste", LINES: "l
 
 
 def only(*families: int, **overrides) -> AugmentConfig:
-    """A config with exactly ``families`` enabled."""
+    """A config with exactly ``families`` enabled; sizes at a 256-px reference unless overridden
+    (the block/line arithmetic below is written for it)."""
     flags = {name: code in families for code, name in FAMILY_FLAGS.items()}
+    overrides.setdefault("reference_size", 256)
     return AugmentConfig(**flags, **overrides)
 
 
@@ -108,7 +110,7 @@ def test_no_corruption_leaves_images_unchanged(cfg):
 @pytest.mark.parametrize("family", [COLOR_BLOCK, COPY_PASTE, LINES])
 def test_coverage_one_touches_every_block(family):
     size = 64
-    block = block_size_px(64, size, size)  # 16 px: a 4 x 4 grid
+    block = block_size_px(64, size, size, 256)  # 16 px: a 4 x 4 grid
     assert block == 16
     images = random_images(2, size)
     for seed in range(2):
@@ -325,8 +327,49 @@ def test_invalid_config_and_inputs_are_named():
 
 
 def test_block_size_scales_and_is_clamped():
-    assert block_size_px(64, 256, 256) == 64
-    assert block_size_px(64, 128, 128) == 32
-    assert block_size_px(32, 32, 32) == 4
-    assert block_size_px(8, 32, 32) == 4  # minimum 4 px
-    assert block_size_px(512, 64, 48) == 48  # at most the image
+    assert block_size_px(64, 256, 256, 256) == 64
+    assert block_size_px(64, 128, 128, 256) == 32
+    assert block_size_px(32, 32, 32, 256) == 4
+    assert block_size_px(8, 32, 32, 256) == 4  # minimum 4 px
+    assert block_size_px(512, 64, 48, 256) == 48  # at most the image
+    # The paper's sizes are at its own 1024 px: 128 px blocks there are 16 px at 128 px.
+    assert block_size_px(128, 128, 128) == 16
+    assert block_size_px(128, 1024, 1024) == 128
+
+
+def test_reference_size_sets_the_block_grid():
+    """A whole-block colour fill at coverage 1 paints every block; the block edges show where the
+    colours change, so the grid (and with it reference_size) is visible in the output."""
+    images = torch.zeros(1, 3, 64, 64)
+    for reference, block in ((256, 32), (1024, 8)):
+        cfg = only(COLOR_BLOCK, coverage=1.0, block_sizes=[128], reference_size=reference)
+        out, _ = corrupt(images, cfg, gen(0), whole_block_prob=1.0)
+        colours = out[0, 0].unique().numel()
+        assert colours == (64 // block) ** 2
+
+
+def test_clean_fraction_one_leaves_every_input_clean_and_zero_keeps_none():
+    images = random_images(6, 32)
+    out, target, mask = training_pair(images, only(COLOR_BLOCK, coverage=0.5, clean_fraction=1.0), gen(0))
+    assert torch.equal(out, images) and torch.equal(target, images) and mask.sum() == 0
+    out, _, mask = training_pair(images, only(COLOR_BLOCK, coverage=0.5, clean_fraction=0.0), gen(0))
+    assert (mask.flatten(1).amax(dim=1) == 1).all()
+    clean = []
+    for seed in range(40):
+        _, _, mask = training_pair(images, only(COLOR_BLOCK, coverage=0.5, clean_fraction=0.5), gen(seed))
+        clean.append((mask.flatten(1).amax(dim=1) == 0).float().mean().item())
+    assert 0.4 < sum(clean) / len(clean) < 0.6
+
+
+def test_uniform_coverage_varies_per_image_around_half_of_the_maximum():
+    images = random_images(8, 64)
+    fixed = only(COLOR_BLOCK, coverage=0.6, block_sizes=[32])  # 8 px blocks at 64 px
+    varied = only(COLOR_BLOCK, coverage=0.6, block_sizes=[32], coverage_sampling="uniform")
+    _, fixed_masks = corrupt(images, fixed, gen(0), whole_block_prob=1.0)
+    fractions = []
+    for seed in range(10):
+        _, masks = corrupt(images, varied, gen(seed), whole_block_prob=1.0)
+        fractions.extend(masks.flatten(1).mean(dim=1).tolist())
+    assert fixed_masks.flatten(1).mean(dim=1).std() < 0.02
+    assert min(fractions) < 0.1 and max(fractions) > 0.5
+    assert abs(sum(fractions) / len(fractions) - 0.3) < 0.05

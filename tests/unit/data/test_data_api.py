@@ -32,7 +32,7 @@ def test_public_names():
     sample_fields = [f.name for f in dataclasses.fields(data.Sample)]
     assert sample_fields == ["image_path", "mask_path", "label", "defect", "category"]
     split_fields = [f.name for f in dataclasses.fields(data.CategorySplits)]
-    assert split_fields == ["category", "dataset", "root", "train", "val", "test"]
+    assert split_fields == ["category", "dataset", "root", "train", "val", "calib", "test"]
     assert issubclass(data.DatasetError, ValueError)
     assert issubclass(data.DatasetNotFoundError, FileNotFoundError)
 

@@ -18,6 +18,7 @@ from suite.data.common import (
     load_arrays,
     read_image_size,
     shared_data_dir,
+    split_normals,
     split_train_val,
     validate_samples,
 )
@@ -80,10 +81,22 @@ def test_val_fraction_edge_cases():
         split_train_val([], 0.1)
 
 
+def test_calibration_split_is_disjoint_and_independent_of_data_fraction():
+    items = normals(40)
+    train, val, calib = split_normals(items, 0.1, 0.1, 1.0, seed=3)
+    assert (len(train), len(val), len(calib)) == (32, 4, 4)
+    paths = [s.image_path for s in train + val + calib]
+    assert len(set(paths)) == 40
+    small_train, val2, calib2 = split_normals(items, 0.1, 0.1, 0.5, seed=3)
+    assert val2 == val and calib2 == calib and set(s.image_path for s in small_train) < set(s.image_path for s in train)
+    assert split_normals(items, 0.1, 0.0, 1.0, seed=3)[1] == val  # val does not move when calib is off
+    assert split_normals(normals(4), 0.25, 0.5, 1.0)[2] == []  # too few normals: no calibration split
+
+
 def test_category_splits_counts():
     test = [Sample("a.png", None, 0, "good", "c"), Sample("b.png", "b_mask.png", 1, "crack", "c")]
-    splits = CategorySplits("c", "folder", "/r", normals(3), normals(1), test)
-    assert splits.counts() == {"train": 3, "val": 1, "test": 2, "test_good": 1, "test_anomalous": 1}
+    splits = CategorySplits("c", "folder", "/r", normals(3), normals(1), normals(2), test)
+    assert splits.counts() == {"train": 3, "val": 1, "calib": 2, "test": 2, "test_good": 1, "test_anomalous": 1}
     assert splits.defect_types() == ["crack"]
 
 

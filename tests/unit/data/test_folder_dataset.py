@@ -9,6 +9,7 @@ from suite.data import DatasetError, DatasetNotFoundError, list_categories, load
 
 
 def folder_cfg(root, category, **kw) -> DataConfig:
+    kw.setdefault("calib_fraction", 0.0)  # these tests count the loader's train/val split
     return DataConfig(dataset="folder", root=str(root), category=category, image_size=16, **kw)
 
 

@@ -21,6 +21,7 @@ from suite.data import (
 
 def mvtec_cfg(root, category="bottle", **kw) -> DataConfig:
     kw.setdefault("image_size", 16)
+    kw.setdefault("calib_fraction", 0.0)  # these tests count the loader's train/val split
     return DataConfig(dataset="mvtec", root=str(root), category=category, **kw)
 
 

@@ -12,6 +12,7 @@ from suite.data import VISA_CATEGORIES, DatasetError, DatasetNotFoundError, list
 def visa_cfg(root, category="candle", **kw) -> DataConfig:
     kw.setdefault("image_size", 16)
     kw.setdefault("val_fraction", 0.0)
+    kw.setdefault("calib_fraction", 0.0)
     return DataConfig(dataset="visa", root=str(root), category=category, **kw)
 
 

@@ -123,3 +123,19 @@ def test_gradients_flow_through_every_shared_parameter():
     model = RcAE(width=4, depth=3)
     model(torch.rand(2, 3, 16, 16)).abs().mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_code_channels_widen_every_code_and_keep_the_batched_pass_exact():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    wide = RcAE(in_ch=3, width=8, depth=3, code_channels=8)
+    assert wide.encoder(1).block.in_ch == 8 and isinstance(wide.stem, torch.nn.Conv2d)
+    batched = wide.reconstruct_all(x)
+    separate = torch.stack([wide(x, n) for n in (1, 2, 3)], dim=1)
+    assert batched.shape == (2, 3, 3, 32, 32) and torch.allclose(batched, separate, atol=1e-6)
+    assert torch.equal(wide(x, "all"), batched)
+    narrow = RcAE(in_ch=3, width=8, depth=3)
+    assert isinstance(narrow.stem, torch.nn.Identity)
+    assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in narrow.parameters())
+    with pytest.raises(ValueError, match="'all'"):
+        wide(x, "every")

@@ -32,7 +32,8 @@ def test_every_table_and_plot_is_built(report):
     _, index = report
     out = index.parent
     for name in ["records.csv", "summary.md", "comparison.md", "comparison.csv", "comparison.tex", "ablations.md",
-                 "ablations.csv", "ablations.tex", "pareto.md", "pareto.tex", "index.md", "index.html"]:
+                 "ablations.csv", "ablations.tex", "pareto.md", "pareto.tex", "index.md", "index.html",
+                 "per_depth.md", "per_depth.csv", "per_depth.tex", "scorings.md", "scorings.csv", "scorings.tex"]:
         path = out / name
         assert path.is_file() and path.stat().st_size > 0, name
     plots = out / "plots"
@@ -44,6 +45,12 @@ def test_every_table_and_plot_is_built(report):
     assert (plots / "response_model.depth_rcae.png").is_file()
     assert (plots / "response_augment.coverage_rcae.png").is_file()
     assert not list(plots.glob("response_augment.noise_std*"))
+    # one per-depth figure (PNG + SVG) per RcAE configuration with diagnostics (the MVTec AD ones)
+    per_depth = sorted(p.name for p in plots.glob("per_depth_*.png"))
+    assert len(per_depth) == 8 and "per_depth_mvtec_rcae_depth=3_coverage=0.5_mean.png" in per_depth
+    assert all((plots / name.replace(".png", ".svg")).stat().st_size > 0 for name in per_depth)
+    index_md = index.read_text()
+    assert "## Per-depth signal (which recursion steps carry signal)" in index_md and "## Scoring variants" in index_md
 
 
 def test_images_are_non_empty_pngs(report):
@@ -90,10 +97,10 @@ def test_failed_stopped_and_unreadable_are_listed(report):
 
 def test_every_table_has_a_footer(report):
     _, index = report
-    for name in ("comparison.md", "ablations.md", "pareto.md", "summary.md"):
+    for name in ("comparison.md", "ablations.md", "pareto.md", "summary.md", "per_depth.md", "scorings.md"):
         text = (index.parent / name).read_text()
         tables = len(re.findall(r"^#{2,3} ", text, flags=re.M))
-        footers = len(re.findall(r"^\*Dataset: .*trials: \d+ records.*code: .*\*$", text, flags=re.M))
+        footers = len(re.findall(r"^\*Dataset: .*trials: \d+ records.*scoring: .*code: .*\*$", text, flags=re.M))
         assert footers >= 1 and footers >= tables - 1, name  # summary's gallery-warning section has none
 
 

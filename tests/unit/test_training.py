@@ -1,0 +1,43 @@
+"""suite/training.py: learning-rate schedules and per-stage generators."""
+
+import math
+
+import torch
+from torch import nn
+
+from suite.config import StageConfig
+from suite.training import stage_generator, train_stage
+
+
+class Scalar(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(1))
+
+
+def steps_taken(schedule: str, epochs: int = 4) -> list[float]:
+    """One batch per epoch and a constant gradient of 1: Adam moves p by about lr each step, so the
+    step sizes trace the learning rate."""
+    model, values = Scalar(), []
+
+    def loss_fn(m, batch, g):
+        return m.p.sum()
+
+    train_stage("s", model, loss_fn, torch.zeros(4, 1), StageConfig(epochs=epochs, lr=0.1, batch_size=4),
+                device=torch.device("cpu"), generator=torch.Generator().manual_seed(0), lr_schedule=schedule,
+                on_epoch_end=lambda e, l: values.append(model.p.item()), log=lambda s: None)
+    return [a - b for a, b in zip([0.0] + values[:-1], values)]
+
+
+def test_cosine_schedule_decays_from_lr_to_zero_and_constant_does_not():
+    cosine, constant = steps_taken("cosine"), steps_taken("constant")
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert all(abs(c - 0.1) < 1e-4 for c in constant)
+    assert all(abs(c - e) < 1e-4 for c, e in zip(cosine, expected)), (cosine, expected)
+
+
+def test_stage_generators_depend_on_seed_and_stage_only():
+    a = torch.rand(3, generator=stage_generator(0, "stage2"))
+    assert torch.equal(a, torch.rand(3, generator=stage_generator(0, "stage2")))
+    assert not torch.equal(a, torch.rand(3, generator=stage_generator(0, "stage3")))
+    assert not torch.equal(a, torch.rand(3, generator=stage_generator(1, "stage2")))
