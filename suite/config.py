@@ -236,7 +236,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 1500/400/300 epochs for stages 1/2/3.
     "paper": {
         "data": {"image_size": 1024},
+        # "Applied to random blocks of size 32, 64, or 128 with varying coverage (0-100%)".
+        "augment": {"coverage": 1.0, "coverage_sampling": "uniform", "reference_size": 1024},
         "model": {"depth": 5, "crd_pool": 1},
+        # The CRD's map M_A as it is, no standardisation (the paper describes none).
+        "eval": {"anomaly_map": "auto", "standardize": "none", "crd_output": "sigmoid"},
         "train": {
             "stage1": {"epochs": 1500, "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "batch_size": 8},
             "stage2": {"epochs": 400, "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "batch_size": 8},

@@ -24,7 +24,7 @@ between its ``d = 0`` and ``d = 1`` values (``lo(d) = lo0 * (lo1 / lo0) ** d``, 
 and a parameter is ``lo(d) + u * (hi(d) - lo(d))`` for a uniform draw ``u`` that does not depend on
 ``d``. So for a fixed seed the defects sit at the same places and only shrink and fade as ``d``
 grows: ``d = 0`` is clearly visible and medium sized (like the old natural defects), ``d = 1`` is
-small and faint (peak contrast around 8-15 grey levels, sizes floored in pixels so a defect covers
+small and faint (peak contrast around 10-25 grey levels, sizes floored in pixels so a defect covers
 at least a handful of pixels). Lengths are fractions of the image side ``S`` (the same scene at
 32 px and at 1024 px), with floors in pixels.
 
@@ -165,13 +165,13 @@ def _box_smooth(a: np.ndarray, sigma: float) -> np.ndarray:
 def _faint_spot(clean, donor, rng, d, size, structure):
     """Radius ``R = S * U(0.06, 0.11)`` at d=0 -> ``S * U(0.015, 0.03)`` at d=1 (at least 2 px),
     irregular blob with a soft edge over 60% of the radius; peak shift ``c = U(0.18, 0.30)`` ->
-    ``U(0.03, 0.045)``: ``x + c * alpha * v`` with ``v = -1`` (darker), ``+1`` (lighter) or tinted
-    (``v = +-1 + 0.6 n``, ``n ~ N(0, I_3)``, rescaled to max-norm 1). The sign flips when the shift
+    ``U(0.04, 0.06)``: ``x + c * alpha * v`` with ``v = -1`` (darker), ``+1`` (lighter) or tinted
+    (``v = +-1 + 0.35 n``, ``n ~ N(0, I_3)``, rescaled to max-norm 1). The sign flips when the shift
     would clip (e.g. darker on black)."""
     cx, cy = _centre(rng, size)
     shape = _blob_params(rng)
     radius = max(2.0, size * _ranged(rng, d, (0.06, 0.11), (0.015, 0.03)))
-    contrast = _ranged(rng, d, (0.18, 0.30), (0.03, 0.045))
+    contrast = _ranged(rng, d, (0.18, 0.30), (0.04, 0.06))
     style = int(rng.integers(0, 3))
     tint = rng.normal(size=3)
     rows, cols, xs, ys = _window(cx, cy, radius * _BLOB_EXTENT + 1, size)
@@ -186,7 +186,7 @@ def _faint_spot(clean, donor, rng, d, size, structure):
         sign = -1.0
     direction = np.full(3, sign)
     if style == 2:  # tinted: a darker / lighter shift with a random colour cast, not a pure hue
-        direction = direction + 0.6 * tint
+        direction = direction + 0.35 * tint
         direction = direction / np.abs(direction).max()
     return rows, cols, patch + contrast * alpha[None] * direction[:, None, None]
 
@@ -196,14 +196,14 @@ def _thin_scratch(clean, donor, rng, d, size, structure):
     -> ``S * U(0.08, 0.14)`` (at least 6 px) and control point ``P1`` off the chord midpoint by
     ``U(-0.3, 0.3) * L``; width ``w = 0.018 S`` -> ``0.006 S`` (at least 1 px), anti-aliased
     coverage ``clip(w/2 - dist + 0.5, 0, 1)`` times a taper ``sin(pi t)^0.5`` along the curve; grey
-    shift ``c = U(0.25, 0.40)`` -> ``U(0.045, 0.065)``, lighter or darker (flipped when it would clip)."""
+    shift ``c = U(0.25, 0.40)`` -> ``U(0.06, 0.09)``, lighter or darker (flipped when it would clip)."""
     cx, cy = _centre(rng, size)
     angle = rng.uniform(0.0, np.pi)
     bend = rng.uniform(-0.3, 0.3)
     sign = 1.0 if rng.random() < 0.5 else -1.0
     length = max(6.0, size * _ranged(rng, d, (0.25, 0.40), (0.08, 0.14)))
     width = max(1.0, size * 0.018 * (0.006 / 0.018) ** d)
-    contrast = _ranged(rng, d, (0.25, 0.40), (0.045, 0.065))
+    contrast = _ranged(rng, d, (0.25, 0.40), (0.06, 0.09))
     e = np.array([math.cos(angle), math.sin(angle)])
     n = np.array([-e[1], e[0]])
     mid = np.array([cx, cy])
@@ -249,7 +249,7 @@ def _thin_scratch(clean, donor, rng, d, size, structure):
 def _deformation(clean, donor, rng, d, size, structure):
     """Radius ``R = S * U(0.07, 0.12)`` -> ``S * U(0.03, 0.05)`` (at least 4 px), falloff
     ``f(r) = (1 - (r/R)^2)^2`` for ``r < R``; peak displacement ``delta = S * U(0.025, 0.04)`` ->
-    ``S * U(0.006, 0.010)`` (at least 0.75 px, at most 0.4 R, so the map does not fold). The pixel
+    ``S * U(0.006, 0.010)`` (at least 1 px, at most 0.4 R, so the map does not fold). The pixel
     at ``p`` samples the clean image (bilinear, ``map_coordinates(order=1)``) at
     ``c + (p - c)(1 - k f)`` with ``k = +-delta / (0.286 R)`` (bulge / pinch; 0.286 R = max of
     ``r f(r)``), or at ``p - delta f(r) e`` for a random direction ``e`` (shear). The centre is drawn
@@ -258,7 +258,7 @@ def _deformation(clean, donor, rng, d, size, structure):
     mode = int(rng.integers(0, 3))  # 0 bulge, 1 pinch, 2 shear
     direction = rng.uniform(0.0, 2 * np.pi)
     radius = max(4.0, size * _ranged(rng, d, (0.07, 0.12), (0.03, 0.05)))
-    delta = min(0.4 * radius, max(0.75, size * _ranged(rng, d, (0.025, 0.04), (0.006, 0.010))))
+    delta = min(0.4 * radius, max(1.0, size * _ranged(rng, d, (0.025, 0.04), (0.006, 0.010))))
     rows, cols, xs, ys = _window(cx, cy, radius + 1, size)
     dx, dy = xs - cx, ys - cy
     s2 = np.minimum((dx * dx + dy * dy) / (radius * radius), 1.0)
@@ -401,9 +401,8 @@ def hard_defects(
         kind = chosen[i % len(chosen)]
         donor_index = int(rng.integers(0, len(donors))) if donors is not None else -1
         donor = donors[donor_index].astype(np.float64) if donors is not None and kind == "misplaced_part" else None
-        structure = (
-            _structure(np.tensordot(_LUMA, clean, axes=1)) if kind in ("deformation", "misplaced_part", "missing_part") else None
-        )
+        needs_structure = kind in ("deformation", "misplaced_part", "missing_part")
+        structure = _structure(np.tensordot(_LUMA, clean, axes=1)) if needs_structure else None
         for attempt in range(MAX_ATTEMPTS + 1):
             if attempt < MAX_ATTEMPTS:
                 rows, cols, new = _PAINTERS[kind](clean, donor, rng, d, size, structure)

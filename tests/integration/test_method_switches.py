@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def tiny(*overrides):
-    return build_config(preset="tiny", overrides=["eval.cost=false", "eval.save_maps=0", "data.val_anomalies=natural", *overrides])
+    return build_config(preset="tiny", overrides=["eval.cost=false", "eval.save_maps=0", *overrides])
 
 
 def test_same_seed_same_numbers_whether_earlier_stages_were_cached_or_trained(tmp_path):
