@@ -86,11 +86,13 @@ def main() -> None:
     ap.add_argument("--dataset", default="mvtec")
     ap.add_argument("--category", default="bottle")
     ap.add_argument("--preset", default="cpu")
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds ('' with --merge: only merge)")
     ap.add_argument("--rungs", default=",".join(RUNGS), help="comma-separated subset of " + ",".join(RUNGS))
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_ladder"))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "method_ladder.json"),
                     help="JSON file; (rung, seed) runs already in it are kept unless run again")
+    ap.add_argument("--merge", nargs="*", default=[], metavar="JSON",
+                    help="also take the runs of these earlier outputs (same category and overrides)")
     ap.add_argument("overrides", nargs="*", help="extra config overrides key.sub=value")
     args = ap.parse_args()
     if args.dataset != "synthetic" and not Path(args.root).exists():
@@ -103,7 +105,15 @@ def main() -> None:
         rung: {int(s): r for s, r in by_seed.items()} for rung, by_seed in previous.get("runs", {}).items()
     } if same_setup else {}
     diagnostics: dict[int, dict] = {int(k): v for k, v in previous.get("diagnostics", {}).items()} if same_setup else {}
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for other in args.merge:
+        data = json.loads(Path(other).read_text())
+        if data.get("overrides") != args.overrides or data.get("category") != args.category:
+            raise SystemExit(f"{other}: other category or overrides ({data.get('category')}, {data.get('overrides')})")
+        for rung, by_seed in data.get("runs", {}).items():
+            runs.setdefault(rung, {}).update({int(s): r for s, r in by_seed.items()})
+        diagnostics.update({int(k): v for k, v in data.get("diagnostics", {}).items()})
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else []
+    for seed in seeds:
         for name in args.rungs.split(","):
             over = {"data.dataset": args.dataset, "data.root": os.path.abspath(args.root),
                     "data.category": args.category, "runtime.seed": seed, **RUNGS[name]}

@@ -247,7 +247,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "stage3": {"epochs": 300, "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "batch_size": 4},
         },
     },
-    # Full pipeline on one category in ~15 minutes on 2 CPU cores (see shared CALIBRATION notes):
+    # Full pipeline on one category on 2 CPU cores (bottle: ~50 single-thread minutes, README):
     # 128 px, width 16, CRD on 2x pooled input.
     "cpu": {
         "data": {"image_size": 128},
@@ -258,7 +258,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {
             "stage1": {"epochs": 150, "lr": 1e-3, "batch_size": 16},
             "stage2": {"epochs": 40, "lr": 1e-3, "batch_size": 16},
-            "stage3": {"epochs": 60, "lr": 1e-3, "batch_size": 8},
+            "stage3": {"epochs": 30, "lr": 1e-3, "batch_size": 8},
             "depth_sampling": "linear",
             "lr_schedule": "cosine",
         },
