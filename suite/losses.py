@@ -79,7 +79,5 @@ def all_depths_loss(target: torch.Tensor, recons: torch.Tensor) -> torch.Tensor:
     """
     if recons.dim() != 5 or recons.shape[:1] + recons.shape[2:] != target.shape:
         raise ValueError(f"all_depths_loss: recons {tuple(recons.shape)} must be (B, N, C, H, W) of {tuple(target.shape)}")
-    expanded = target.unsqueeze(1).expand_as(recons)
-    intensity = (expanded - recons).abs().mean()
-    edges = (image_gradient(expanded) - image_gradient(recons)).abs().mean()
-    return intensity + edges
+    # Every depth's pair has the same size, so one mean over the stack is the mean of the per-depth losses.
+    return reconstruction_loss(target.unsqueeze(1).expand_as(recons), recons)

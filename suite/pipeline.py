@@ -265,7 +265,7 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log) -> None:
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
-    gen = seed_everything(cfg.runtime.seed)
+    seed_everything(cfg.runtime.seed)  # model initialisation; each stage draws from its own generator
 
     t0 = time.perf_counter()
     splits = load_category(cfg.data, seed=cfg.runtime.seed)
@@ -310,7 +310,6 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log) -> None:
     ctx = TrainContext(
         cfg=cfg,
         device=device,
-        generator=gen,
         train_images=train_images,
         calib_images=calib_images,
         checkpoint_dir=ckpt_dir,

@@ -26,7 +26,6 @@ from suite.training import freeze, load_checkpoint, stage_generator, train_stage
 class TrainContext:
     cfg: Config
     device: torch.device
-    generator: torch.Generator
     train_images: torch.Tensor  # (N, 3, H, W) clean normals on the CPU
     checkpoint_dir: Path  # this trial's own stage checkpoints (resume after a crash)
     calib_images: torch.Tensor | None = None  # held-out normals for scoring statistics (never trained on)

@@ -128,7 +128,7 @@ def test_hfr_backbone_weights_file_round_trip(tmp_path):
     assert record.info["backbone_source"] == "file"
 
     # The trained model's frozen encoder holds exactly the file's weights.
-    ctx = TrainContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0),
+    ctx = TrainContext(cfg=cfg, device=torch.device("cpu"),
                        train_images=torch.rand(4, 3, 32, 32), checkpoint_dir=tmp_path / "ckpt", log=quiet)
     (tmp_path / "ckpt").mkdir()
     trained = train(ctx)
