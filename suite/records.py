@@ -107,7 +107,7 @@ def code_versions() -> dict[str, Any]:
             except ImportError:
                 torch = None
         if torch is not None:
-            versions["torch"] = torch.__version__
+            versions["torch"] = str(torch.__version__)  # plain str: checkpoints load with weights_only=True
         _VERSIONS = versions
     return dict(_VERSIONS)
 

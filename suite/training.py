@@ -69,7 +69,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise RuntimeError(f"cannot read checkpoint {path}: {err}") from err
 

@@ -34,7 +34,7 @@ def test_three_stages_write_a_complete_record(tmp_path):
     assert set(record.stage_times) >= {"data", "stage1", "stage2", "stage3", "eval", "total"}
     assert record.cost["params"] > 0 and record.cost["gflops"] > 0 and record.cost["latency_ms"] > 0
     assert record.versions["torch"] == torch.__version__ and "git_commit" in record.versions
-    ckpt = torch.load(tmp_path / "t" / "checkpoints" / "stage3.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "t" / "checkpoints" / "stage3.pt", weights_only=True)
     assert ckpt["config"] == cfg.to_dict() and ckpt["versions"]["torch"] == torch.__version__
     gallery = np.load(tmp_path / "t" / record.artifacts["gallery"])
     assert gallery["recons"].shape[1] == cfg.model.depth and gallery["maps"].shape[1:] == (32, 32)

@@ -41,3 +41,34 @@ def test_stage_generators_depend_on_seed_and_stage_only():
     assert torch.equal(a, torch.rand(3, generator=stage_generator(0, "stage2")))
     assert not torch.equal(a, torch.rand(3, generator=stage_generator(0, "stage3")))
     assert not torch.equal(a, torch.rand(3, generator=stage_generator(1, "stage2")))
+
+
+class _Payload:
+    """Unpickling this calls ``marker.touch()``: a stand-in for code a crafted checkpoint runs."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_checkpoints_load_as_data_only_and_a_pickle_payload_never_runs(tmp_path):
+    import pytest
+
+    from suite.training import load_checkpoint
+
+    marker = tmp_path / "payload-ran"
+    torch.save({"model": {}, "evil": _Payload(str(marker))}, tmp_path / "evil.pt")
+    with pytest.raises(RuntimeError, match="evil.pt"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+    # A genuine stage checkpoint (state dicts, generator state, config, versions) still loads.
+    model = Scalar()
+    train_stage("s", model, lambda m, b, g: m.p.sum(), torch.zeros(2, 1), StageConfig(epochs=1, batch_size=2),
+                device=torch.device("cpu"), generator=torch.Generator().manual_seed(0),
+                checkpoint_path=tmp_path / "ok.pt", config_dict={"a": [1, 2.0, None, "x"]}, log=lambda s: None)
+    state = load_checkpoint(tmp_path / "ok.pt")
+    assert state["completed"] and state["config"] == {"a": [1, 2.0, None, "x"]}
