@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from suite.config import build_config  # noqa: E402
 from suite.data import shared_data_dir  # noqa: E402
 from suite.pipeline import run_trial  # noqa: E402
-from suite.records import atomic_write_json, code_versions  # noqa: E402
+from suite.records import RECORD_NAME, atomic_write_json, code_versions  # noqa: E402
 
 METHODS = ("fae", "hfr")
 COST_KEYS = ("params", "gflops", "latency_ms", "latency_ms_batch", "throughput_ips", "peak_mem_mb")
@@ -96,7 +96,7 @@ def run_method(method: str, args: argparse.Namespace, work: Path) -> dict[str, A
         "n_train": record.cost.get("n_train"),
         "n_test": record.cost.get("n_test"),
         "config_hash": record.config_hash,
-        "record": str(work / f"{method}-{cfg.hash()}" / "record.json"),
+        "record": str(work / f"{method}-{cfg.hash()}" / RECORD_NAME),
         "load_avg_before": load_before,
         "load_avg_after": os.getloadavg(),
     }

@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from suite.models.rcae import RcAE  # noqa: E402
+from suite.methods.rcae.model import RcAE  # noqa: E402
 
 TARGET_SPEEDUP = 1.5
 

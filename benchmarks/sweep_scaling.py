@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from suite.config import build_config, with_overrides  # noqa: E402
 from suite.orchestration.env import init_ray, shutdown_ray  # noqa: E402
-from suite.orchestration.sweep import SweepOptions, run_sweep  # noqa: E402
+from suite.orchestration.driver import SweepOptions, run_sweep  # noqa: E402
 from suite.pipeline import run_trial  # noqa: E402
 from suite.stage_cache import StageCache  # noqa: E402
 

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from suite.config import flatten
+from suite.data.registry import dataset_names, dataset_spec, dataset_specs
+from suite.methods.registry import display_name, method_specs
 from suite.records import TrialRecord, find_records, read_record
 
 SPLITS = ("val", "test")
@@ -51,22 +53,40 @@ METRIC_NAMES = {
     "i_f1max": "I-F1max",
     "p_f1max": "P-F1max",
 }
-METHOD_NAMES = {"rcae": "RcAE", "convae": "ConvAE", "fae": "FAE", "hfr": "HFR-AE"}
-DATASET_NAMES = {"mvtec": "MVTec AD", "visa": "VisA", "folder": "folder", "synthetic": "synthetic"}
 
-# The orders the benchmarks' papers use (textures first for MVTec AD, as in the RcAE paper's text).
-CATEGORY_ORDER = {
-    "mvtec": (
-        "carpet", "grid", "leather", "tile", "wood",
-        "bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw", "toothbrush",
-        "transistor", "zipper",
-    ),
-    "visa": (
-        "candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2",
-        "pcb1", "pcb2", "pcb3", "pcb4", "pipe_fryum",
-    ),
-}
-DATASET_ORDER = ("mvtec", "visa")
+
+# Dataset display names, the benchmark datasets' order and their category orders (the papers'
+# orders, textures first for MVTec AD) come from the dataset registry (suite.data.registry).
+class _DatasetDisplayNames(Mapping[str, str]):
+    """Read-only, live view ``dataset name -> display name`` of the registered datasets, so
+    ``DATASET_NAMES.get(d, d)`` names any registered dataset and leaves others as they are."""
+
+    def __getitem__(self, dataset: str) -> str:
+        if dataset not in dataset_names():
+            raise KeyError(dataset)
+        return dataset_spec(dataset).display_name
+
+    def __iter__(self):
+        return iter(dataset_names())
+
+    def __len__(self) -> int:
+        return len(dataset_names())
+
+
+DATASET_NAMES: Mapping[str, str] = _DatasetDisplayNames()
+
+
+def benchmark_datasets() -> tuple[str, ...]:
+    """The datasets reports order first (mvtec, visa), in registration order."""
+    return tuple(spec.name for spec in dataset_specs() if spec.in_benchmark_tables)
+
+
+def category_order(dataset: str) -> tuple[str, ...]:
+    """The standard category order of a benchmark dataset; () for any other (sorted by name)."""
+    if dataset not in benchmark_datasets():
+        return ()
+    return dataset_spec(dataset).categories
+
 
 # Config keys that do not define a configuration: where the data lives, which category, seeds,
 # devices and bookkeeping. Records differing only in these are the same configuration.
@@ -89,12 +109,24 @@ NON_CONFIG_KEYS = frozenset(
         "train.eval_every",
         "train.amp",
         "train.max_time_s",
-        "fae.texture_root",
-        "hfr.backbone_weights",
+        "pseudo.texture_root",
     }
 )
+
+
+def non_config_keys() -> frozenset[str]:
+    """``NON_CONFIG_KEYS`` plus every registered method's path keys (where its files live)."""
+    return NON_CONFIG_KEYS | {key for spec in method_specs() for key in spec.path_keys}
+
+
+def method_display_name(method: Any) -> str:
+    """A method's name in tables and plots (the registry's display name; unknown names as they are)."""
+    return display_name(str(method))
+
 # Order of config sections in a label: the model first, then what it is trained on.
-_LABEL_SECTION_ORDER = ("model", "augment", "data", "fae", "hfr", "train", "eval", "runtime")
+def _label_section_order() -> tuple[str, ...]:
+    methods = tuple(s.config_section for s in method_specs() if s.config_section)
+    return ("model", "augment", "data", *methods, "train", "eval", "runtime")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,6 +223,8 @@ def record_row(record: TrialRecord, path: str | Path | None = None) -> dict[str,
     stage_values = [_number(v) for v in times.values()]
     row["time.total"] = float(np.nansum(stage_values)) if stage_values else math.nan
     row["info.scoring"] = (record.info or {}).get("scoring")
+    row["ablation.table"] = (record.ablation or {}).get("table")  # set by ablation spaces' trials
+    row["ablation.row"] = (record.ablation or {}).get("row")
     for split, families in (record.diagnostics or {}).items():
         for family, steps in (families or {}).items():
             for step, values in (steps or {}).items():
@@ -278,7 +312,7 @@ def frame_for_csv(frame: pd.DataFrame) -> pd.DataFrame:
 
 def config_columns(frame: pd.DataFrame) -> list[str]:
     """``config.*`` columns that define a configuration (see ``NON_CONFIG_KEYS``)."""
-    return [c for c in frame.columns if c.startswith("config.") and c[len("config."):] not in NON_CONFIG_KEYS]
+    return [c for c in frame.columns if c.startswith("config.") and c[len("config."):] not in non_config_keys()]
 
 
 def _distinct(values: Iterable[Any]) -> list[Any]:
@@ -299,7 +333,8 @@ def varying_keys(frame: pd.DataFrame) -> list[str]:
 
 def _label_key_order(key: str) -> tuple[int, str]:
     section = key.split(".", 1)[0]
-    rank = _LABEL_SECTION_ORDER.index(section) if section in _LABEL_SECTION_ORDER else len(_LABEL_SECTION_ORDER)
+    order = _label_section_order()
+    rank = order.index(section) if section in order else len(order)
     return rank, key
 
 
@@ -338,7 +373,7 @@ def _is_bool(value: Any) -> bool:
 def configuration_labels(frame: pd.DataFrame) -> pd.Series:
     """``method`` plus ``key=value`` for the config keys that vary among that method's records.
 
-    Variation is judged per method, so an FAE knob swept in FAE trials does not leak into the RcAE
+    Variation is judged per method, so a baseline's knob swept in its own trials does not leak into the RcAE
     labels. Numeric, list and string keys are always shown once they vary (``depth=3``); on/off
     switches only where they differ from their most common value (``skip=False``), which keeps
     labels short and still distinct. Records whose configs differ only in ``NON_CONFIG_KEYS``
@@ -372,12 +407,13 @@ def configuration_labels(frame: pd.DataFrame) -> pd.Series:
 
 
 def dataset_sort_key(dataset: str) -> tuple[int, str]:
-    return (DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else len(DATASET_ORDER), str(dataset))
+    order = benchmark_datasets()
+    return (order.index(dataset) if dataset in order else len(order), str(dataset))
 
 
 def category_sort_key(dataset: str, category: str) -> tuple[int, str, int, str]:
     """Standard benchmark order for MVTec AD and VisA; other datasets alphabetical, after them."""
-    order = CATEGORY_ORDER.get(dataset, ())
+    order = category_order(dataset)
     rank = order.index(category) if category in order else len(order)
     return (*dataset_sort_key(dataset), rank, str(category))
 

@@ -13,14 +13,20 @@ import sys
 import time
 from pathlib import Path
 
-from suite.config import DATASETS, PRESETS, ConfigError, build_config
+from suite.config import PRESETS, ConfigError, build_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _dataset_choices() -> tuple[str, ...]:
+    from suite.data.registry import dataset_names
+
+    return dataset_names()
+
+
 def _add_data_options(p: argparse.ArgumentParser, many: bool) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", choices=DATASETS, default=None, help="dataset kind (default: synthetic)")
+    g.add_argument("--dataset", choices=_dataset_choices(), default=None, help="dataset kind (default: synthetic)")
     g.add_argument("--root", default=None, help="dataset root folder (not needed for synthetic)")
     if many:
         g.add_argument("--categories", default=None, help="'all' or a comma-separated list of categories")
@@ -51,8 +57,9 @@ def _config_from_args(args: argparse.Namespace, category: str | None = None):
 
 def resolve_categories(dataset: str, root: str | None, spec: str | None) -> list[str]:
     """'all' → every present category of the dataset; 'a,b' → those (each checked)."""
-    from suite.data import list_categories
+    from suite.data import dataset_spec, list_categories
 
+    fixed_categories = bool(dataset_spec(dataset).categories)  # False: discovered under the root
     known = list_categories(dataset, root)
     names = [name for name, _ in known]
     present = [name for name, here in known if here]
@@ -62,7 +69,7 @@ def resolve_categories(dataset: str, root: str | None, spec: str | None) -> list
         return present
     wanted = [c.strip() for c in spec.split(",") if c.strip()]
     for c in wanted:
-        if dataset != "folder" and c not in names:
+        if fixed_categories and c not in names:
             raise SystemExit(f"error: unknown category '{c}' for {dataset}; known: {', '.join(names)}")
         if c not in present:
             raise SystemExit(f"error: category '{c}' is not present under {root}")
@@ -86,16 +93,16 @@ def new_run_dir(base: str | Path, name: str) -> Path:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from suite.data import list_categories, shared_data_dir
+    from suite.data import dataset_names, dataset_spec, list_categories, shared_data_dir
 
-    kinds = [args.dataset] if args.dataset else list(DATASETS)
+    kinds = [args.dataset] if args.dataset else list(dataset_names())
     for kind in kinds:
         root = args.root
         if root is None and kind == "mvtec":
             guess = shared_data_dir() / "mvtec_bottle_256"
             root = str(guess) if guess.exists() else None
-        if kind in ("folder",) and root is None:
-            print(f"{kind}: give --root DIR to list a folder dataset")
+        if not dataset_spec(kind).categories and root is None:  # categories are discovered under a root
+            print(f"{kind}: give --root DIR to list a {kind} dataset")
             continue
         try:
             cats = list_categories(kind, root)
@@ -111,18 +118,19 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from suite.pipeline import format_metrics_table, run_trial
+    from suite.records import RECORD_NAME
 
     cfg = _config_from_args(args)
     out = new_run_dir(args.out, f"{cfg.data.category}-{cfg.model.method}-{cfg.hash()}")
     print(f"[train] config {cfg.hash()} -> {out}")
     record = run_trial(cfg, out, stage_cache=args.stage_cache)
     print(format_metrics_table(record))
-    print(f"[train] record: {out / 'record.json'}")
+    print(f"[train] record: {out / RECORD_NAME}")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from suite.orchestration.sweep import SweepOptions, run_sweep
+    from suite.orchestration.driver import SweepOptions, run_sweep
 
     dataset = args.dataset or "synthetic"
     categories = resolve_categories(dataset, args.root, args.categories or args.category)
@@ -188,12 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_suite.py",
         description="rcsuite: train, sweep and report recursive-reconstruction anomaly detectors "
-        "(RcAE/DPN/CRD, ConvAE, FAE, HFR-AE) on MVTec AD, VisA, your own folders or built-in synthetic data.",
+        "(RcAE/DPN/CRD and the registered baselines) on MVTec AD, VisA, your own folders or built-in synthetic data.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("datasets", help="list the categories each dataset has and which are present")
-    p.add_argument("--dataset", choices=DATASETS, default=None)
+    p.add_argument("--dataset", choices=_dataset_choices(), default=None)
     p.add_argument("--root", default=None, help="dataset root to check for present categories")
     p.set_defaults(func=cmd_datasets)
 
@@ -208,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", required=True, help="search space: a name in search_spaces/ or a .py path")
     _add_data_options(p, many=True)
     p.add_argument("--trials", type=int, default=None,
-                   help="number of Optuna trials (default 8); for GRID/CONFIGS spaces: seeds per point (default 1)")
+                   help="number of Optuna trials (default 8); for GRID/CONFIGS/ablation ROWS spaces: seeds per point (default 1)")
     p.add_argument("--address", default=None, help="Ray cluster address: auto | HOST:PORT (default: local)")
     p.add_argument("--storage", default="runs/sweeps", help="storage path (shared filesystem for clusters)")
     p.add_argument("--name", default=None, help="sweep name (default: <space>-<time>)")

@@ -2,8 +2,10 @@
 
 A ``Config`` is a tree of dataclasses. It is built from defaults, then a preset, then a YAML file,
 then ``key.sub=value`` overrides (in that order). Unknown keys are an error that names the key and
-the valid ones; values are checked against the field's type. ``config_hash`` gives a stable short
-hash used to name runs and stage caches.
+the valid ones; values are checked against the field's type (``Literal`` fields against their
+choices, in one place: ``_coerce``). ``config_hash`` gives a stable short hash used to name runs
+and recognise finished ones. Besides the shared sections, every registered method may own a section
+(``suite.methods.registry``), named by that method's spec.
 
 Defaults are the ``cpu``-sized settings that run the full pipeline on one category in minutes on a
 2-core machine; the ``paper`` preset is the RcAE paper's setup (1024 px, N=5, 1500/400/300 epochs,
@@ -16,14 +18,16 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-DATASETS = ("mvtec", "visa", "folder", "synthetic")
-METHODS = ("rcae", "convae", "fae", "hfr")
+# Bumped when what ``config_hash`` covers changes meaning (2: only values that differ from the
+# defaults are hashed, so a field added with a default leaves existing hashes unchanged).
+HASH_SCHEMA = 2
 
 
 class ConfigError(ValueError):
@@ -32,7 +36,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    dataset: str = "synthetic"  # one of DATASETS
+    dataset: str = "synthetic"  # a registered dataset (suite.data.registry): mvtec, visa, folder, synthetic
     root: str | None = None  # dataset root; None for synthetic (generated into a cache folder)
     category: str = "synth_texture"  # category name inside the dataset
     image_size: int = 128  # images are resized to image_size x image_size
@@ -45,7 +49,7 @@ class DataConfig:
     # validation anomalies: hard (small, faint, thin defects, local deformations, misplaced parts
     # from other normals; no method trains on them) | natural (stains, holes, bent scratches: easy,
     # they saturate) | augment (RcAE's own training corruption families)
-    val_anomalies: str = "hard"
+    val_anomalies: Literal["hard", "natural", "augment"] = "hard"
     val_difficulty: float = 0.5  # hard validation anomalies: 0 = clearly visible .. 1 = very subtle
 
 
@@ -55,7 +59,7 @@ class AugmentConfig:
     coverage: float = 0.3  # fraction of grid blocks touched by a corruption, 0..1
     # fixed: every image at `coverage` | uniform: per image, coverage ~ U(0, `coverage`) (the
     # paper's "varying coverage (0-100%)" is uniform with coverage 1)
-    coverage_sampling: str = "fixed"
+    coverage_sampling: Literal["fixed", "uniform"] = "fixed"
     clean_fraction: float = 0.0  # stage 1: share of inputs left uncorrupted (target = input)
     # block sizes and line lengths below are in px at this image size, scaled to the actual one;
     # the paper states them at its own 1024 px (256 = this suite's first versions)
@@ -67,12 +71,9 @@ class AugmentConfig:
     line_length: list[int] = field(default_factory=lambda: [50, 150])  # px at reference_size
     num_lines: list[int] = field(default_factory=lambda: [1, 4])
     noise_std: float = 0.0  # Gaussian noise std on the training input (images in [0, 1])
-    noise_on_target: bool = False  # also add noise to the target (an independent draw; FAE shares one draw)
-    flip: bool = False  # random horizontal/vertical flips of the clean normals (category dependent)
+    noise_on_target: bool = False  # also add noise to the target (an independent draw)
+    flip: bool = False  # random horizontal/vertical flips of the clean normals (turn on where the category allows it)
     rotate: bool = False  # random 90-degree rotations of the clean normals
-
-
-PSEUDO_FAMILIES = ("augment", "occluders")
 
 
 @dataclass
@@ -82,16 +83,16 @@ class PseudoConfig:
     # augment: stage-1's families (blocks, pastes, lines; the RcAE was trained to erase them) |
     # occluders: elastic ellipses and thin strokes filled with texture (DTD folder or procedural)
     # or colour, families the RcAE never saw. One family is drawn per image.
-    families: list[str] = field(default_factory=lambda: ["augment"])
+    families: list[Literal["augment", "occluders"]] = field(default_factory=lambda: ["augment"])
     clean_fraction: float = 0.0  # share of stage-3 images left clean with an empty mask
-    coverage_sampling: str = "fixed"  # augment family: fixed | uniform (as augment.coverage_sampling)
+    coverage_sampling: Literal["fixed", "uniform"] = "fixed"  # augment family: fixed | uniform (as augment.coverage_sampling)
     opacity: list[float] = field(default_factory=lambda: [1.0, 1.0])  # blend alpha range (1 = opaque)
     texture_root: str | None = None  # occluders: folder of texture images (e.g. DTD); None = procedural
 
 
 @dataclass
 class ModelConfig:
-    method: str = "rcae"  # one of METHODS
+    method: str = "rcae"  # a registered method (suite.methods.registry)
     depth: int = 5  # recursion depth N (RcAE) / number of stacked blocks (ConvAE)
     width: int = 16  # base channel width of the conv AE blocks
     # channels of every intermediate code I_C^i; 3 = the image's channels (the paper). Other
@@ -104,54 +105,13 @@ class ModelConfig:
     dpn_width: int = 16
     # DPN training input: clean (the paper: clean normals, I_R^n of I) | corrupted (stage-1
     # corruption on the input, clean target, so it learns not to put pseudo-defects back)
-    dpn_input: str = "clean"
+    dpn_input: Literal["clean", "corrupted"] = "clean"
     crd_width: int = 8
     crd_steps: list[int] | None = None  # recursion steps CRD sees; None = 1..N (Table 6: [5], [1, 3, 5])
     crd_pool: int = 2  # CRD runs on inputs average-pooled by this factor and upsamples its output
     # CRD input per step: paper (I_D^n ⊕ I) | discrepancy (|I_D^n - I| standardised per pixel by
     # clean-normal statistics, ⊕ |I_D^n - I_D^(n-1)|, ⊕ I)
-    crd_input: str = "paper"
-
-
-@dataclass
-class FAEConfig:
-    """FAE (noise & pattern filtering AE) knobs; see suite/models/fae.py for the paper's values."""
-
-    width: int = 32  # U-Net base width
-    levels: int = 3  # U-Net down/up-sampling steps; image_size must be divisible by 2**levels
-    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # bottleneck dilated convs
-    texture_root: str | None = None  # DTD-like folder of texture images; None = procedural textures
-    texture_max_count: int | None = None  # cap on textures loaded (evenly spaced, deterministic subset)
-    ellipse_count: list[int] = field(default_factory=lambda: [0, 2])  # elastic ellipses per image (min, max)
-    stroke_count: list[int] = field(default_factory=lambda: [0, 3])  # thin strokes per image (min, max)
-    stroke_radius: list[float] = field(default_factory=lambda: [0.002, 0.02])  # half-thickness / image side
-    use_shapes: bool = True  # elastic ellipses + thin strokes (False = rectangles)
-    use_textures: bool = True  # texture fill (False = uniform random colour)
-    vary_opacity: bool = True  # opacity in [opacity_min, 1] (False = always opaque)
-    opacity_min: float = 0.2
-    smooth_boundary: bool = True
-    corruption_prob: float = 0.8  # probability a training image is corrupted
-    noise_std: float = 0.05  # max std of Gaussian noise added to both input and target
-    noise_std_min: float = 0.0  # the std is drawn uniformly in [noise_std_min, noise_std]
-    discrepancy: str = "gms"  # mse | ssim | gms
-    filter_size: int = 5  # mean filter size applied to the map
-    filter_repeats: int = 3
-    score: str = "max"  # sum | max
-
-
-@dataclass
-class HFRConfig:
-    """HFR-AE (feature reconstruction over a frozen ResNet) knobs."""
-
-    backbone: str = "resnet18"  # resnet18 | wide_resnet50_2
-    pretrained: bool = True  # load torchvision weights (needs network) unless backbone_weights is set
-    backbone_weights: str | None = None  # local state_dict file, loaded with weights_only=True
-    sigma: float = 4.0  # Gaussian smoothing of the anomaly map
-    normalise_by_area: bool = False  # weight each level's residual by 1/area (the printed Eq. 9)
-    optimizer: str = "sgd"  # sgd | adam
-    lr: float = 0.4
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    crd_input: Literal["paper", "discrepancy"] = "paper"
 
 
 @dataclass
@@ -175,9 +135,9 @@ class TrainConfig:
     max_time_s: float = 0.0  # wall-time budget per stage in seconds (0 = none); stops at an epoch boundary
     # stage 1: sampled (one depth per batch, the paper) | all (L_rec summed over every depth
     # 1..N each step, from one batched all-depth pass)
-    depth_loss: str = "sampled"
-    depth_sampling: str = "uniform"  # sampled depth: uniform on 1..N (paper) | linear (p(n) ∝ n)
-    lr_schedule: str = "constant"  # constant (paper) | cosine (decay to 0 over each stage's epochs)
+    depth_loss: Literal["sampled", "all"] = "sampled"
+    depth_sampling: Literal["uniform", "linear"] = "uniform"  # sampled depth: uniform on 1..N (paper) | linear (p(n) ∝ n)
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # constant (paper) | cosine (decay to 0 over each stage's epochs)
 
 
 @dataclass
@@ -187,12 +147,12 @@ class EvalConfig:
     # RcAE/ConvAE pixel map: auto (the CRD map with CRD, else |I - I_D^N| of the last depth, as
     # the paper's rungs) | residual_final (|I - I_D^N|) | residual_mean (mean |I - I_D^n| over
     # all depths) | crd | fused (mean of residual_final and crd, each standardised)
-    anomaly_map: str = "auto"
+    anomaly_map: Literal["auto", "residual_final", "residual_mean", "crd", "fused"] = "auto"
     # applied to whichever map the rung uses, CRD included: none | pixel (per-pixel z-score by
     # statistics of held-out normals)
-    standardize: str = "pixel"
-    fit_on: str = "calib"  # normals the scoring statistics are fitted on: calib (held out) | train
-    crd_output: str = "logits"  # CRD map scored as logits | sigmoid (saturates: top-k ties)
+    standardize: Literal["none", "pixel"] = "pixel"
+    fit_on: Literal["calib", "train"] = "calib"  # normals the scoring statistics are fitted on: calib (held out) | train
+    crd_output: Literal["logits", "sigmoid"] = "logits"  # CRD map scored as logits | sigmoid (saturates: top-k ties)
     scoring_variants: bool = True  # also score every variant (record.scorings; inference only)
     diagnostics: bool = True  # per-depth signal of |I - I_R^n|, |I - I_D^n| and CRD (record.diagnostics)
     aupro: bool = True  # compute AUPRO (exact; the costliest pixel metric)
@@ -203,26 +163,48 @@ class EvalConfig:
 @dataclass
 class RuntimeConfig:
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = 0  # DataLoader workers
     threads: int = 0  # torch intra-op threads (0 = leave torch's default)
     preset: str | None = None  # the preset the config was built from (set by build_config; reports show it)
 
 
+CORE_SECTIONS = ("data", "augment", "pseudo", "model", "train", "eval", "runtime")
+
+
+def _method_sections() -> dict[str, Any]:
+    from suite.methods.registry import config_sections
+
+    return {name: cls() for name, cls in config_sections().items()}
+
+
 @dataclass
 class Config:
+    """The whole configuration: the shared sections below plus one section per registered method
+    that owns one (``cfg.<section>``; see ``suite.methods.registry``)."""
+
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    fae: FAEConfig = field(default_factory=FAEConfig)
-    hfr: HFRConfig = field(default_factory=HFRConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # method-owned sections by name, read as attributes (cfg.<section>)
+    methods: dict[str, Any] = field(default_factory=_method_sections, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("methods")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"config has no section {name!r}")
+
+    def sections(self) -> dict[str, Any]:
+        """Section name -> dataclass, shared sections first, then the methods' in registry order."""
+        return {**{name: getattr(self, name) for name in CORE_SECTIONS}, **self.methods}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {name: dataclasses.asdict(section) for name, section in self.sections().items()}
 
     def hash(self) -> str:
         return config_hash(self)
@@ -254,7 +236,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "augment": {"coverage": 0.5, "coverage_sampling": "uniform", "clean_fraction": 0.1},
         "pseudo": {"families": ["augment", "occluders"], "clean_fraction": 0.25, "opacity": [0.3, 1.0]},
         "model": {"depth": 5, "width": 16, "crd_pool": 2},
-        "fae": {"width": 16},
         "train": {
             "stage1": {"epochs": 150, "lr": 1e-3, "batch_size": 16},
             "stage2": {"epochs": 40, "lr": 1e-3, "batch_size": 16},
@@ -267,8 +248,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "data": {"image_size": 64},
         "model": {"depth": 4, "width": 8, "dpn_width": 8, "crd_width": 4, "crd_pool": 1},
-        "fae": {"width": 8, "dilations": [1, 2], "levels": 2},
-        "hfr": {"pretrained": False},
         "train": {
             "stage1": {"epochs": 36, "lr": 2e-3, "batch_size": 16},
             "stage2": {"epochs": 8, "lr": 2e-3, "batch_size": 16},
@@ -281,8 +260,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "data": {"image_size": 32},
         "model": {"depth": 2, "width": 8, "dpn_width": 8, "crd_width": 4, "crd_pool": 1},
-        "fae": {"width": 8, "dilations": [1, 2], "levels": 2},
-        "hfr": {"pretrained": False},
         "train": {
             "stage1": {"epochs": 2, "lr": 2e-3, "batch_size": 8},
             "stage2": {"epochs": 1, "lr": 2e-3, "batch_size": 8},
@@ -297,9 +274,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 # building and validating
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+def _field_types(obj: Any) -> dict[str, Any]:
+    """Field name -> annotation of a section (or of the Config: its sections, methods' included)."""
+    if isinstance(obj, Config):
+        return {name: type(section) for name, section in obj.sections().items()}
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
 
 
 def _type_name(tp: Any) -> str:
@@ -309,18 +289,22 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp`` and return it (ints accepted for floats)."""
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value in allowed and type(value) is type(allowed[0]):
+            return value
+        raise ConfigError(f"config key '{key}': {value!r} is not allowed; valid values: {', '.join(map(str, allowed))}")
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                pass
         raise ConfigError(f"config key '{key}': {value!r} is not a valid {_type_name(tp)}")
     if origin is list:
         (item_tp,) = typing.get_args(tp)
@@ -354,7 +338,7 @@ def _merge_into(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
     """Apply a nested dict of updates to a dataclass instance, validating every key."""
     if not isinstance(updates, dict):
         raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {updates!r}")
-    types_ = _field_types(type(obj))
+    types_ = _field_types(obj)
     for key, value in updates.items():
         full = f"{prefix}{key}"
         if key not in types_:
@@ -364,100 +348,77 @@ def _merge_into(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
         if dataclasses.is_dataclass(current):
             _merge_into(current, value, f"{full}.")
         else:
-            try:
-                setattr(obj, key, _coerce(value, types_[key], full))
-            except ConfigError as err:
-                allowed = CHOICES.get(full)
-                raise ConfigError(f"{err}; valid values: {', '.join(allowed)}" if allowed else str(err)) from None
+            setattr(obj, key, _coerce(value, types_[key], full))
 
 
-# Keys whose values come from a fixed set (lists: every item must be in it).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.val_anomalies": ("hard", "natural", "augment"),
-    "augment.coverage_sampling": ("fixed", "uniform"),
-    "pseudo.families": PSEUDO_FAMILIES,
-    "pseudo.coverage_sampling": ("fixed", "uniform"),
-    "model.dpn_input": ("clean", "corrupted"),
-    "model.crd_input": ("paper", "discrepancy"),
-    "train.depth_loss": ("sampled", "all"),
-    "train.depth_sampling": ("uniform", "linear"),
-    "train.lr_schedule": ("constant", "cosine"),
-    "eval.anomaly_map": ("auto", "residual_final", "residual_mean", "crd", "fused"),
-    "eval.standardize": ("none", "pixel"),
-    "eval.fit_on": ("calib", "train"),
-    "eval.crd_output": ("logits", "sigmoid"),
-}
-# Keys that must lie in a closed range [low, high].
-FRACTIONS: tuple[tuple[str, float, float], ...] = (
-    ("data.calib_fraction", 0.0, 0.5),
-    ("data.val_difficulty", 0.0, 1.0),
-    ("augment.clean_fraction", 0.0, 1.0),
-    ("pseudo.clean_fraction", 0.0, 0.95),
+def _check_fields(section: Any, prefix: str) -> None:
+    """Every field of a section against its annotation (Literal choices included): values set in
+    code, not through ``_merge_into``, get the same check."""
+    for name, tp in _field_types(section).items():
+        value = getattr(section, name)
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{prefix}{name}.")
+        else:
+            _coerce(value, tp, f"{prefix}{name}")
+
+
+# Keys that must lie in a range: (key, low, high, low included, high included).
+RANGES: tuple[tuple[str, float, float, bool, bool], ...] = (
+    ("data.val_fraction", 0.0, 1.0, True, False),
+    ("data.data_fraction", 0.0, 1.0, False, True),
+    ("data.calib_fraction", 0.0, 0.5, True, True),
+    ("data.val_difficulty", 0.0, 1.0, True, True),
+    ("augment.coverage", 0.0, 1.0, True, True),
+    ("augment.clean_fraction", 0.0, 1.0, True, True),
+    ("augment.noise_std", 0.0, math.inf, True, True),
+    ("augment.reference_size", 1, math.inf, True, True),
+    ("pseudo.clean_fraction", 0.0, 0.95, True, True),
+    ("model.depth", 1, math.inf, True, True),
 )
 
 
+def _check_range(key: str, value: float, low: float, high: float, low_in: bool, high_in: bool) -> None:
+    ok = (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+    if not ok:
+        allowed = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+        raise ConfigError(f"config key '{key}': {value} is outside the allowed range {allowed}")
+
+
+def _dataset_names() -> tuple[str, ...]:
+    from suite.data.registry import dataset_names
+
+    return tuple(dataset_names())
+
+
 def validate(cfg: Config) -> Config:
-    """Check cross-field constraints; raises ConfigError naming the key."""
-    d, m, a = cfg.data, cfg.model, cfg.augment
-    if d.dataset not in DATASETS:
-        raise ConfigError(f"config key 'data.dataset': {d.dataset!r} is not one of {', '.join(DATASETS)}")
-    if m.method not in METHODS:
-        raise ConfigError(f"config key 'model.method': {m.method!r} is not one of {', '.join(METHODS)}")
-    if d.dataset != "synthetic" and not d.root:
+    """Check every field's type and choices, the ranges, cross-field constraints and each
+    method's own checks; raises ConfigError naming the key."""
+    from suite.methods.registry import method_names, method_specs
+
+    for name, section in cfg.sections().items():
+        _check_fields(section, f"{name}.")
+    d = cfg.data
+    datasets = _dataset_names()
+    if d.dataset not in datasets:
+        raise ConfigError(f"config key 'data.dataset': {d.dataset!r} is not one of {', '.join(datasets)}")
+    if cfg.model.method not in method_names():
+        raise ConfigError(f"config key 'model.method': {cfg.model.method!r} is not one of {', '.join(method_names())}")
+    from suite.data.registry import dataset_spec
+
+    if dataset_spec(d.dataset).needs_root and not d.root:
         raise ConfigError(f"config key 'data.root' is required for dataset '{d.dataset}'")
-    if not 0.0 <= d.val_fraction < 1.0:
-        raise ConfigError("config key 'data.val_fraction' must be in [0, 1)")
-    if not 0.0 < d.data_fraction <= 1.0:
-        raise ConfigError("config key 'data.data_fraction' must be in (0, 1]")
-    if not 0.0 <= a.coverage <= 1.0:
-        raise ConfigError("config key 'augment.coverage' must be in [0, 1]")
-    if a.noise_std < 0:
-        raise ConfigError("config key 'augment.noise_std' must be >= 0")
-    if m.depth < 1:
-        raise ConfigError("config key 'model.depth' must be >= 1")
-    if d.image_size % (2 ** m.depth) != 0 and m.method in ("rcae", "convae"):
-        raise ConfigError(
-            f"config key 'data.image_size': {d.image_size} is not divisible by 2**model.depth = {2 ** m.depth}"
-        )
-    if m.crd_steps is not None:
-        bad = [s for s in m.crd_steps if not 1 <= s <= m.depth]
-        if bad or not m.crd_steps:
-            raise ConfigError(f"config key 'model.crd_steps': steps {m.crd_steps} must be within 1..{m.depth}")
-    if m.crd_pool < 1:
-        raise ConfigError("config key 'model.crd_pool' must be >= 1")
-    if cfg.runtime.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError("config key 'runtime.device' must be auto, cpu or cuda")
-    for key, allowed in CHOICES.items():
+    for key, low, high, low_in, high_in in RANGES:
         section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        values = value if isinstance(value, list) else [value]
-        bad = [v for v in values if v not in allowed]
-        if bad or (isinstance(value, list) and not value):
-            raise ConfigError(f"config key '{key}': {value!r} is not allowed; valid values: {', '.join(allowed)}")
-    for key, low, high in FRACTIONS:
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if not low <= value <= high:
-            raise ConfigError(f"config key '{key}': {value} is outside the allowed range [{low}, {high}]")
+        _check_range(key, getattr(getattr(cfg, section), name), low, high, low_in, high_in)
+    if not cfg.pseudo.families:
+        allowed = typing.get_args(typing.get_args(_field_types(cfg.pseudo)["families"])[0])
+        raise ConfigError(f"config key 'pseudo.families': [] is not allowed; valid values: {', '.join(allowed)}")
     lo, hi = cfg.pseudo.opacity if len(cfg.pseudo.opacity) == 2 else (-1.0, -1.0)
     if not 0.0 < lo <= hi <= 1.0:
         raise ConfigError(f"config key 'pseudo.opacity': {cfg.pseudo.opacity} must be [low, high] with 0 < low <= high <= 1")
-    if a.reference_size < 1:
-        raise ConfigError(f"config key 'augment.reference_size': {a.reference_size} must be >= 1")
-    if m.code_channels < 1:
-        raise ConfigError(f"config key 'model.code_channels': {m.code_channels} must be >= 1")
-    if cfg.fae.discrepancy not in ("mse", "ssim", "gms"):
-        raise ConfigError("config key 'fae.discrepancy' must be mse, ssim or gms")
-    if cfg.fae.score not in ("sum", "max"):
-        raise ConfigError("config key 'fae.score' must be sum or max")
-    if m.method == "fae" and d.image_size % (2 ** cfg.fae.levels) != 0:
-        raise ConfigError(
-            f"config key 'data.image_size': {d.image_size} is not divisible by 2**fae.levels = {2 ** cfg.fae.levels}"
-        )
-    if cfg.hfr.optimizer not in ("sgd", "adam"):
-        raise ConfigError("config key 'hfr.optimizer' must be sgd or adam")
-    if cfg.hfr.backbone not in ("resnet18", "wide_resnet50_2"):
-        raise ConfigError("config key 'hfr.backbone' must be resnet18 or wide_resnet50_2")
+    for spec in method_specs():
+        if spec.validate is not None:
+            spec.validate(cfg)
     return cfg
 
 
@@ -494,6 +455,19 @@ def nest(key: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def preset_overrides(preset: str) -> dict[str, Any]:
+    """The nested overrides of a preset: its shared sections plus each method's own preset values."""
+    from suite.methods.registry import method_specs
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
+    out = copy.deepcopy(PRESETS[preset])
+    for spec in method_specs():
+        if spec.config_section and preset in spec.presets:
+            out[spec.config_section] = copy.deepcopy(dict(spec.presets[preset]))
+    return out
+
+
 def build_config(
     preset: str | None = None,
     file: str | Path | None = None,
@@ -505,7 +479,7 @@ def build_config(
     if preset:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
-        _merge_into(cfg, copy.deepcopy(PRESETS[preset]))
+        _merge_into(cfg, preset_overrides(preset))
         cfg.runtime.preset = preset
     if base:
         _merge_into(cfg, copy.deepcopy(base))
@@ -564,8 +538,20 @@ def canonical_json(data: Any) -> str:
 
 
 def config_hash(cfg: Config | dict[str, Any], length: int = 10) -> str:
-    """Stable short hash of a config (or any JSON-able dict): sha1 of its canonical JSON."""
-    data = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    """Stable short hash: sha1 of canonical JSON.
+
+    For a ``Config`` only the values that differ from the defaults are hashed (with
+    ``HASH_SCHEMA``), so a field added in a later version with its default, or a method registered
+    with its defaults, leaves the hashes of existing configurations and records unchanged. A dict
+    is hashed as it is.
+    """
+    if isinstance(cfg, Config):
+        defaults = flatten(Config().to_dict())
+        values = flatten(json.loads(canonical_json(cfg.to_dict())))
+        changed = {k: v for k, v in values.items() if k not in defaults or json.loads(canonical_json(defaults[k])) != v}
+        data: Any = {"schema": HASH_SCHEMA, "values": changed}
+    else:
+        data = cfg
     return hashlib.sha1(canonical_json(data).encode()).hexdigest()[:length]
 
 

@@ -18,7 +18,7 @@ QUICK_OVERRIDES = {"data.image_size": 32, "model.depth": 2, "train.stage1.epochs
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, num_cpus: int | None = None) -> Path:
-    from suite.orchestration.sweep import SweepOptions, run_sweep
+    from suite.orchestration.driver import SweepOptions, run_sweep
     from suite.reporting.report import build_report
 
     out = Path(out).resolve()

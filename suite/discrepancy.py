@@ -1,8 +1,8 @@
 """Pixel discrepancy maps between an image and its reconstruction, and their smoothing.
 
-Used by FAE scoring (the FAE paper's Eq. 2: a discrepancy map ``d(x, f(x))`` smoothed by ``n``
-applications of a ``s x s`` mean filter, then reduced to an image score by sum or max) and reusable
-by any reconstruction-based method.
+Reconstruction-based methods score ``d(x, f(x))`` (mean squared error, SSIM or gradient-magnitude
+similarity), optionally smoothed by ``n`` applications of an ``s x s`` mean filter, then reduced to
+an image score by sum or max. Gaussian smoothing lives in ``suite.scoring``.
 
 All maps have shape (B, 1, H, W) for inputs of shape (B, C, H, W); images are expected in [0, 1]
 (the SSIM and GMS stabilising constants assume that range). Every filter here keeps the spatial
@@ -16,6 +16,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from suite.scoring import gaussian_kernel1d
 
 DISCREPANCY_KINDS = ("mse", "ssim", "gms")
 SCORE_REDUCTIONS = ("sum", "max")
@@ -47,36 +49,6 @@ def _depthwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     kh, kw = kernel.shape
     weight = kernel.to(dtype=x.dtype, device=x.device).expand(channels, 1, kh, kw)
     return F.conv2d(_pad_same(x, kh, kw), weight, groups=channels)
-
-
-def gaussian_kernel1d(sigma: float, size: int | None = None, truncate: float = 3.0) -> torch.Tensor:
-    """Normalised 1D Gaussian ``g[i] ∝ exp(-(i - c)^2 / (2 sigma^2))`` summing to 1.
-
-    ``size`` defaults to ``2 * ceil(truncate * sigma) + 1`` (25 taps for sigma = 4).
-    """
-    if sigma <= 0:
-        raise ValueError(f"gaussian sigma must be > 0, got {sigma}")
-    if size is None:
-        size = 2 * math.ceil(truncate * sigma) + 1
-    if size < 1:
-        raise ValueError(f"gaussian kernel size must be >= 1, got {size}")
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    kernel = torch.exp(-(coords**2) / (2.0 * sigma**2))
-    return (kernel / kernel.sum()).float()
-
-
-def gaussian_blur(values: torch.Tensor, sigma: float, size: int | None = None, truncate: float = 3.0) -> torch.Tensor:
-    """Separable Gaussian blur of every channel of a (B, C, H, W) tensor; same size, replicate padding.
-
-    Kernel: ``gaussian_kernel1d(sigma, size, truncate)`` along rows then columns. ``sigma <= 0``
-    returns the input unchanged.
-    """
-    _check_map(values, "gaussian_blur")
-    if sigma <= 0:
-        return values
-    k = gaussian_kernel1d(sigma, size, truncate)
-    out = _depthwise(values, k.view(1, -1))
-    return _depthwise(out, k.view(-1, 1))
 
 
 def mse_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -159,7 +131,7 @@ def gms_map(x: torch.Tensor, y: torch.Tensor, c: float = 0.0026) -> torch.Tensor
 
 
 def mean_filter(values: torch.Tensor, size: int, repeats: int = 1) -> torch.Tensor:
-    """Apply a ``size x size`` box filter (entries ``1 / size^2``) ``repeats`` times (the FAE paper's Eq. 2).
+    """Apply a ``size x size`` box filter (entries ``1 / size^2``) ``repeats`` times (a box filter iterated; approximates a Gaussian).
 
     Same-size output with replicate padding (for an even size the window reaches one pixel further
     to the bottom/right). ``repeats = 0`` or ``size = 1`` returns the input unchanged.

@@ -14,7 +14,6 @@ Out folder layout::
 
 from __future__ import annotations
 
-import importlib
 import time
 import traceback
 from pathlib import Path
@@ -29,24 +28,16 @@ from suite.data import load_arrays, load_category
 from suite.data.augment import pseudo_anomalies
 from suite.data.synthetic import natural_defects
 from suite.methods.base import TrainContext, TrainedMethod
-from suite.records import TrialRecord, code_versions, node_info, write_record
+from suite.methods.registry import method_spec
+from suite.records import RECORD_NAME, TrialRecord, code_versions, node_info, write_record
 from suite.stage_cache import StageCache
 from suite.training import resolve_device, seed_everything
 
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
 
-METHOD_MODULES = {
-    "rcae": "suite.methods.rcae",
-    "convae": "suite.methods.rcae",
-    "fae": "suite.methods.fae",
-    "hfr": "suite.methods.hfr",
-}
-
-RECORD_NAME = "record.json"
-
-
 def method_trainer(method: str) -> Callable[[TrainContext], TrainedMethod]:
-    return importlib.import_module(METHOD_MODULES[method]).train
+    """The registered trainer of ``method`` (``suite.methods.registry``)."""
+    return method_spec(method).train_fn()
 
 
 def validation_set(
@@ -221,6 +212,7 @@ def run_trial(
     sweep: str | None = None,
     node: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    ablation: dict[str, str] | None = None,
 ) -> TrialRecord:
     """Train the stages ``config`` enables, evaluate on validation and test, write the record.
 
@@ -228,7 +220,8 @@ def run_trial(
     ``train.eval_every`` > 0) and once at the end with the final validation metrics (keys
     prefixed ``val_``) — this is where a sweep's scheduler plugs in. Stage checkpoints in
     ``out_dir/checkpoints`` make a re-run resume; ``stage_cache`` shares finished stages between
-    trials. Failures are recorded (status "failed", the error) and re-raised.
+    trials. Failures are recorded (status "failed", the error) and re-raised. ``ablation``
+    (``{"table": ..., "row": ...}`` of an ablation space's row) is stored in the record.
     """
     cfg = config
     out = Path(out_dir)
@@ -247,6 +240,7 @@ def run_trial(
         seed=cfg.runtime.seed,
         node={**node_info(), **(node or {})},
         versions=code_versions(),
+        ablation=dict(ablation or {}),
     )
     try:
         _run(cfg, out, ckpt_dir, record, report, stage_cache, log)

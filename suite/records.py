@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RECORD_VERSION = 2  # 2: diagnostics and scorings fields
+RECORD_VERSION = 3  # 2: diagnostics and scorings fields; 3: ablation ids
 RECORD_GLOB = "record*.json"
+RECORD_NAME = "record.json"  # the record a run folder (one trial, one category) holds
 
 
 @dataclass
@@ -45,6 +46,9 @@ class TrialRecord:
     # The same trained stages scored under every scoring variant: variant -> split -> metrics.
     # ``metrics`` holds the configured variant (``info["scoring"]`` names it).
     scorings: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # Set when an ablation space ran the trial: {"table": TABLE id, "row": ROWS id} (see
+    # suite.orchestration.spaces); the report's ablation tables group records by these ids.
+    ablation: dict[str, str] = field(default_factory=dict)
     trial_id: str | None = None
     sweep: str | None = None
     seed: int = 0

@@ -8,27 +8,48 @@ import torch
 import torch.nn.functional as F
 
 
-def gaussian_kernel1d(sigma: float, truncate: float = 3.0) -> torch.Tensor:
-    """Normalised 1-D Gaussian with radius ceil(truncate * sigma): g(x) ∝ exp(-x² / 2σ²)."""
-    radius = max(1, int(math.ceil(truncate * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(x**2) / (2 * sigma**2))
-    return kernel / kernel.sum()
+def gaussian_kernel1d(sigma: float, size: int | None = None, truncate: float = 3.0) -> torch.Tensor:
+    """Normalised 1-D Gaussian ``g[i] ∝ exp(-(i - c)² / (2σ²))`` summing to 1.
+
+    ``size`` defaults to ``2 * max(1, ceil(truncate * sigma)) + 1`` taps (25 for sigma = 4).
+    """
+    if sigma <= 0:
+        raise ValueError(f"gaussian sigma must be > 0, got {sigma}")
+    if size is None:
+        size = 2 * max(1, math.ceil(truncate * sigma)) + 1
+    if size < 1:
+        raise ValueError(f"gaussian kernel size must be >= 1, got {size}")
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    kernel = torch.exp(-(coords**2) / (2.0 * sigma**2))
+    return (kernel / kernel.sum()).float()
 
 
-def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian smoothing of (B, C, H, W) maps with reflect padding; sigma <= 0 is identity."""
+PADDINGS = ("reflect", "replicate")
+
+
+def gaussian_blur(
+    maps: torch.Tensor, sigma: float, size: int | None = None, truncate: float = 3.0, padding: str = "reflect"
+) -> torch.Tensor:
+    """Separable Gaussian smoothing of every channel of (B, C, H, W) maps; same size out.
+
+    Kernel ``gaussian_kernel1d(sigma, size, truncate)`` along rows, then columns. ``padding``:
+    reflect (the suite's map smoothing; falls back to replicate when the map is smaller than the
+    kernel's radius) or replicate (for methods whose paper pads that way). ``sigma <= 0`` returns the input unchanged.
+    """
+    if maps.dim() != 4:
+        raise ValueError(f"gaussian_blur expects (B, C, H, W), got shape {tuple(maps.shape)}")
+    if padding not in PADDINGS:
+        raise ValueError(f"gaussian_blur padding {padding!r} is not one of {', '.join(PADDINGS)}")
     if sigma <= 0:
         return maps
-    kernel = gaussian_kernel1d(sigma).to(maps.device, maps.dtype)
-    radius = kernel.numel() // 2
+    kernel = gaussian_kernel1d(sigma, size, truncate).to(maps.device, maps.dtype)
+    n = kernel.numel()
+    before, after = (n - 1) // 2, n // 2
     b, c, h, w = maps.shape
     x = maps.reshape(b * c, 1, h, w)
-    mode = "reflect" if min(h, w) > radius else "replicate"
-    x = F.pad(x, (radius, radius, 0, 0), mode=mode)
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
-    x = F.pad(x, (0, 0, radius, radius), mode=mode)
-    x = F.conv2d(x, kernel.view(1, 1, -1, 1))
+    mode = padding if padding == "replicate" or min(h, w) > after else "replicate"
+    x = F.conv2d(F.pad(x, (before, after, 0, 0), mode=mode), kernel.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, before, after), mode=mode), kernel.view(1, 1, -1, 1))
     return x.reshape(b, c, h, w)
 
 

@@ -21,54 +21,48 @@ from typing import Any, Iterator
 from suite.config import Config, config_hash
 
 
-# method -> (its config section, the section's fields that only affect scoring, not the weights)
-METHOD_SECTIONS: dict[str, tuple[str, frozenset[str]]] = {
-    "fae": ("fae", frozenset({"discrepancy", "filter_size", "filter_repeats", "score"})),
-    "hfr": ("hfr", frozenset({"sigma", "normalise_by_area"})),
-}
+# Bumped when a change to shared training code makes earlier cached stages stale (2: per-stage
+# random generators; 3: keys from the method registry with a per-method code fingerprint).
+# Changes inside a method's own folder are caught by that fingerprint.
+STAGE_FORMAT = 3
 
-
-# Bumped when a change to the training code makes earlier cached stages stale
-# (2: per-stage random generators, code_channels, depth losses, pseudo-anomaly families).
-STAGE_FORMAT = 2
+# data keys that only shape the validation set, never the weights
+VALIDATION_ONLY_DATA = ("val_anomaly_ratio", "val_anomalies", "val_difficulty")
 
 
 def stage_key_material(cfg: Config, stage: str) -> dict[str, Any]:
-    """The config subset that determines the weights a stage ends with."""
-    data = cfg.data.__dict__.copy()
-    for key in ("val_anomaly_ratio", "val_anomalies", "val_difficulty"):  # only shape the validation set
-        data.pop(key, None)
-    m, t = cfg.model, cfg.train
+    """The config subset that determines the weights a stage ends with.
+
+    Generic part: the data, the seed, the time budget, the lr schedule and the training settings of
+    this stage and every stage before it; the method's name and code fingerprint (the sources of
+    its folder); its own config section minus the fields that only change scoring; the shared
+    sections it names in ``cache_sections``; and its ``cache_material`` for the stage.
+    """
+    from suite.methods.registry import method_spec
+
+    spec = method_spec(cfg.model.method)
+    if stage not in spec.stages:
+        raise ValueError(f"unknown stage {stage!r} for method {spec.name!r} (its stages: {', '.join(spec.stages)})")
+    data = {k: v for k, v in cfg.data.__dict__.items() if k not in VALIDATION_ONLY_DATA}
+    upto = spec.stages[: spec.stages.index(stage) + 1]
     material: dict[str, Any] = {
         "format": STAGE_FORMAT,
-        "stage": "stage1",
+        "method": spec.name,
+        "code": spec.code_fingerprint(),
+        "stage": stage,
         "data": data,
-        "augment": cfg.augment.__dict__,
-        "model": {k: getattr(m, k) for k in ("method", "depth", "width", "skip", "shared_weights", "code_channels")},
-        "train": cfg.train.stage1.__dict__,
-        "schedule": {"depth_loss": t.depth_loss, "depth_sampling": t.depth_sampling, "lr_schedule": t.lr_schedule},
+        "train": {s: getattr(cfg.train, s).__dict__ for s in upto},
+        "lr_schedule": cfg.train.lr_schedule,
         "seed": cfg.runtime.seed,
         "max_time_s": cfg.train.max_time_s,
     }
-    # Baselines train only stage 1; their own config section shapes the weights too. Fields that
-    # only change scoring are left out, so sweeping them reuses the trained stage.
-    if m.method in METHOD_SECTIONS:
-        section, scoring_only = METHOD_SECTIONS[m.method]
-        material[section] = {k: v for k, v in getattr(cfg, section).__dict__.items() if k not in scoring_only}
-    if stage in ("stage2", "stage3"):
-        material = {"stage": "stage2", "prev": material, "dpn_width": m.dpn_width, "dpn_input": m.dpn_input,
-                    "train": cfg.train.stage2.__dict__}
-    if stage == "stage3":
-        material = {
-            "stage": "stage3",
-            "prev": material,
-            "use_dpn": m.use_dpn,
-            "crd": {"width": m.crd_width, "steps": m.crd_steps, "pool": m.crd_pool, "input": m.crd_input},
-            "pseudo": cfg.pseudo.__dict__,
-            "train": cfg.train.stage3.__dict__,
-        }
-    if stage not in ("stage1", "stage2", "stage3"):
-        raise ValueError(f"unknown stage {stage!r}")
+    for section in spec.cache_sections:
+        material[section] = getattr(cfg, section).__dict__
+    if spec.config_section:
+        own = getattr(cfg, spec.config_section).__dict__
+        material[spec.config_section] = {k: v for k, v in own.items() if k not in spec.scoring_fields}
+    if spec.cache_material is not None:
+        material["method_material"] = spec.cache_material(cfg, stage)
     return json.loads(json.dumps(material, default=str))
 
 

@@ -67,11 +67,25 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, empty, damaged or holds more than tensors; names the file."""
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint as data only (``weights_only=True``: a pickle that would run code is
+    refused); any failure is a ``CheckpointError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise RuntimeError(f"cannot read checkpoint {path}: {err}") from err
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"checkpoint {path} holds no 'model' state (got {type(state).__name__})")
+    return state
 
 
 def distributed_context() -> tuple[int, int]:
@@ -112,6 +126,156 @@ def _progress(name: str, total: int, initial: int):
     )
 
 
+def _build_optimizer(
+    params: list[nn.Parameter], cfg: StageConfig, optimizer_factory: OptimizerFactory | None
+) -> torch.optim.Optimizer:
+    """``optimizer_factory(params)``, or Adam with ``cfg``'s lr, betas, eps and weight decay."""
+    if optimizer_factory is not None:
+        return optimizer_factory(params)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
+def _apply_lr_schedule(
+    optimizer: torch.optim.Optimizer, base_lrs: list[float], schedule: str, epoch: int, epochs: int
+) -> None:
+    """Set each group's lr for ``epoch`` (1-based) of ``epochs``; "constant" leaves it alone."""
+    if schedule == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * factor
+
+
+def _resume_from_checkpoint(
+    name: str,
+    checkpoint_path: str | Path | None,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    result: StageResult,
+    log: Callable[[str], None],
+) -> tuple[int, bool]:
+    """Load ``checkpoint_path`` (when it exists) into the model, optimiser, generator and ``result``.
+
+    Returns ``(start_epoch, completed)``: a completed checkpoint only restores the model's weights
+    and ``result``; a mid-stage one also the optimiser and generator, to continue at ``start_epoch``.
+    """
+    if checkpoint_path is None or not Path(checkpoint_path).exists():
+        return 0, False
+    state = load_checkpoint(checkpoint_path)
+    model.load_state_dict(state["model"])
+    result.losses = list(state.get("losses", []))
+    result.resumed_from = state["epoch"]
+    if state.get("completed"):
+        result.epochs = state["epoch"]
+        log(f"[{name}] loaded completed checkpoint {checkpoint_path} ({state['epoch']} epochs)")
+        return state["epoch"], True
+    optimizer.load_state_dict(state["optimizer"])
+    if "generator" in state:
+        generator.set_state(state["generator"])
+    log(f"[{name}] resuming from epoch {state['epoch']} ({checkpoint_path})")
+    return state["epoch"], False
+
+
+def _save_checkpoint(
+    path: str | Path,
+    name: str,
+    epoch: int,
+    completed: bool,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    losses: list[float],
+    config_dict: dict[str, Any] | None,
+) -> None:
+    """Atomically write a stage checkpoint: model, optimiser and generator state, losses, config."""
+    atomic_torch_save(
+        {
+            "stage": name,
+            "epoch": epoch,
+            "completed": completed,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "losses": losses,
+            "config": config_dict,
+            "versions": code_versions(),
+        },
+        path,
+    )
+
+
+def _for_training(model: nn.Module, device: torch.device, world: int) -> nn.Module:
+    """Move ``model`` to ``device`` in train mode; wrapped in DDP when there are several ranks."""
+    model.to(device)
+    model.train()
+    if world > 1:
+        return nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    return model
+
+
+def _train_epoch(
+    name: str,
+    epoch: int,
+    train_model: nn.Module,
+    loss_fn: LossFn,
+    data: torch.Tensor,
+    batch: int,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    generator: torch.Generator,
+    device: torch.device,
+    use_amp: bool,
+    rank: int,
+    world: int,
+) -> float:
+    """One pass over this rank's share of a fresh permutation of ``data``; returns the mean loss.
+
+    Raises ``TrainingDiverged`` on the first non-finite batch loss.
+    """
+    n = data.shape[0]
+    order = torch.randperm(n, generator=generator)
+    if world > 1:
+        # Every rank must run the same number of steps or DDP's allreduce hangs.
+        order = order[: max(world, n - n % world)][rank::world]
+    total, count = 0.0, 0
+    for i in range(0, max(len(order), 1), batch):
+        idx = order[i : i + batch]
+        if len(idx) == 0:
+            break
+        xb = data[idx].to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=use_amp):
+            loss = loss_fn(train_model, xb, generator)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"stage {name}: loss became {loss.item()} at epoch {epoch} "
+                f"(lr={optimizer.param_groups[0]['lr']}); "
+                "lower the learning rate or check the data"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.item() * len(idx)
+        count += len(idx)
+    return total / max(count, 1)
+
+
+def _show_progress(
+    bar: Any, name: str, epoch: int, epochs: int, mean_loss: float, t0: float, last_log: float,
+    log: Callable[[str], None],
+) -> float:
+    """Advance the progress bar by one epoch; returns the time of the last plain progress line."""
+    bar.update(1)
+    bar.set_postfix(loss=f"{mean_loss:.4f}")
+    if bar.disable and time.perf_counter() - last_log >= LOG_EVERY_S:
+        # No terminal (logs, Ray workers): a plain line now and then instead of a bar.
+        last_log = time.perf_counter()
+        log(f"[{name}] epoch {epoch}/{epochs} loss {mean_loss:.4f} ({last_log - t0:.0f}s)")
+    return last_log
+
+
 def train_stage(
     name: str,
     model: nn.Module,
@@ -145,106 +309,35 @@ def train_stage(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"stage {name}: the model has no trainable parameters")
-    if optimizer_factory is None:
-        optimizer = torch.optim.Adam(
-            params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
-        )
-    else:
-        optimizer = optimizer_factory(params)
+    optimizer = _build_optimizer(params, cfg, optimizer_factory)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
-    start_epoch = 0
-    if checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = load_checkpoint(checkpoint_path)
-        model.load_state_dict(state["model"])
-        if state.get("completed"):
-            result.epochs = state["epoch"]
-            result.losses = list(state.get("losses", []))
-            result.resumed_from = state["epoch"]
-            log(f"[{name}] loaded completed checkpoint {checkpoint_path} ({state['epoch']} epochs)")
-            return result
-        optimizer.load_state_dict(state["optimizer"])
-        if "generator" in state:
-            generator.set_state(state["generator"])
-        start_epoch = state["epoch"]
-        result.losses = list(state.get("losses", []))
-        result.resumed_from = start_epoch
-        log(f"[{name}] resuming from epoch {start_epoch} ({checkpoint_path})")
+    start_epoch, completed = _resume_from_checkpoint(name, checkpoint_path, model, optimizer, generator, result, log)
+    if completed:
+        return result
 
-    model.to(device)
-    model.train()
-    train_model: nn.Module = model
-    if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
-        )
+    train_model = _for_training(model, device, world)
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     def save(epoch: int, completed: bool) -> None:
-        if checkpoint_path is None or rank != 0:
-            return
-        atomic_torch_save(
-            {
-                "stage": name,
-                "epoch": epoch,
-                "completed": completed,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "losses": result.losses,
-                "config": config_dict,
-                "versions": code_versions(),
-            },
-            checkpoint_path,
-        )
+        if checkpoint_path is not None and rank == 0:
+            _save_checkpoint(checkpoint_path, name, epoch, completed, model, optimizer, generator, result.losses,
+                             config_dict)
 
-    n = data.shape[0]
-    batch = max(1, min(cfg.batch_size, n))
+    batch = max(1, min(cfg.batch_size, data.shape[0]))
     t0 = time.perf_counter()
     bar = _progress(name, cfg.epochs, start_epoch) if rank == 0 else None
     last_log = t0
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            if lr_schedule == "cosine":
-                factor = 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(cfg.epochs, 1)))
-                for group, base in zip(optimizer.param_groups, base_lrs):
-                    group["lr"] = base * factor
-            order = torch.randperm(n, generator=generator)
-            if world > 1:
-                # Every rank must run the same number of steps or DDP's allreduce hangs.
-                order = order[: max(world, n - n % world)][rank::world]
-            total, count = 0.0, 0
-            for i in range(0, max(len(order), 1), batch):
-                idx = order[i : i + batch]
-                if len(idx) == 0:
-                    break
-                xb = data[idx].to(device, non_blocking=True)
-                with torch.autocast(device.type, enabled=use_amp):
-                    loss = loss_fn(train_model, xb, generator)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"stage {name}: loss became {loss.item()} at epoch {epoch} "
-                        f"(lr={optimizer.param_groups[0]['lr']}); "
-                        "lower the learning rate or check the data"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                total += loss.item() * len(idx)
-                count += len(idx)
-            mean_loss = total / max(count, 1)
+            _apply_lr_schedule(optimizer, base_lrs, lr_schedule, epoch, cfg.epochs)
+            mean_loss = _train_epoch(name, epoch, train_model, loss_fn, data, batch, optimizer, scaler, generator,
+                                     device, use_amp, rank, world)
             result.losses.append(mean_loss)
             result.epochs = epoch
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{mean_loss:.4f}")
-                if bar.disable and time.perf_counter() - last_log >= LOG_EVERY_S:
-                    # No terminal (logs, Ray workers): a plain line now and then instead of a bar.
-                    last_log = time.perf_counter()
-                    log(f"[{name}] epoch {epoch}/{cfg.epochs} loss {mean_loss:.4f} "
-                        f"({last_log - t0:.0f}s)")
+                last_log = _show_progress(bar, name, epoch, cfg.epochs, mean_loss, t0, last_log, log)
             if checkpoint_every and epoch % checkpoint_every == 0 and epoch < cfg.epochs:
                 save(epoch, completed=False)
             if on_epoch_end is not None and rank == 0:

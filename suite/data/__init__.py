@@ -3,6 +3,7 @@
 ``load_category(data_cfg, seed)`` returns a ``CategorySplits`` of file references (train / val
 normals, test images with masks), validated without decoding pixels; ``load_arrays(samples, size)``
 decodes them into float arrays. ``list_categories(dataset, root)`` reports which categories exist.
+Every dataset is one ``DatasetSpec`` in ``suite.data.registry``; the functions here look it up.
 
 Real data lives under ``shared_data_dir()`` (``$RCSUITE_DATA_DIR``, default ``<repo>/../shared/data``);
 generated data under ``$RCSUITE_CACHE`` (default ``~/.cache/rcsuite``).
@@ -10,11 +11,9 @@ generated data under ``$RCSUITE_CACHE`` (default ``~/.cache/rcsuite``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from suite.config import DATASETS
 from suite.data.common import (
     CategorySplits,
     DatasetError,
@@ -30,26 +29,22 @@ from suite.data.common import (
     split_train_val,
     validate_samples,
 )
-from suite.data.folder import list_folder_categories, load_folder_samples
-from suite.data.mvtec import (
-    MVTEC_CATEGORIES,
-    MVTEC_GRAYSCALE,
-    MVTEC_OBJECTS,
-    MVTEC_TEXTURES,
-    list_mvtec_categories,
-    load_mvtec_samples,
-    scan_mvtec_layout,
+from suite.data.mvtec import MVTEC_CATEGORIES, MVTEC_GRAYSCALE, MVTEC_OBJECTS, MVTEC_TEXTURES
+from suite.data.registry import (
+    DatasetSpec,
+    dataset_names,
+    dataset_spec,
+    dataset_specs,
+    register_dataset,
+    unregister_dataset,
 )
-from suite.data.synthetic import SYNTHETIC_CATEGORIES, synthetic_image_size, synthetic_root
-from suite.data.visa import VISA_CATEGORIES, list_visa_categories, load_visa_samples
+from suite.data.synthetic import SYNTHETIC_CATEGORIES, synthetic_root
+from suite.data.visa import VISA_CATEGORIES
 
 if TYPE_CHECKING:
     from suite.config import DataConfig
 
-DATASET_NAMES = DATASETS  # mvtec, visa, folder, synthetic
-
 __all__ = [
-    "DATASET_NAMES",
     "MVTEC_CATEGORIES",
     "MVTEC_GRAYSCALE",
     "MVTEC_OBJECTS",
@@ -59,24 +54,27 @@ __all__ = [
     "CategorySplits",
     "DatasetError",
     "DatasetNotFoundError",
+    "DatasetSpec",
     "Sample",
     "category_samples",
+    "check_layout",
+    "dataset_names",
+    "dataset_spec",
+    "dataset_specs",
     "default_cache_dir",
     "list_categories",
     "load_arrays",
     "load_category",
     "read_image",
     "read_mask",
+    "register_dataset",
     "shared_data_dir",
     "split_normals",
     "split_train_val",
     "synthetic_root",
+    "unregister_dataset",
     "validate_samples",
 ]
-
-
-def _unknown_dataset(dataset: str) -> DatasetError:
-    return DatasetError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASET_NAMES)}")
 
 
 def list_categories(dataset: str, root: str | Path | None = None) -> list[tuple[str, bool]]:
@@ -85,42 +83,37 @@ def list_categories(dataset: str, root: str | Path | None = None) -> list[tuple[
     mvtec / visa: the standard categories, present when found under ``root`` (``root=None``:
     ``shared_data_dir()/"mvtec"`` resp. ``"visa"``). folder: the sub-folders of ``root`` with
     ``train/good`` (all present; none when ``root`` is None or missing). synthetic: always present,
-    since the categories are generated on demand.
+    since the categories are generated on demand. Other datasets: their spec's ``list_categories``.
     """
-    if dataset == "mvtec":
-        return list_mvtec_categories(root if root is not None else shared_data_dir() / "mvtec")
-    if dataset == "visa":
-        return list_visa_categories(root if root is not None else shared_data_dir() / "visa")
-    if dataset == "folder":
-        if root is None or not Path(root).is_dir():
-            return []
-        return [(name, True) for name in list_folder_categories(root)]
-    if dataset == "synthetic":
-        return [(name, True) for name in SYNTHETIC_CATEGORIES]
-    raise _unknown_dataset(dataset)
+    return dataset_spec(dataset).list_categories(root)
+
+
+def check_layout(dataset: str, root: str | Path | None) -> None:
+    """Check that ``root`` is laid out as ``dataset`` expects, without opening images; raises
+    ``DatasetError`` / ``DatasetNotFoundError`` naming the bad path. A dataset without a layout
+    check (synthetic) accepts any root."""
+    spec = dataset_spec(dataset)
+    if root is None:
+        if spec.needs_root:
+            raise DatasetError(f"dataset {dataset!r} needs a root folder (data.root)")
+        return
+    if spec.check_layout is not None:
+        spec.check_layout(root)
 
 
 def category_samples(
     dataset: str, root: str | Path | None, category: str, image_size: int = 128
 ) -> tuple[str, list[Sample], list[Sample]]:
     """``(root, train_normals, test)`` of one category, unvalidated and unsplit. For synthetic,
-    ``root`` is the cache folder (None = default) and the returned root is the generated tree."""
-    if dataset == "synthetic":
-        require_known_category(category, SYNTHETIC_CATEGORIES, "synthetic")
-        tree = synthetic_root(cache_dir=root, image_size=synthetic_image_size(image_size))
-        train, test = scan_mvtec_layout(tree, category, "synthetic")
-        return tree, train, test
-    if root is None:
+    ``root`` is the cache folder (None = default) and the returned root is the generated tree.
+    A dataset with a fixed category list rejects other category names before loading."""
+    spec = dataset_spec(dataset)
+    if spec.needs_root and root is None:
         raise DatasetError(f"dataset {dataset!r} needs a root folder (data.root)")
-    if dataset == "mvtec":
-        train, test = load_mvtec_samples(root, category)
-    elif dataset == "visa":
-        train, test = load_visa_samples(root, category)
-    elif dataset == "folder":
-        train, test = load_folder_samples(root, category)
-    else:
-        raise _unknown_dataset(dataset)
-    return os.path.abspath(root), train, test
+    if spec.categories:
+        require_known_category(category, spec.categories, dataset)
+    resolved, train, test = spec.load(None if root is None else str(root), category, image_size)
+    return str(resolved), train, test
 
 
 def load_category(data_cfg: DataConfig, seed: int = 0) -> CategorySplits:

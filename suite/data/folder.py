@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite.data.common import DatasetError, Sample, list_subfolders, require_dir
-from suite.data.mvtec import looks_like_mvtec_category, scan_mvtec_layout
+from suite.data.common import DatasetError, DatasetNotFoundError, Sample, list_subfolders, require_dir
+from suite.data.mvtec import check_category_layout, looks_like_mvtec_category, scan_mvtec_layout
 
 
 def list_folder_categories(root: str | Path) -> list[str]:
@@ -32,3 +32,17 @@ def load_folder_samples(root: str | Path, category: str) -> tuple[list[Sample], 
             f"categories found under {root}: {', '.join(found) or 'none (a category needs train/good)'}"
         )
     return scan_mvtec_layout(root, category, "folder")
+
+
+def check_folder_layout(root: str | Path) -> None:
+    """Raise naming the bad path unless ``root`` is a folder with at least one category
+    (a sub-folder with ``train/good``), each of which also has ``test``."""
+    root = require_dir(Path(root), "folder dataset root")
+    categories = list_folder_categories(root)
+    if not categories:
+        raise DatasetNotFoundError(
+            f"no category under folder dataset root {root}: a category is a sub-folder with train/good "
+            f"(e.g. {root / '<category>' / 'train' / 'good'})"
+        )
+    for name in categories:
+        check_category_layout(root / name)

@@ -112,3 +112,25 @@ def load_mvtec_samples(root: str | Path, category: str) -> tuple[list[Sample], l
 def list_mvtec_categories(root: str | Path | None) -> list[tuple[str, bool]]:
     """Every MVTec category and whether ``<root>/<category>/train/good`` exists."""
     return [(c, root is not None and looks_like_mvtec_category(Path(root) / c)) for c in MVTEC_CATEGORIES]
+
+
+def check_category_layout(category_dir: str | Path) -> None:
+    """Raise ``DatasetNotFoundError`` naming the folder unless ``category_dir`` has ``train/good``
+    and ``test`` (files are not opened; ``scan_mvtec_layout`` checks those)."""
+    category_dir = Path(category_dir)
+    require_dir(category_dir / "train" / GOOD, "training folder")
+    require_dir(category_dir / "test", "test folder")
+
+
+def check_mvtec_layout(root: str | Path) -> None:
+    """Raise naming the bad path unless ``root`` is a folder holding at least one MVTec category,
+    each category folder present having ``train/good`` and ``test``."""
+    root = require_dir(Path(os.path.abspath(root)), "mvtec root folder")
+    present = [root / c for c in MVTEC_CATEGORIES if (root / c).is_dir()]
+    if not present:
+        raise DatasetNotFoundError(
+            f"no MVTec AD category folder under {root} (expected e.g. {root / MVTEC_CATEGORIES[0] / 'train' / GOOD}; "
+            f"categories: {', '.join(MVTEC_CATEGORIES)})"
+        )
+    for category_dir in present:
+        check_category_layout(category_dir)

@@ -11,7 +11,7 @@ Per image, in this order (all draws from one CPU ``torch.Generator``):
      ``pseudo.coverage_sampling == "uniform"``, ``U(0, augment.coverage)`` per image;
    * ``occluders``: elastic ellipses and thin strokes filled with a texture crop (from
      ``pseudo.texture_root``, e.g. DTD, or procedural textures) — families the RcAE never saw in
-     stage 1 (``suite.data.fae_corruption``);
+     stage 1 (``suite.data.occluders``);
 
 3. the corruption is blended in with an opacity ``alpha ~ U(pseudo.opacity)``:
    ``x~ = x + alpha (c - x)``.
@@ -27,9 +27,9 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from suite.config import AugmentConfig, FAEConfig, PseudoConfig
+from suite.config import AugmentConfig, PseudoConfig
 from suite.data.augment import pseudo_anomalies
-from suite.data.fae_corruption import fae_corrupt, load_textures
+from suite.data.occluders import OccluderConfig, occlude
 
 PSEUDO_ATTEMPTS = 8
 
@@ -38,20 +38,13 @@ def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(1, generator=generator, dtype=torch.float64))
 
 
-def occluder_config() -> FAEConfig:
-    """FAE's occluder settings for the ``occluders`` family: always corrupted, opaque (the
+def occluder_config() -> OccluderConfig:
+    """Occluder settings for the ``occluders`` family: always corrupted, opaque (the
     opacity is applied afterwards, the same way for every family), textured fills."""
     return dataclasses.replace(
-        FAEConfig(), corruption_prob=1.0, vary_opacity=False, use_shapes=True, use_textures=True,
+        OccluderConfig(), corruption_prob=1.0, vary_opacity=False, use_shapes=True, use_textures=True,
         smooth_boundary=True,
     )
-
-
-def load_pseudo_textures(pseudo: PseudoConfig, size: int) -> Tensor | None:
-    """Texture images for the occluder family (None = procedural textures drawn on the fly)."""
-    if "occluders" not in pseudo.families or not pseudo.texture_root:
-        return None
-    return load_textures(pseudo.texture_root, size)
 
 
 def crd_training_batch(
@@ -78,7 +71,7 @@ def crd_training_batch(
                     cfg = dataclasses.replace(augment, coverage=_uniform(generator, 0.0, augment.coverage))
                 changed, _ = pseudo_anomalies(image, cfg, generator, donors=donors, min_coverage=0.0)
             else:
-                changed, _ = fae_corrupt(image, occluders, generator, textures)
+                changed, _ = occlude(image, occluders, generator, textures)
             alpha = _uniform(generator, *pseudo.opacity)
             blended = image + alpha * (changed - image)
             mask = (blended != image).any(dim=1, keepdim=True)

@@ -231,7 +231,7 @@ def natural_defects(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     ``images``: float (N, 3, S, S) in [0, 1]. Returns ``(defective, masks)`` with masks float
     (N, 1, S, S) in {0, 1}, exactly the pixels that changed by more than half a grey level. These
     are the synthetic texture category's generic defects; no method trains on them (RcAE's
-    augmentation paints blocks, pastes and straight lines, FAE's textured elastic shapes), so they
+    augmentation paints blocks, pastes and straight lines, the filtering baseline's textured elastic shapes), so they
     make a validation set that does not reward memorising one's own training corruption.
     Deterministic given ``seed``.
     """

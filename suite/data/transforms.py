@@ -6,10 +6,8 @@
 * ``mask_to_binary`` / ``resize_mask``: any PIL mask -> boolean ``(H, W)`` with ``pixel > 0`` meaning
   anomalous (MVTec masks are 0/255, VisA masks may hold class ids), resized with nearest neighbour so
   it stays binary.
-* ``normalize`` / ``denormalize``: ``(x - mean) / std`` with the ImageNet statistics that pretrained
-  backbones expect.
-* ``flip_rotate``: random flips / 90-degree rotations of a batch, and ``geometric_symmetries`` which
-  says which of them keep a category's normal images normal.
+* ``IMAGENET_MEAN`` / ``IMAGENET_STD``: the per-channel statistics pretrained backbones expect (the
+  suite's one definition; models normalise their [0, 1] inputs with them).
 
 Pure numpy / Pillow; no torch, no ray.
 """
@@ -83,86 +81,3 @@ def resize_mask(binary: np.ndarray, size: int | None = None) -> np.ndarray:
         return binary.astype(bool, copy=False)
     image = Image.fromarray(binary.astype(np.uint8) * 255)
     return np.asarray(image.resize((size, size), Image.Resampling.NEAREST)) > 0
-
-
-def normalize(images: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """``(x - mean) / std`` per channel for a ``(N, 3, H, W)`` or ``(3, H, W)`` float array."""
-    shape = (3, 1, 1)
-    return ((images - np.asarray(mean, np.float32).reshape(shape)) / np.asarray(std, np.float32).reshape(shape)).astype(
-        np.float32
-    )
-
-
-def denormalize(images: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """Inverse of ``normalize``: ``x * std + mean``."""
-    shape = (3, 1, 1)
-    return (images * np.asarray(std, np.float32).reshape(shape) + np.asarray(mean, np.float32).reshape(shape)).astype(
-        np.float32
-    )
-
-
-# Which geometric augmentations keep a normal image normal, per category: (flips, 90-degree rotations).
-# Textures without a dominant direction and rotation-invariant objects allow both; objects with
-# printed text or a fixed layout allow neither (metal_nut: a flipped nut IS its "flip" defect; screw:
-# mirroring reverses the thread's handedness; wood: rotating turns the vertical grain sideways).
-_SYMMETRIES: dict[str, tuple[bool, bool]] = {
-    "carpet": (True, True),
-    "grid": (True, True),
-    "leather": (True, True),
-    "tile": (True, True),
-    "wood": (True, False),
-    "bottle": (True, True),
-    "cable": (False, False),
-    "capsule": (False, False),
-    "hazelnut": (True, True),
-    "metal_nut": (False, True),
-    "pill": (False, False),
-    "screw": (False, True),
-    "toothbrush": (False, False),
-    "transistor": (False, False),
-    "zipper": (True, False),
-    "synth_texture": (True, False),  # the weave has a fixed orientation
-    "synth_object": (True, True),
-}
-
-
-def geometric_symmetries(category: str) -> tuple[bool, bool]:
-    """``(flips_ok, rot90_ok)`` for a category; unknown categories (VisA, user folders) get neither."""
-    return _SYMMETRIES.get(category, (False, False))
-
-
-def flip_rotate(
-    images: np.ndarray,
-    rng: np.random.Generator,
-    flip: bool,
-    rotate: bool,
-    masks: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Independently per sample: horizontal and vertical flips (p = 0.5 each) when ``flip``, and a
-    rotation by k * 90 degrees (k uniform in 0..3) when ``rotate`` (square images only). Arrays are
-    ``(N, C, H, W)``; the same transform is applied to ``masks`` when given. Returns new arrays."""
-    out = images.copy()
-    out_masks = masks.copy() if masks is not None else None
-    if rotate and images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"90-degree rotations need square images, got {images.shape[-2:]}")
-    for i in range(images.shape[0]):
-        ops: list[tuple[str, int]] = []
-        if flip:
-            if rng.random() < 0.5:
-                ops.append(("flip", -1))
-            if rng.random() < 0.5:
-                ops.append(("flip", -2))
-        if rotate:
-            k = int(rng.integers(0, 4))
-            if k:
-                ops.append(("rot", k))
-        for op, arg in ops:
-            if op == "flip":
-                out[i] = np.flip(out[i], axis=arg)
-                if out_masks is not None:
-                    out_masks[i] = np.flip(out_masks[i], axis=arg)
-            else:
-                out[i] = np.rot90(out[i], k=arg, axes=(-2, -1))
-                if out_masks is not None:
-                    out_masks[i] = np.rot90(out_masks[i], k=arg, axes=(-2, -1))
-    return out, out_masks

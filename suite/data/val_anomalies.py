@@ -15,7 +15,7 @@ cycling in the order of ``HARD_DEFECTS``:
   from the surrounding pixels).
 
 They are deliberately unlike the methods' training corruptions (RcAE: solid colour blocks,
-same-size rectangular copy-paste patches, straight lines; FAE: textured elastic ellipses and
+same-size rectangular copy-paste patches, straight lines; the occluders: textured elastic ellipses and
 strokes) and unlike ``synthetic.natural_defects`` (large, high-contrast stains, holes and
 scratches), which saturate the validation metrics.
 

@@ -35,18 +35,22 @@ VISA_COLUMNS = ("object", "split", "label", "image", "mask")
 VISA_ANOMALY_DEFECT = "anomaly"
 
 
+def _check_columns(csv_path: Path, fieldnames) -> None:
+    columns = [name.strip() for name in (fieldnames or [])]
+    missing = [c for c in VISA_COLUMNS if c not in columns]
+    if missing:
+        raise DatasetError(
+            f"VisA split file {csv_path} lacks column(s) {', '.join(missing)}; "
+            f"found: {', '.join(columns) or 'no header'}; required: {', '.join(VISA_COLUMNS)}"
+        )
+
+
 def _read_rows(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
     """``(line_number, row)`` pairs with stripped keys and values; checks the header."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            columns = [name.strip() for name in (reader.fieldnames or [])]
-            missing = [c for c in VISA_COLUMNS if c not in columns]
-            if missing:
-                raise DatasetError(
-                    f"VisA split file {csv_path} lacks column(s) {', '.join(missing)}; "
-                    f"found: {', '.join(columns) or 'no header'}; required: {', '.join(VISA_COLUMNS)}"
-                )
+            _check_columns(csv_path, reader.fieldnames)
             rows = []
             for row in reader:
                 clean = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
@@ -115,3 +119,25 @@ def list_visa_categories(root: str | Path | None) -> list[tuple[str, bool]]:
     root = Path(root)
     has_csv = (root / VISA_SPLIT_CSV).is_file()
     return [(c, has_csv and (root / c).is_dir()) for c in VISA_CATEGORIES]
+
+
+def check_visa_layout(root: str | Path) -> None:
+    """Raise naming the bad path unless ``root`` is a folder with the split file
+    ``split_csv/1cls.csv`` (readable, with the required columns) and at least one VisA category
+    folder. Rows and images are checked when a category is loaded."""
+    root = require_dir(Path(os.path.abspath(root)), "visa root folder")
+    csv_path = root / VISA_SPLIT_CSV
+    if not csv_path.is_file():
+        raise DatasetNotFoundError(f"VisA split file {csv_path} does not exist")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            _check_columns(csv_path, csv.DictReader(handle).fieldnames)
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"VisA split file {csv_path} is not UTF-8 text: {err}") from err
+    except csv.Error as err:
+        raise DatasetError(f"VisA split file {csv_path} is not valid CSV: {err}") from err
+    if not any((root / c).is_dir() for c in VISA_CATEGORIES):
+        raise DatasetNotFoundError(
+            f"no VisA category folder under {root} (expected e.g. {root / VISA_CATEGORIES[0]}; "
+            f"categories: {', '.join(VISA_CATEGORIES)})"
+        )

@@ -1,6 +1,9 @@
 """What every method's trainer gets and returns, so ``run_trial`` treats them alike.
 
-A method module exposes ``train(ctx: TrainContext) -> TrainedMethod``. ``TrainedMethod.predict``
+A method (``suite.methods.registry.MethodSpec``) names a ``train(ctx: TrainContext) ->
+TrainedMethod``. Gradient-trained methods go through ``train_single_stage`` (or ``cached_stage``
+with ``suite.training.train_stage``); methods fitted in one pass without gradients (memory banks,
+statistics) go through ``fit_single_stage``. Both share the stage cache and the trial's resume. ``TrainedMethod.predict``
 maps a batch of images (B, 3, H, W) in [0, 1] on the device to a dict with at least ``"map"``
 (B, 1, H, W) and optionally ``"recons"`` / ``"details"`` (B, S, 3, H, W) for the gallery; image
 scores come from ``score``.
@@ -19,7 +22,8 @@ from torch import nn
 
 from suite.config import Config
 from suite.stage_cache import StageCache, stage_key
-from suite.training import freeze, load_checkpoint, stage_generator, train_stage
+from suite.records import code_versions
+from suite.training import CheckpointError, atomic_torch_save, freeze, load_checkpoint, stage_generator, train_stage
 
 
 @dataclass
@@ -50,6 +54,16 @@ class TrainedMethod:
     extra_maps: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
 
 
+def load_stage_weights(module: nn.Module, path: Path, state: dict[str, Any] | None = None) -> None:
+    """Load a stage checkpoint's weights into ``module``; a file whose tensors do not fit the
+    network (another architecture, a damaged file) is a ``CheckpointError`` naming it."""
+    state = load_checkpoint(path) if state is None else state
+    try:
+        module.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this {type(module).__name__}: {err}") from err
+
+
 def cached_stage(
     ctx: TrainContext,
     stage: str,
@@ -70,13 +84,13 @@ def cached_stage(
         return time.perf_counter() - t0, False
     key = stage_key(ctx.cfg, stage)
     if cache.has(key):
-        module.load_state_dict(load_checkpoint(cache.path(key))["model"])
+        load_stage_weights(module, cache.path(key))
         cache.note(key, "hit")
         ctx.log(f"[{stage}] loaded from stage cache ({key})")
         return time.perf_counter() - t0, True
     with cache.lock(key):
         if cache.has(key):  # another trial built it while we waited
-            module.load_state_dict(load_checkpoint(cache.path(key))["model"])
+            load_stage_weights(module, cache.path(key))
             cache.note(key, "hit")
             ctx.log(f"[{stage}] loaded from stage cache after waiting ({key})")
             return time.perf_counter() - t0, True
@@ -141,6 +155,40 @@ def train_single_stage(
             checkpoint_path=path, on_epoch_end=probe_hook(ctx, module, method), **stage_options(ctx, "stage1"),
             optimizer_factory=optimizer_factory,
         )
+
+    seconds, method.info["stage1_from_cache"] = cached_stage(ctx, "stage1", module, run)
+    method.stage_times["stage1"] = seconds
+    freeze(module)
+    return method
+
+
+def fit_single_stage(
+    ctx: TrainContext,
+    module: nn.Module,
+    fit: Callable[[nn.Module, torch.Tensor, torch.Generator], None],
+    method: TrainedMethod,
+) -> TrainedMethod:
+    """Fit a method without gradient training (a memory bank, per-pixel statistics) as ``stage1``.
+
+    ``fit(module, train_images, generator)`` fills ``module``'s parameters or buffers in place (no
+    optimiser, no epochs). What it fills must be in the module's ``state_dict`` (parameters or
+    registered buffers), so the stage cache and resume treat it like a trained stage. ``module``
+    is frozen and ``method`` returned with ``stage_times`` and ``info["stage1_from_cache"]``.
+    """
+
+    def run(path: str) -> None:
+        own = Path(path)
+        if own.exists():
+            state = load_checkpoint(own)
+            if state.get("completed"):
+                load_stage_weights(module, own, state)
+                ctx.log(f"[stage1] resumed from {own}")
+                return
+        ctx.log(f"[stage1] fitting on {len(ctx.train_images)} normals (no gradient training)")
+        with torch.no_grad():
+            fit(module, ctx.train_images, stage_generator(ctx.cfg.runtime.seed, "stage1"))
+        atomic_torch_save({"stage": "stage1", "epoch": 0, "completed": True, "model": module.state_dict(),
+                           "config": ctx.cfg.to_dict(), "versions": code_versions()}, own)
 
     seconds, method.info["stage1_from_cache"] = cached_stage(ctx, "stage1", module, run)
     method.stage_times["stage1"] = seconds

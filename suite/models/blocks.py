@@ -92,3 +92,10 @@ class DecoderLevel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up(self.block(x))
+
+
+def code_adapters(in_ch: int, code_channels: int) -> tuple[nn.Module, nn.Module]:
+    """(stem, head): 1x1 convolutions image -> code and code -> image, identities when equal."""
+    if code_channels == in_ch:
+        return nn.Identity(), nn.Identity()
+    return nn.Conv2d(in_ch, code_channels, kernel_size=1), nn.Conv2d(code_channels, in_ch, kernel_size=1)

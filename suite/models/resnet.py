@@ -20,7 +20,7 @@ BACKBONES = ("resnet18", "wide_resnet50_2")
 TORCHVISION_HINT = (
     "pretrained backbone weights need torchvision: pip install 'rcsuite[vision]' "
     "(or pip install torch==2.14.1 torchvision==0.29.1, a matching pair); or pass a local "
-    "weights file (hfr.backbone_weights) or set hfr.pretrained=false"
+    "weights file or turn pretrained weights off (the method's backbone_weights / pretrained keys)"
 )
 
 

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from suite.config import Config
-from suite.records import TrialRecord, read_record, write_record
+from suite.records import RECORD_NAME, TrialRecord, read_record, write_record
 from suite.stage_cache import StageCache, stage_key
 
-RECORD_NAME = "record.json"
 STAGES = ("stage1", "stage2", "stage3")
 
 
@@ -71,6 +70,7 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
             sweep=loop_config.get("sweep"),
             node=node,
             log=log,
+            ablation=loop_config.get("ablation"),
         )
         ray.train.report({"status": record.status, "rank": rank})
     finally:
@@ -127,12 +127,14 @@ def train_with_ray_train(
     node: dict[str, Any] | None = None,
     cpus_per_worker: float = 1.0,
     log: Callable[[str], None] = print,
+    ablation: dict[str, str] | None = None,
 ) -> TrialRecord:
     """Train and evaluate ``cfg`` with ``num_workers`` DDP workers; returns rank 0's record.
 
     ``storage_path`` (absolute) holds Ray Train's run folder; ``run_name`` must be unique per
     run because Ray Train restores a run that reuses a name (a timestamp and random suffix are
     appended). Raises when the run fails; a failed trial's record is still in ``out_dir``.
+    ``ablation`` (an ablation row's table and row ids) is stored in the record, as by ``run_trial``.
     """
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -157,6 +159,7 @@ def train_with_ray_train(
             "trial_id": trial_id,
             "sweep": sweep,
             "node": node or {},
+            "ablation": dict(ablation or {}),
             "log_prefix": f"[{trial_id or 'train'}/{cfg.data.category}] " if trial_id else "",
         },
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),

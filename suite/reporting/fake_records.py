@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from suite.config import build_config, config_hash
+from suite.config import build_config, from_dict
+from suite.data.registry import dataset_spec
+from suite.methods.registry import method_spec, method_specs
 from suite.records import TrialRecord, write_record
 
 MVTEC = ("carpet", "bottle", "grid")  # deliberately not in the standard order
@@ -43,7 +45,7 @@ def _config(method: str, dataset: str, category: str, seed: int, **overrides: An
     base = {
         "model.method": method,
         "data.dataset": dataset,
-        "data.root": None if dataset == "synthetic" else f"/data/{dataset}",
+        "data.root": f"/data/{dataset}" if dataset_spec(dataset).needs_root else None,
         "data.category": category,
         "runtime.seed": seed,
     }
@@ -52,30 +54,13 @@ def _config(method: str, dataset: str, category: str, seed: int, **overrides: An
 
 
 def _quality(method: str, o: dict[str, Any]) -> float:
-    """Made-up mean I-AUROC of a configuration, so ablations and curves have a visible shape."""
-    if method == "rcae":
-        q = 0.80 + 0.04 * o.get("model.depth", 2)
-        q += 0.01 if o.get("augment.coverage", 0.3) > 0.4 else 0.0
-        q -= 0.05 if not o.get("model.use_dpn", True) else 0.0
-        q -= 0.03 if not o.get("model.use_crd", True) else 0.0
-        q -= 0.02 if not o.get("model.skip", True) else 0.0
-        q -= 0.08 if not o.get("model.shared_weights", True) else 0.0
-        return q
-    q = {"convae": 0.75, "fae": 0.90, "hfr": 0.93}[method]
-    return q - 0.1 * (1.0 - o.get("data.data_fraction", 1.0))
+    """Made-up mean I-AUROC of a configuration (the method spec's ``fake_quality``, lower with
+    less training data), so ablations and curves have a visible shape."""
+    return method_spec(method).quality(o) - 0.1 * (1.0 - o.get("data.data_fraction", 1.0))
 
 
 def _cost(method: str, o: dict[str, Any]) -> dict[str, Any]:
-    depth = o.get("model.depth", 2)
-    if method == "rcae":
-        params = 40_000 * (1 if o.get("model.shared_weights", True) else depth) + 30_000
-        cost = {"params": params, "gflops": 0.05 * depth + 0.1, "latency_ms": 2.0 + 1.5 * depth}
-    elif method == "convae":
-        cost = {"params": 150_000, "gflops": 0.12, "latency_ms": 1.6}
-    elif method == "fae":
-        cost = {"params": 480_000, "gflops": 0.9, "latency_ms": 4.0}
-    else:
-        cost = {"params": 3_100_000, "gflops": 2.4, "latency_ms": 6.5, "backbone_pretrained": True}
+    cost = method_spec(method).cost(o)
     cost.update({"latency_ms_batch": cost["latency_ms"] * 6, "throughput_ips": 1000.0 / cost["latency_ms"], "peak_mem_mb": 120.0})
     return cost
 
@@ -179,7 +164,7 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
 
     def add(run: int, method: str, dataset: str, category: str, overrides: dict[str, Any], seed_: int = 0,
             status: str = "ok", error: str | None = None, gallery_steps: int | None = None,
-            gallery_missing: bool = False, v2: bool = False) -> TrialRecord:
+            gallery_missing: bool = False, v2: bool = False, ablation: tuple[str, str] | None = None) -> TrialRecord:
         counter["n"] += 1
         trial = f"t{counter['n']:03d}"
         config = _config(method, dataset, category, seed_, **overrides)
@@ -204,7 +189,7 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
             }
         record = TrialRecord(
             config=config,
-            config_hash=config_hash(config),
+            config_hash=from_dict(config).hash(),
             dataset=dataset,
             category=category,
             method=method,
@@ -222,6 +207,7 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
             node={"hostname": "fakehost"},
             versions=dict(VERSIONS),
             created=1_700_000_000.0 + counter["n"],
+            ablation={"table": ablation[0], "row": ablation[1]} if ablation else {},  # an ablation space's row
             **extra,
         )
         path = folder / f"record_{category}.json"
@@ -234,31 +220,45 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
         return record
 
     full = {"model.use_dpn": True, "model.use_crd": True, "model.skip": True, "model.shared_weights": True}
-    # run_a: RcAE depth ladder (depth 3 with two seeds), coverage sweep, components, architecture
+    # run_a: RcAE depth ladder (depth 3 with two seeds), coverage sweep, components, architecture;
+    # ``ablation`` = the (table, row) ids the ablation spaces' trials store (search_spaces/ablation_*.py).
+    # The coverage-0.5 records are the depth ladder's N=3 row run on a second base config.
     for depth in (1, 2, 3):
         for category in MVTEC:
             add(0, "rcae", "mvtec", category, {**full, "model.depth": depth},
-                gallery_steps=depth if (depth == 3 and category == "bottle") else None, v2=True)
+                gallery_steps=depth if (depth == 3 and category == "bottle") else None, v2=True,
+                ablation=("depth", str(depth)))
     for category in MVTEC:
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3}, seed_=1, v2=True)
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "augment.coverage": 0.5}, v2=True)
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_dpn": False, "model.use_crd": False}, v2=True)
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_crd": False}, v2=True)
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.skip": False}, v2=True)
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.shared_weights": False}, v2=True)
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3}, seed_=1, v2=True, ablation=("depth", "3"))
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "augment.coverage": 0.5}, v2=True,
+            ablation=("depth", "3"))
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_dpn": False, "model.use_crd": False}, v2=True,
+            ablation=("components", "rcae"))
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_crd": False}, v2=True,
+            ablation=("components", "rcae_dpn"))
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.skip": False}, v2=True,
+            ablation=("skip_shared", "rcae_noskip_shared"))
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.shared_weights": False}, v2=True,
+            ablation=("skip_shared", "rcae_skip_unshared"))
     add(0, "rcae", "mvtec", "carpet", {**full, "model.depth": 4}, status="failed",
-        error="Traceback (most recent call last):\n  File \"train.py\", line 1\nRuntimeError: out of memory")
+        error="Traceback (most recent call last):\n  File \"train.py\", line 1\nRuntimeError: out of memory",
+        ablation=("depth", "4"))
     for category in VISA:
-        add(0, "rcae", "visa", category, {**full, "model.depth": 3})
+        add(0, "rcae", "visa", category, {**full, "model.depth": 3}, ablation=("depth", "3"))
     # run_b: baselines; ConvAE lacks grid (one stopped trial there), one data-fraction row
     for category in ("carpet", "bottle"):
-        add(1, "convae", "mvtec", category, {"model.skip": False, "model.depth": 3})
+        add(1, "convae", "mvtec", category, {"model.skip": False, "model.depth": 3}, ablation=("components", "convae"))
     add(1, "convae", "mvtec", "grid", {"model.skip": False, "model.depth": 3}, status="stopped",
-        error="stopped by the scheduler (ASHA) at epoch 1")
+        error="stopped by the scheduler (ASHA) at epoch 1", ablation=("components", "convae"))
+    # every registered baseline (a method with its own map, not RcAE's scorer) on every category;
+    # the first has a gallery without steps on carpet, the second a missing gallery file on grid
+    baselines = [spec.name for spec in method_specs() if not spec.uses_eval_map]
     for category in MVTEC:
-        add(1, "convae", "mvtec", category, {"model.skip": False, "model.depth": 3, "data.data_fraction": 0.5})
-        add(1, "fae", "mvtec", category, {}, gallery_steps=0 if category == "carpet" else None)
-        add(1, "hfr", "mvtec", category, {"hfr.backbone": "resnet18"}, gallery_missing=category == "grid")
+        add(1, "convae", "mvtec", category, {"model.skip": False, "model.depth": 3, "data.data_fraction": 0.5},
+            ablation=("data_fraction", "convae_0.5"))
+        for i, name in enumerate(baselines):
+            add(1, name, "mvtec", category, {}, gallery_steps=0 if (i == 0 and category == "carpet") else None,
+                gallery_missing=i == 1 and category == "grid")
     broken = runs.run_dirs[1] / "t999" / "record_broken.json"
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text('{"config": {"data": ')

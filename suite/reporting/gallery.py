@@ -1,7 +1,7 @@
 """Heatmap gallery: one figure per saved test image of a record's ``gallery.npz``.
 
 The npz holds ``images`` (K,3,H,W) in [0,1], ``maps`` (K,H,W), ``masks`` (K,H,W), ``scores`` (K,),
-``labels`` (K,), ``names`` (K,) and optionally ``recons`` / ``details`` (K,S,3,H,W) — the RcAE
+``labels`` (K,), ``names`` (K,) and optionally ``recons`` / ``details`` (K,S,3,H,W) — the recursive
 reconstructions I_R^s and the DPN outputs I_D^s — with ``steps`` (S,) naming the recursion steps.
 A figure shows the input, the anomaly map (alone and over the input), the ground truth, then a
 row of I_R^s and a row of I_D^s when present.
@@ -114,7 +114,7 @@ def gallery_figure(
             ax = axes[row, s]
             ax.imshow(_rgb(arr[index, s]), cmap=cmap_img)
             step = steps[s] if s < len(steps) else s + 1
-            ax.set_title(f"$I_{symbol}^{{{step}}}$ ({'RcAE' if symbol == 'R' else 'DPN'})", fontsize=8)
+            ax.set_title(f"$I_{symbol}^{{{step}}}$ ({'recon' if symbol == 'R' else 'detail'})", fontsize=8)
         row += 1
     fig.suptitle(title, fontsize=8)
     # Fixed margins instead of tight_layout: same look for image grids, a fraction of the time.

@@ -1,5 +1,5 @@
 """Figures from the records frame: accuracy vs cost with its Pareto front, response curves, and
-the per-depth signal of the recursion (from ``tables.per_depth_stats``).
+the per-depth signal of the recursion (from ``diagnostics.per_depth_stats``).
 
 Matplotlib runs on the Agg backend (no display); every figure is closed after saving.
 """
@@ -22,9 +22,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from suite import aggregate as agg  # noqa: E402
-from suite.reporting.tables import DEPTH_METRICS, Table, fmt, footer_text, label_order, per_depth_groups  # noqa: E402
+from suite.methods.registry import method_order, method_spec  # noqa: E402
+from suite.reporting.diagnostics import DEPTH_METRICS, per_depth_groups  # noqa: E402
+from suite.reporting.footer import footer_text  # noqa: E402
+from suite.reporting.table import Table, fmt, label_order  # noqa: E402
 
-METHOD_COLOURS = {"rcae": "tab:red", "convae": "tab:blue", "fae": "tab:green", "hfr": "tab:purple"}
+
+
+def method_colour(method: str) -> str:
+    """The registry's colour for ``method`` (grey for names no method registers)."""
+    try:
+        return method_spec(str(method)).colour
+    except KeyError:
+        return "tab:gray"
+
 COST_AXES = {
     "cost.latency_ms": "latency per image (ms)",
     "cost.gflops": "GFLOPs per image",
@@ -119,8 +130,8 @@ def _accuracy_vs_cost_one(
         for method, group in pts.groupby("method", sort=False):
             ax.scatter(
                 group[x_col], group["accuracy"], s=sizes[group.index], alpha=0.6,
-                color=METHOD_COLOURS.get(method, "tab:gray"), edgecolors="k", linewidths=0.5,
-                label=agg.METHOD_NAMES.get(method, method),
+                color=method_colour(method), edgecolors="k", linewidths=0.5,
+                label=agg.method_display_name(method),
             )
         ax.step(front[x_col], front["accuracy"], where="post", color="k", lw=1.2, ls="--", label="Pareto front")
         for _, r in front.iterrows():
@@ -146,7 +157,7 @@ def _accuracy_vs_cost_one(
         rows = [
             [
                 str(r["label"]),
-                agg.METHOD_NAMES.get(r["method"], r["method"]),
+                agg.method_display_name(r["method"]),
                 fmt(r["accuracy"]),
                 f"{r[x_col]:.4g}",
                 f"{r['cost.params'] / 1e6:.3f}" if "cost.params" in r and np.isfinite(r["cost.params"]) else "–",
@@ -200,9 +211,7 @@ def response_curves(
         return figures
     sel_col, _ = agg.selection_column(frame, select_on)
     metric_name = agg.METRIC_NAMES.get(metric, metric)
-    for method in [m for m in ("rcae", "convae", "fae", "hfr") if m in set(ok["method"])] + sorted(
-        set(ok["method"]) - {"rcae", "convae", "fae", "hfr"}
-    ):
+    for method in method_order(set(ok["method"])):
         mok = ok[ok["method"] == method]
         varied = agg.varying_keys(mok)
         for key in keys:
@@ -241,14 +250,14 @@ def response_curves(
             if np.allclose(data["_x"], np.round(data["_x"])):
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             subtitle = textwrap.fill(how, 95)
-            ax.set_title(f"{agg.METHOD_NAMES.get(method, method)}: {metric_name} vs {key}\n{subtitle}", fontsize=7)
+            ax.set_title(f"{agg.method_display_name(method)}: {metric_name} vs {key}\n{subtitle}", fontsize=7)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6, ncol=2 if len(categories) > 8 else 1, loc="best")
             fig.tight_layout()
             png = out_dir / f"response_{slug(key)}_{slug(method)}.png"
             fig.savefig(png, dpi=DPI)
             plt.close(fig)
-            figures.append(Figure(f"{agg.METHOD_NAMES.get(method, method)}: {metric_name} vs {key}", png, None, [how]))
+            figures.append(Figure(f"{agg.method_display_name(method)}: {metric_name} vs {key}", png, None, [how]))
     return figures
 
 
@@ -285,7 +294,7 @@ FAMILY_STYLES = {"recon": ("tab:blue", "o", "recon |I − I_R^n|"), "detail": ("
 def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "test", max_figures: int = 8) -> list[Figure]:
     """I-AUROC and P-AUROC (%) vs recursion step, one line per map family, CRD as a horizontal line.
 
-    ``stats`` is ``tables.per_depth_stats(...)[0]``; one figure (PNG + SVG) per (dataset,
+    ``stats`` is ``diagnostics.per_depth_stats(...)[0]``; one figure (PNG + SVG) per (dataset,
     configuration, category) group in report order, at most ``max_figures``. Error bars: the
     stats' std (over seeds) where ≥2 seeds entered.
     """

@@ -8,7 +8,8 @@ writes into the output folder (a new ``-2``, ``-3``... sibling when it exists an
 - ``summary.md``: best configuration per category and pooled, selection fidelity (val vs test
   rank correlation), failures, missing results, parameter importances
 - ``comparison.md|csv|tex``: per-category table, configurations as columns
-- ``ablations.md|csv|tex``: the RcAE paper's Tables 2-6 next to the published numbers
+- ``ablations.md|csv|tex``: one table per ablation space of ``search_spaces/`` (records carrying its
+  ablation ids) next to the published numbers the space file gives
 - ``scorings.md|csv|tex``: the same models under every scoring variant (records' ``scorings``)
 - ``per_depth.md|csv|tex`` and ``plots/per_depth_*``: which recursion steps carry signal
   (records' ``diagnostics``)
@@ -35,16 +36,11 @@ from suite import aggregate as agg
 from suite.reporting import gallery as gallery_mod
 from suite.reporting import plots
 from suite.reporting.index import Item, Section, write_index
-from suite.reporting.tables import (
-    Table,
-    ablation_tables,
-    comparison_tables,
-    load_paper_numbers,
-    per_depth_stats,
-    per_depth_tables,
-    scoring_tables,
-    summary_markdown,
-)
+from suite.reporting.ablations import ablation_tables
+from suite.reporting.comparison import comparison_tables
+from suite.reporting.diagnostics import per_depth_stats, per_depth_tables, scoring_tables
+from suite.reporting.summary import summary_markdown
+from suite.reporting.table import Table
 
 log = logging.getLogger(__name__)
 DETAIL_METRICS = ("aupro", "p_f1max", "i_f1max")
@@ -121,7 +117,6 @@ def build_report(
     split: str = "test",
     gallery_per_category: int = 2,
     gallery_images: int = 4,
-    paper_numbers: str | Path | None = None,
 ) -> Path:
     """Write the report of the records under ``run_dirs`` into ``out_dir``; returns ``index.md``.
 
@@ -134,7 +129,6 @@ def build_report(
     if select_on not in agg.SPLITS:
         raise ValueError(f"select_on must be one of {agg.SPLITS}, got {select_on!r}")
     started = time.time()
-    paper = load_paper_numbers(paper_numbers)
     record_set = agg.load_records(*run_dirs)  # before creating the folder: a bad path fails cleanly
     frame = agg.records_frame(record_set)
     target, redirected = resolve_out_dir(out_dir)
@@ -146,9 +140,9 @@ def build_report(
     sections: list[Section] = []
 
     # per-category comparison
-    main = comparison_tables(frame, ("i_auroc", "p_auroc"), split, paper)
+    main = comparison_tables(frame, ("i_auroc", "p_auroc"), split)
     detail_metrics = [m for m in DETAIL_METRICS if _has_values(frame, f"{split}.{m}")]
-    detail = comparison_tables(frame, detail_metrics, split, paper, name="comparison_detail") if detail_metrics else []
+    detail = comparison_tables(frame, detail_metrics, split, name="comparison_detail") if detail_metrics else []
     _write_tables(
         target / "comparison",
         "Per-category comparison",
@@ -167,12 +161,17 @@ def build_report(
     sections.append(Section("Per-category comparison", comparison_items))
 
     # ablations
-    results = ablation_tables(frame, select_on, split, paper=paper)
+    results = ablation_tables(frame, select_on, split)
     written = [r.table for r in results if r.table is not None]
-    skipped = [r.spec.title for r in results if r.table is None]
-    preface = ("Not written (no records for any of their rows): " + "; ".join(skipped) + ".") if skipped else ""
+    skipped = [r.ablation.title for r in results if r.table is None]
+    preface = (
+        "One table per ablation space in `search_spaces/`; a row holds the records its sweep wrote (they carry the "
+        "table and row ids). Records written before ablation ids existed carry none and appear in no ablation table."
+    )
+    if skipped:
+        preface += "\n\nNot written (no records for any of their rows): " + "; ".join(skipped) + "."
     if written:
-        _write_tables(target / "ablations", "Ablations (RcAE paper Tables 2–6)", written, preface)
+        _write_tables(target / "ablations", "Ablations", written, preface)
         pd.concat([t.numeric for t in written], ignore_index=True).to_csv(target / "ablations.csv", index=False)
         sections.append(
             Section(
@@ -182,7 +181,7 @@ def build_report(
             )
         )
     else:
-        sections.append(Section("Ablations", [], "No ablation table: no records match any row. " + preface))
+        sections.append(Section("Ablations", [], "No ablation table: no record carries the ids of an ablation row. " + preface))
 
     plot_dir = target / "plots"
     sections.append(_scoring_section(frame, target, split))

@@ -114,7 +114,7 @@ def test_fae_missing_texture_folder_names_the_key(tmp_path):
 
 
 def test_hfr_backbone_weights_file_round_trip(tmp_path):
-    from suite.methods.hfr import train
+    from suite.methods.hfr.train import train
     from suite.models.resnet import resnet18
 
     torch.manual_seed(123)

@@ -16,7 +16,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from suite.config import build_config  # noqa: E402
 from suite.orchestration.cluster import describe_cluster  # noqa: E402
 from suite.orchestration.env import TRAIN_DRIVER, init_ray  # noqa: E402
-from suite.orchestration.sweep import SweepOptions, run_sweep  # noqa: E402
+from suite.orchestration.driver import SweepOptions, run_sweep  # noqa: E402
 from suite.records import find_records, read_record  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

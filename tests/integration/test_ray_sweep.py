@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray")
 
 from suite.config import build_config  # noqa: E402
 from suite.orchestration.env import init_ray, shutdown_ray  # noqa: E402
-from suite.orchestration.sweep import SweepOptions, run_sweep  # noqa: E402
+from suite.orchestration.driver import SweepOptions, run_sweep  # noqa: E402
 from suite.pipeline import run_trial  # noqa: E402
 from suite.records import find_records, read_record  # noqa: E402
 from suite.stage_cache import StageCache  # noqa: E402

@@ -1,5 +1,8 @@
+from dataclasses import dataclass
+
 import pytest
 
+from suite.methods.registry import MethodSpec, register_method, unregister_method
 from suite.config import (
     PRESETS,
     Config,
@@ -82,9 +85,33 @@ def test_cross_field_validation():
 
 def test_hash_is_stable_and_sensitive():
     a = build_config(preset="tiny")
-    assert a.hash() == build_config(preset="tiny").hash() == config_hash(a.to_dict())
+    assert a.hash() == build_config(preset="tiny").hash() == from_dict(a.to_dict()).hash()
     assert len(a.hash()) == 10
     assert with_overrides(a, {"model.depth": 1}).hash() != a.hash()
+    # a value set to its default is the same configuration as one left alone
+    assert with_overrides(a, {"model.skip": True}).hash() == a.hash()
+
+
+@dataclass
+class _AddedSection:
+    knob: int = 3
+    path: str | None = None
+
+
+def test_hash_is_stable_when_a_section_with_defaults_is_added():
+    """A new version that adds fields with defaults (here: a method section) keeps every existing
+    hash, so finished records of a sweep are still recognised after an upgrade."""
+    before = build_config(preset="tiny", overrides=["model.depth=1"])
+    spec = MethodSpec(name="added_in_test", display_name="Added", colour="k", trainer="x:y",
+                      config_section="added_in_test", config_class=_AddedSection)
+    register_method(spec)
+    try:
+        after = build_config(preset="tiny", overrides=["model.depth=1"])
+        assert "added_in_test" in after.to_dict() and "added_in_test" not in before.to_dict()
+        assert after.hash() == before.hash()
+        assert with_overrides(after, {"added_in_test.knob": 4}).hash() != before.hash()
+    finally:
+        unregister_method("added_in_test")
 
 
 def test_parse_override_requires_equals():

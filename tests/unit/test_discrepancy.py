@@ -5,8 +5,6 @@ import torch
 
 from suite.discrepancy import (
     discrepancy_map,
-    gaussian_blur,
-    gaussian_kernel1d,
     gms_map,
     image_score,
     mean_filter,
@@ -129,19 +127,6 @@ def test_mean_filter_matches_brute_force(size, repeats):
     for _ in range(repeats):
         expected = _box_brute_force(expected, size)
     assert torch.allclose(mean_filter(x, size, repeats), expected, atol=1e-6)
-
-
-def test_gaussian_blur_kernel_and_constant():
-    k = gaussian_kernel1d(4.0)
-    assert k.numel() == 25 and math.isclose(float(k.sum()), 1.0, rel_tol=1e-6)
-    assert torch.argmax(k) == 12
-    const = torch.full((1, 1, 10, 10), 2.5)
-    assert torch.allclose(gaussian_blur(const, 4.0), const, atol=1e-5)
-    impulse = torch.zeros(1, 1, 41, 41)
-    impulse[0, 0, 20, 20] = 1.0
-    blurred = gaussian_blur(impulse, 2.0)
-    assert math.isclose(float(blurred.sum()), 1.0, rel_tol=1e-5)
-    assert torch.allclose(blurred, blurred.transpose(-1, -2), atol=1e-7)
 
 
 def test_discrepancy_map_dispatch_and_errors():

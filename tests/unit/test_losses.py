@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from suite.losses import detail_loss, detection_loss, reconstruction_loss, sample_depth
-from suite.models import CRD, DPN, RcAE
+from suite.methods.rcae.crd import CRD
+from suite.methods.rcae.dpn import DPN
+from suite.methods.rcae.model import RcAE
 
 # I = [[0, 1], [2, 3]]:  ∇_x I = [[1, 0], [1, 0]],  ∇_y I = [[2, 2], [0, 0]]
 IMAGE = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])

@@ -58,11 +58,11 @@ class _Payload:
 def test_checkpoints_load_as_data_only_and_a_pickle_payload_never_runs(tmp_path):
     import pytest
 
-    from suite.training import load_checkpoint
+    from suite.training import CheckpointError, load_checkpoint
 
     marker = tmp_path / "payload-ran"
     torch.save({"model": {}, "evil": _Payload(str(marker))}, tmp_path / "evil.pt")
-    with pytest.raises(RuntimeError, match="evil.pt"):
+    with pytest.raises(CheckpointError, match="evil.pt"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
     # A genuine stage checkpoint (state dicts, generator state, config, versions) still loads.
@@ -72,3 +72,21 @@ def test_checkpoints_load_as_data_only_and_a_pickle_payload_never_runs(tmp_path)
                 checkpoint_path=tmp_path / "ok.pt", config_dict={"a": [1, 2.0, None, "x"]}, log=lambda s: None)
     state = load_checkpoint(tmp_path / "ok.pt")
     assert state["completed"] and state["config"] == {"a": [1, 2.0, None, "x"]}
+
+
+def test_damaged_checkpoints_get_a_named_error(tmp_path):
+    import pytest
+
+    from suite.training import CheckpointError, load_checkpoint
+
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.pt is empty"):
+        load_checkpoint(tmp_path / "empty.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="no 'model' state"):
+        load_checkpoint(tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")

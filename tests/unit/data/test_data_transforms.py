@@ -1,20 +1,11 @@
-"""Pixel conversions and geometric augmentations (suite/data/transforms.py)."""
+"""Pixel conversions (suite/data/transforms.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from suite.data.transforms import (
-    denormalize,
-    flip_rotate,
-    geometric_symmetries,
-    image_to_rgb_float,
-    mask_to_binary,
-    normalize,
-    resize_mask,
-)
+from suite.data.transforms import image_to_rgb_float, mask_to_binary, resize_mask
 
 
 def test_downscale_is_antialiased():
@@ -39,29 +30,3 @@ def test_resize_mask_nearest():
     out = resize_mask(mask, 4)
     assert out.dtype == bool and out[:, :2].all() and not out[:, 2:].any()
     assert resize_mask(mask, None) is not None and resize_mask(mask, None).shape == (8, 8)
-
-
-def test_normalize_roundtrip():
-    x = np.random.default_rng(0).random((2, 3, 4, 4)).astype(np.float32)
-    np.testing.assert_allclose(denormalize(normalize(x)), x, atol=1e-6)
-    assert normalize(x).dtype == np.float32
-
-
-def test_flip_rotate_keeps_pairs_aligned():
-    rng = np.random.default_rng(0)
-    images = rng.random((6, 3, 8, 8)).astype(np.float32)
-    masks = (images[:, :1] > 0.5).astype(np.float32)
-    out, out_masks = flip_rotate(images, np.random.default_rng(1), flip=True, rotate=True, masks=masks)
-    np.testing.assert_array_equal(out_masks, (out[:, :1] > 0.5).astype(np.float32))
-    assert not np.array_equal(out, images)
-    same, _ = flip_rotate(images, np.random.default_rng(1), flip=False, rotate=False)
-    np.testing.assert_array_equal(same, images)
-    with pytest.raises(ValueError, match="square"):
-        flip_rotate(np.zeros((1, 3, 4, 6)), rng, flip=False, rotate=True)
-
-
-def test_symmetry_table():
-    assert geometric_symmetries("bottle") == (True, True)
-    assert geometric_symmetries("metal_nut") == (False, True)
-    assert geometric_symmetries("transistor") == (False, False)
-    assert geometric_symmetries("pcb1") == (False, False)  # unknown: be conservative

@@ -1,25 +1,21 @@
-"""Record-version-2 sections: per-depth signal, scoring variants, scoring in footers, selection
-fidelity in the summary, and reports of older records that lack the new fields."""
+"""suite.reporting.diagnostics: the record-version-2 tables (per-depth signal, scoring variants), the
+scoring they state in footers, and reports of older records that lack the new fields."""
 
 import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from suite import aggregate as agg
 from suite.records import TrialRecord
+from suite.reporting import diagnostics as D
 from suite.reporting import plots as P
-from suite.reporting import tables as T
+from suite.reporting.ablations import ablation_tables
+from suite.reporting.comparison import comparison_tables
 from suite.reporting.fake_records import write_fake_runs
 from suite.reporting.report import build_report
-
-
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-    runs = write_fake_runs(tmp_path_factory.mktemp("runs"))
-    return runs, agg.records_frame(agg.load_records(*runs.run_dirs))
+from suite.reporting.table import MISSING
 
 
 def _record(seed, category, recon, detail, crd, scorings=None, depth=2):
@@ -47,7 +43,7 @@ def _hand_frame():
 
 
 def test_per_depth_table_per_category_is_the_seed_mean_of_the_records():
-    tables = T.per_depth_tables(_hand_frame(), per_category=True)
+    tables = D.per_depth_tables(_hand_frame(), per_category=True)
     assert [t.title for t in tables] == [
         "rcae, carpet (MVTec AD): per-depth test signal", "rcae, bottle (MVTec AD): per-depth test signal"]
     bottle = tables[1]
@@ -55,7 +51,7 @@ def test_per_depth_table_per_category_is_the_seed_mean_of_the_records():
     # recon step 1 I-AUROC: seeds 0.80 and 0.90 -> 85.0 ± std([80, 90], ddof=1) = 7.07
     assert bottle.rows[0] == ["1", "85.0±7.1", "72.0±2.8", "86.0±1.4", "74.0±2.8"]
     assert bottle.rows[1] == ["2", "92.0±2.8", "76.0±1.4", "94.0±2.8", "81.0±1.4"]
-    assert bottle.rows[2] == [T.CRD_ROW, T.MISSING, T.MISSING, "96.0±1.4", "91.0±1.4"] and 2 in bottle.rule_before
+    assert bottle.rows[2] == [D.CRD_ROW, MISSING, MISSING, "96.0±1.4", "91.0±1.4"] and 2 in bottle.rule_before
     num = bottle.numeric.set_index(["family", "step", "metric"])
     assert num.loc[("recon", "1", "i_auroc"), "value"] == pytest.approx(0.85)
     assert num.loc[("recon", "1", "i_auroc"), "std"] == pytest.approx(np.std([0.80, 0.90], ddof=1))
@@ -64,7 +60,7 @@ def test_per_depth_table_per_category_is_the_seed_mean_of_the_records():
 
 
 def test_per_depth_table_aggregated_is_the_mean_over_categories_of_seed_means():
-    (table,) = T.per_depth_tables(_hand_frame(), per_category=False)
+    (table,) = D.per_depth_tables(_hand_frame(), per_category=False)
     assert table.title == "rcae, mean over 2 categories (MVTec AD): per-depth test signal"
     num = table.numeric.set_index(["family", "step", "metric"])
     # recon step 1 I-AUROC: bottle seed mean 0.85, carpet 0.60 -> 0.725; per-seed means 0.70 and 0.90
@@ -74,9 +70,9 @@ def test_per_depth_table_aggregated_is_the_mean_over_categories_of_seed_means():
     assert table.rows[0][1] == "72.5±14.1"
 
 
-def test_per_depth_on_fake_records_equals_the_record_files(fake):
-    _, frame = fake
-    stats, per_category = T.per_depth_stats(frame)
+def test_per_depth_on_fake_records_equals_the_record_files(fake_frame):
+    frame = fake_frame
+    stats, per_category = D.per_depth_stats(frame)
     assert not per_category  # 24 (configuration, category) pairs carry diagnostics: one table per configuration
     label = "rcae depth=3 coverage=0.3"
     by_category = {}
@@ -88,12 +84,12 @@ def test_per_depth_on_fake_records_equals_the_record_files(fake):
     row = stats[(stats["label"] == label) & (stats["family"] == "detail") & (stats["step"] == "2") & (stats["metric"] == "p_auroc")]
     assert row["value"].iloc[0] == pytest.approx(expected)
     # without DPN there is no detail family, without CRD no CRD row
-    no_dpn = [t for t in T.per_depth_tables(frame) if t.title.startswith("rcae depth=3 use_crd=False use_dpn=False")][0]
-    assert all(r[3] == T.MISSING for r in no_dpn.rows) and T.CRD_ROW not in [r[0] for r in no_dpn.rows]
+    no_dpn = [t for t in D.per_depth_tables(frame) if t.title.startswith("rcae depth=3 use_crd=False use_dpn=False")][0]
+    assert all(r[3] == MISSING for r in no_dpn.rows) and D.CRD_ROW not in [r[0] for r in no_dpn.rows]
 
 
 def test_per_depth_figure_png_and_svg(tmp_path):
-    stats, _ = T.per_depth_stats(_hand_frame(), per_category=True)
+    stats, _ = D.per_depth_stats(_hand_frame(), per_category=True)
     figures = P.per_depth_figures(stats, tmp_path, max_figures=1)
     assert len(figures) == 1 and figures[0].png.name == "per_depth_mvtec_rcae_carpet.png"
     assert figures[0].png.stat().st_size > 2000 and figures[0].svg.stat().st_size > 2000
@@ -102,11 +98,11 @@ def test_per_depth_figure_png_and_svg(tmp_path):
 def test_no_diagnostics_no_tables():
     frame = agg.records_frame([TrialRecord(config={}, config_hash="h", dataset="mvtec", category="bottle", method="fae",
                                            metrics={"test": {"i_auroc": 0.9}})])
-    assert T.per_depth_tables(frame) == [] and T.scoring_tables(frame) == []
+    assert D.per_depth_tables(frame) == [] and D.scoring_tables(frame) == []
 
 
 # ----------------------------------------------------------------------------------------------
-# scoring variants and footers
+# scoring variants, and the scoring stated in footers
 
 
 def test_scoring_table_cells_are_seed_means_and_best_is_bold():
@@ -118,7 +114,7 @@ def test_scoring_table_cells_are_seed_means_and_best_is_bold():
         _record(0, "bottle", {}, {}, (0.9, 0.9), scorings(0.90, 0.80)),
         _record(1, "bottle", {}, {}, (0.9, 0.9), scorings(0.94, 0.70)),
     ])
-    (table,) = T.scoring_tables(frame)
+    (table,) = D.scoring_tables(frame)
     assert table.header == ["Configuration", "Configured", "auto|none", "auto|pixel"]
     assert table.rows == [["rcae", "auto|pixel", "75.0±7.1 / 80.0±0.0", "**92.0±2.8** / **90.0±0.0**"]]
     assert "scoring: anomaly_map=auto, standardize=pixel" in table.footer
@@ -127,9 +123,9 @@ def test_scoring_table_cells_are_seed_means_and_best_is_bold():
     assert "auto\\|pixel" in table.to_markdown() and "auto\\textbar{}pixel" in table.to_latex()
 
 
-def test_scoring_tables_on_fake_records_cover_the_rcae_mvtec_configurations(fake):
-    _, frame = fake
-    (table,) = T.scoring_tables(frame)  # VisA records carry no scorings
+def test_scoring_tables_on_fake_records_cover_the_rcae_mvtec_configurations(fake_frame):
+    frame = fake_frame
+    (table,) = D.scoring_tables(frame)  # VisA records carry no scorings
     assert table.header[2:] == ["auto|none", "auto|pixel", "fused|pixel", "residual_mean|pixel"]
     assert len(table.rows) == frame.loc[frame["method"].eq("rcae") & frame["dataset"].eq("mvtec") & frame["status"].eq("ok"), "label"].nunique()
     # the configured variant equals the records' metrics
@@ -138,53 +134,15 @@ def test_scoring_tables_on_fake_records_cover_the_rcae_mvtec_configurations(fake
     assert num.loc[("rcae depth=2 coverage=0.3", "auto|pixel", "aupro"), "value"] == pytest.approx(ok["test.aupro"].mean())
 
 
-def test_footer_names_the_scoring_of_rcae_and_convae_records():
-    base = {"status": "ok", "dataset": "mvtec", "category": "bottle", "seed": 0}
-    frame = pd.DataFrame([{**base, "method": "rcae", "config.eval.anomaly_map": "fused", "config.eval.standardize": "none"}])
-    assert "scoring: anomaly_map=fused, standardize=none;" in T.footer_text(frame)
-    legacy = frame.assign(**{"config.eval.anomaly_map": "crd", "config.eval.standardize": True})  # before none|pixel
-    assert "scoring: anomaly_map=crd, standardize=pixel;" in T.footer_text(legacy)
-    mixed = pd.concat([frame, frame, legacy, frame.assign(method="fae")], ignore_index=True)
-    assert T.scoring_text(mixed) == ("scoring: anomaly_map=crd, standardize=pixel (1 records); "
-                                     "anomaly_map=fused, standardize=none (2 records) for RcAE")
-    assert T.scoring_text(frame.assign(method="hfr")) == "scoring: each method's own map (HFR-AE)"
-    assert T.scoring_text(frame.drop(columns=["config.eval.standardize"])) == "scoring: not recorded"
-
-
-def test_ladder_ablation_and_comparison_footers_state_the_scoring(fake):
-    _, frame = fake
-    tables = T.comparison_tables(frame) + [r.table for r in T.ablation_tables(frame) if r.table is not None]
+def test_ladder_ablation_and_comparison_footers_state_the_scoring(fake_frame):
+    frame = fake_frame
+    tables = comparison_tables(frame) + [r.table for r in ablation_tables(frame) if r.table is not None]
     for table in tables:
         assert "scoring: anomaly_map=" in table.footer and "standardize=" in table.footer, table.name
 
 
 # ----------------------------------------------------------------------------------------------
-# summary and whole reports
-
-
-def test_summary_has_selection_fidelity(fake):
-    _, frame = fake
-    text, tables = T.summary_markdown(frame)
-    assert "## Selection fidelity" in text
-    numeric = tables["fidelity"].numeric.set_index("metric")
-    expected = agg.selection_fidelity(frame, "p_auroc")
-    assert numeric.loc["p_auroc", "kendall"] == pytest.approx(expected["kendall"])
-    for line in agg.fidelity_lines(expected):
-        assert line in text
-
-
-def test_summary_warns_when_validation_ranks_poorly_and_saturates():
-    vals, tests = (0.5, 0.985, 0.99), (0.9, 0.8, 0.7)
-    records = [
-        TrialRecord(config={"model": {"method": "rcae", "depth": d}}, config_hash=f"h{d}", dataset="mvtec", category="bottle",
-                    method="rcae", metrics={"val": {"i_auroc": v}, "test": {"i_auroc": t}})
-        for d, v, t in zip((1, 2, 3), vals, tests)
-    ]
-    text, _ = T.summary_markdown(agg.records_frame(records))
-    assert ("Warning: validation ranks configurations poorly against test (Spearman -1.00, Kendall -1.00 < 0.5); "
-            "the selected configuration may not be the best on test.") in text
-    assert "Warning: validation saturates: 67% of configurations (2 of 3) reach val I-AUROC >= 0.98" in text
-    assert "| val P-AUROC vs test P-AUROC | 0 | not enough configurations |" in text
+# whole reports of older records
 
 
 def _strip_v2(path):

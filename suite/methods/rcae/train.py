@@ -1,0 +1,187 @@
+"""RcAE / DPN / CRD trained in three stages, and the plain ConvAE baseline (stage 1 only).
+
+Stage 1 trains the reconstruction network on corrupted normals (target clean) with the recursion
+depth drawn per batch (``train.depth_loss=all``: every depth each step); stage 2 freezes it and
+trains the DPN on clean normals (``model.dpn_input=corrupted``: on corrupted inputs with clean
+targets); stage 3 freezes both and trains the CRD on pseudo-anomalies with exact masks
+(``suite.data.pseudo``). Each stage's loss is a small callable class below; ``train`` runs them
+through the stage cache and hands the frozen networks to an ``RcAEScorer`` fitted on held-out
+normals.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from suite.config import Config
+from suite.data.augment import training_pair
+from suite.data.occluders import texture_bank
+from suite.data.pseudo import crd_training_batch
+from suite.losses import all_depths_loss, detail_loss, detection_loss, reconstruction_loss, sample_depth
+from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
+from suite.methods.rcae.crd import CRD
+from suite.methods.rcae.dpn import DPN
+from suite.methods.rcae.model import RcAE
+from suite.methods.rcae.scorer import RcAEInference, RcAEScorer, crd_steps
+from suite.scoring import gaussian_blur, topk_mean
+from suite.training import freeze, train_stage
+
+TEXTURE_SEED_OFFSET = 7_919
+DONORS = 8  # normals a batch may paste patches from
+
+
+def crd_channels(cfg: Config) -> int:
+    """CRD input channels per step: I_D^n ⊕ I (6), or z(|I_D^n - I|) ⊕ |I_D^n - I_D^(n-1)| ⊕ I (9)."""
+    return 6 if cfg.model.crd_input == "paper" else 9
+
+
+def build_networks(cfg: Config) -> dict[str, nn.Module]:
+    m = cfg.model
+    if m.method == "convae":
+        from suite.methods.convae.model import ConvAE
+
+        return {"ae": ConvAE(in_ch=3, width=m.width, depth=m.depth, skip=m.skip, code_channels=m.code_channels)}
+    nets: dict[str, nn.Module] = {
+        "ae": RcAE(in_ch=3, width=m.width, depth=m.depth, skip=m.skip, shared_weights=m.shared_weights,
+                   code_channels=m.code_channels)
+    }
+    if m.use_dpn:
+        nets["dpn"] = DPN(in_ch=3, width=m.dpn_width)
+    if m.use_crd:
+        nets["crd"] = CRD(in_ch=crd_channels(cfg), width=m.crd_width)
+    return nets
+
+
+def _donors(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    return images[torch.randint(0, images.shape[0], (min(DONORS, images.shape[0]),), generator=g)]
+
+
+class ReconstructionStageLoss:
+    """Stage 1: ``L_rec(I, f^n(corrupt(I)))`` (L1 + gradient L1, ``suite.losses``) at a sampled depth
+    n (``train.depth_sampling``), or summed over every depth (``train.depth_loss=all``); ConvAE
+    always runs its full depth."""
+
+    def __init__(self, cfg: Config, images: torch.Tensor, device: torch.device, recursive: bool):
+        self.cfg, self.images, self.device, self.recursive = cfg, images, device, recursive
+
+    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        cfg = self.cfg
+        inp, target, _ = training_pair(batch.cpu(), cfg.augment, g, donors=_donors(self.images, g))
+        inp, target = inp.to(self.device), target.to(self.device)
+        if not self.recursive:
+            return reconstruction_loss(target, model(inp))
+        if cfg.train.depth_loss == "all":
+            return all_depths_loss(target, model(inp, "all"))
+        return reconstruction_loss(target, model(inp, sample_depth(cfg.model.depth, g, cfg.train.depth_sampling)))
+
+
+class DetailStageLoss:
+    """Stage 2: the DPN restores detail, ``L = L_rec(I, I_R^n + DPN(I_R^n ⊕ ∇x))`` with the
+    reconstruction network frozen; x is I (``model.dpn_input=clean``) or corrupt(I)."""
+
+    def __init__(self, cfg: Config, ae: nn.Module, images: torch.Tensor, device: torch.device):
+        self.cfg, self.ae, self.images, self.device = cfg, ae, images, device
+
+    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        cfg, inp = self.cfg, batch
+        if cfg.model.dpn_input == "corrupted":
+            inp, _, _ = training_pair(batch.cpu(), cfg.augment, g, donors=_donors(self.images, g))
+            inp = inp.to(self.device)
+        n = sample_depth(cfg.model.depth, g, cfg.train.depth_sampling)
+        with torch.no_grad():
+            recon = self.ae(inp, n)
+        return detail_loss(batch, recon, model(recon, inp))
+
+
+class DetectionStageLoss:
+    """Stage 3: the CRD segments pseudo-anomalies from the frozen recursion's steps,
+    ``L = detection_loss(CRD(stack(I_D^n ⊕ I)), mask)`` (masks pooled to the CRD's resolution)."""
+
+    def __init__(self, cfg: Config, infer: RcAEInference, images: torch.Tensor, device: torch.device,
+                 textures: torch.Tensor | None):
+        self.cfg, self.infer, self.images, self.device, self.textures = cfg, infer, images, device, textures
+
+    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        cfg, infer = self.cfg, self.infer
+        corrupted, masks = crd_training_batch(batch.cpu(), cfg.augment, cfg.pseudo, g,
+                                              donors=_donors(self.images, g), textures=self.textures)
+        corrupted, masks = corrupted.to(self.device), masks.to(self.device)
+        with torch.no_grad():
+            stack = infer.crd_input(corrupted, infer.details(corrupted, infer.reconstructions(corrupted)))
+        pred = model(stack)
+        if pred.shape[-2:] != masks.shape[-2:]:
+            masks = F.adaptive_avg_pool2d(masks, pred.shape[-2:])
+        return detection_loss(pred, masks)
+
+
+def _texture_bank(cfg: Config) -> torch.Tensor | None:
+    if "occluders" not in cfg.pseudo.families:
+        return None
+    bank, _ = texture_bank(cfg.pseudo.texture_root, cfg.data.image_size, cfg.runtime.seed + TEXTURE_SEED_OFFSET,
+                           "pseudo.texture_root")
+    return bank
+
+
+def _reconstruction_probe(ae: nn.Module, cfg: Config) -> TrainedMethod:
+    """Scores ``|I - f(I)|`` with what stage 1 has trained so far (periodic validation)."""
+
+    def predict(imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        amap = (ae(imgs) - imgs).abs().mean(dim=1, keepdim=True)
+        return {"map": gaussian_blur(amap, cfg.eval.smooth_sigma)}
+
+    return TrainedMethod(predict=predict, score=lambda m: topk_mean(m, cfg.eval.top_k), modules={"ae": ae})
+
+
+def _run_stage(ctx: TrainContext, stage: str, module: nn.Module, loss, times: dict, info: dict,
+               on_epoch_end=None) -> None:
+    cfg = ctx.cfg
+
+    def run(path: str) -> None:
+        train_stage(stage, module, loss, ctx.train_images, getattr(cfg.train, stage), checkpoint_path=path,
+                    on_epoch_end=on_epoch_end, **stage_options(ctx, stage))
+
+    times[stage], info[f"{stage}_from_cache"] = cached_stage(ctx, stage, module, run)
+    freeze(module)
+
+
+def _scoring_normals(ctx: TrainContext) -> tuple[torch.Tensor, str]:
+    normals = ctx.calib_images
+    if ctx.cfg.eval.fit_on == "train" or normals is None or len(normals) < 2:
+        if ctx.cfg.eval.fit_on == "calib":
+            ctx.log("[scoring] fewer than 2 calibration normals: scoring statistics fitted on the train normals")
+        return ctx.train_images, "train"
+    return normals, "calib"
+
+
+def train(ctx: TrainContext) -> TrainedMethod:
+    cfg, device, images = ctx.cfg, ctx.device, ctx.train_images
+    nets = build_networks(cfg)
+    for net in nets.values():
+        net.to(device)
+    recursive = cfg.model.method != "convae"
+    steps = list(range(1, cfg.model.depth + 1)) if recursive else [cfg.model.depth]
+    infer = RcAEInference(nets, cfg, steps, crd_steps(cfg) if recursive else steps)
+    times: dict[str, float] = {}
+    info: dict[str, object] = {}
+    ae = nets["ae"]
+
+    hook = probe_hook(ctx, ae, _reconstruction_probe(ae, cfg))
+    _run_stage(ctx, "stage1", ae, ReconstructionStageLoss(cfg, images, device, recursive), times, info, hook)
+    if "dpn" in nets:
+        _run_stage(ctx, "stage2", nets["dpn"], DetailStageLoss(cfg, ae, images, device), times, info)
+    if "crd" in nets:
+        if cfg.model.crd_input == "discrepancy":
+            infer.fit_discrepancy_norm(images, device)
+        loss = DetectionStageLoss(cfg, infer, images, device, _texture_bank(cfg))
+        _run_stage(ctx, "stage3", nets["crd"], loss, times, info)
+
+    scorer = RcAEScorer(infer, cfg)
+    normals, fitted_on = _scoring_normals(ctx)
+    scorer.fit(normals, device)
+    kind = scorer.resolve(cfg.eval.anomaly_map)
+    info.update({"scoring": f"{kind}|{cfg.eval.standardize}", "scoring_fit_on": fitted_on,
+                 "scoring_fit_n": len(normals)})
+    return TrainedMethod(predict=scorer.predict, extra_maps=scorer.extra_maps, score=scorer.score, modules=nets,
+                         stage_times=times, info=info, steps=steps)

@@ -1,0 +1,445 @@
+"""The sweep driver: Ray Tune trials that call ``run_trial``, sampled by Optuna or a grid.
+
+A sweep reads a declarative space from ``search_spaces/`` (see ``suite.orchestration.spaces``):
+``SPACE`` specs are sampled by ``OptunaSearch`` with a seeded TPE sampler, ``GRID`` / ``CONFIGS``
+points and an ablation's ``ROWS`` run through Tune's grid search (``--trials`` then counts seeds per
+point: seed, seed+1, ...); a trial of an ablation row stores the table and row ids in its records.
+
+Objectives (validation split only; test data never steers a search):
+
+- ``val_i_auroc``: maximise the image AUROC on the held-out validation set;
+- ``val_mix``: maximise ``(1 - w) * val_i_auroc + w * val_p_auroc``, ``w = --p-weight``;
+- ``multi``: maximise ``val_i_auroc`` and minimise the cost metric (``latency_ms`` or ``gflops``)
+  with a multi-objective Optuna study; the non-dominated trials go to ``pareto.csv`` / ``.json``.
+
+ASHA (single objective, SPACE sweeps) stops weak trials early on the periodic validation reports
+of stage 1; when it is on and ``train.eval_every`` is 0, the sweep validates about four times per
+stage 1 (``eval_every = max(1, stage1.epochs // 4)``). Grid and list sweeps are ablation tables
+whose every row must finish, so they never use ASHA.
+
+Modes: *pooled* (default) — each trial runs every category one after another in its own process
+(sequential keeps one trial = one CPU's worth of work, so concurrency is simply trials in
+parallel) and reports the mean over categories; *per-category* — one Tune experiment (one study)
+per category.
+
+Layout under ``<storage>/<name>/``::
+
+    sweep.json                      options, space, categories (checked on --resume)
+    records/<trial_id>/<category>/  run_trial's out folder: record.json, checkpoints/, gallery.npz
+    records/<trial_id>/params.json  the trial's sampled overrides
+    tune-<study>/                   Ray Tune's experiment (state for --resume, trial checkpoints)
+    train_runs/                     Ray Train runs (only with --num-workers > 1)
+    records.csv                     one row per record (suite.aggregate.records_frame)
+    pareto.csv, pareto.json         multi-objective sweeps only
+    ../stage_cache/                 stage checkpoints shared by every sweep under the same storage
+
+Fault tolerance: a failed trial is retried from its last Tune checkpoint (``--max-failures``; the
+trial side is in ``suite.orchestration.trial``); ``RecordGaps`` writes a "stopped" / "failed" record
+for every trial that ended without one. A killed sweep continues with ``--resume``
+(``Tuner.restore(..., resume_errored=True)``) once its options match ``sweep.json``.
+
+The code that runs inside a trial is ``suite.orchestration.trial``; records.csv, the trial table,
+the Pareto set and the best trials are built by ``suite.orchestration.results`` (no Ray).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from suite.config import Config, ConfigError, load_yaml, with_overrides
+from suite.orchestration.results import best_trials, trial_table, write_pareto, write_records_csv
+from suite.orchestration.spaces import SearchSpace, check_space, encoded_choices, load_space
+from suite.orchestration.trial import TrialPlan, run_sweep_trial
+from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, code_versions, write_record
+
+OBJECTIVES = ("val_i_auroc", "val_mix", "multi")
+COST_METRICS = ("latency_ms", "gflops")
+
+
+@dataclass
+class SweepOptions:
+    space: str  # a name in search_spaces/ or a path to a .py space file
+    categories: list[str] = field(default_factory=lambda: ["synth_texture"])
+    trials: int | None = None  # SPACE: number of trials (default 8); GRID/CONFIGS/ROWS: seeds per point (default 1)
+    address: str | None = None  # None = local Ray; "auto" or "HOST:PORT" = join a cluster
+    storage: str = "runs/sweeps"  # filesystem path (shared by all nodes on a cluster)
+    name: str | None = None  # default: <space>-<YYYYmmdd-HHMMSS>
+    resume: bool = False
+    per_category: bool = False
+    objective: str = "val_i_auroc"  # one of OBJECTIVES
+    p_weight: float = 0.5  # weight of val_p_auroc in val_mix
+    cost_metric: str = "latency_ms"  # one of COST_METRICS (objective multi)
+    select_on: str = "val"  # split used for model selection, stored in every record
+    num_workers: int = 1  # Ray Train DDP workers per training (1 = run_trial in the trial process)
+    use_gpu: bool = False
+    cpus_per_trial: float = 1.0  # CPUs per trial (per Train worker when num_workers > 1)
+    concurrent: int = 0  # max concurrent trials (0 = as many as the CPUs allow)
+    max_failures: int = 1  # retries of a failed trial from its last checkpoint
+    asha: bool = True
+    seed: int = 0  # sampler seed
+    num_cpus: int | None = None  # CPUs of a local Ray instance (default: all)
+    use_stage_cache: bool = True  # share trained stages via <storage>/stage_cache (False: every trial trains all)
+    verbose: int = 1  # Tune progress output: 0 silent, 1 status table, 2 + trial results
+    # Testing hook: path of a marker file; the first trial to report a checkpoint while the marker
+    # is absent creates it and SIGKILLs its own process (to exercise retry-from-checkpoint).
+    kill_once_after_checkpoint: str | None = None
+
+
+# driver side
+
+
+def _default_trials(space: SearchSpace, trials: int | None) -> int:
+    if trials is not None:
+        if trials < 1:
+            raise ConfigError("--trials must be >= 1")
+        return trials
+    return 8 if space.kind == "optuna" else 1
+
+
+def _check_options(opts: SweepOptions) -> None:
+    if opts.objective not in OBJECTIVES:
+        raise ConfigError(f"sweep objective {opts.objective!r} is not one of {', '.join(OBJECTIVES)}")
+    if opts.cost_metric not in COST_METRICS:
+        raise ConfigError(f"sweep cost metric {opts.cost_metric!r} is not one of {', '.join(COST_METRICS)}")
+    if opts.select_on not in ("val", "test"):
+        raise ConfigError("sweep select_on must be 'val' or 'test'")
+    if not 0.0 <= opts.p_weight <= 1.0:
+        raise ConfigError("sweep p_weight must be in [0, 1]")
+    if opts.num_workers < 1 or opts.cpus_per_trial <= 0 or opts.max_failures < 0 or opts.concurrent < 0:
+        raise ConfigError("sweep needs num_workers >= 1, cpus_per_trial > 0, max_failures >= 0, concurrent >= 0")
+    if not opts.categories:
+        raise ConfigError("sweep needs at least one category")
+    if "://" in str(opts.storage):
+        raise ConfigError(
+            f"sweep storage {opts.storage!r}: records and the stage cache are plain files, so --storage must be "
+            "a filesystem path (on a cluster: a shared mount such as NFS, the same path on every node)"
+        )
+
+
+def _asha_plan(cfg: Config, space: SearchSpace, opts: SweepOptions) -> tuple[Config, bool, int]:
+    """(config with eval/checkpoint cadence set, whether ASHA runs, max reports per trial)."""
+    use_asha = opts.asha and opts.objective != "multi" and space.kind == "optuna"
+    updates: dict[str, Any] = {}
+    if use_asha and cfg.train.eval_every == 0:
+        updates["train.eval_every"] = max(1, cfg.train.stage1.epochs // 4)
+    every = updates.get("train.eval_every", cfg.train.eval_every)
+    if every and cfg.train.checkpoint_every == 0:
+        # Each periodic report carries a checkpoint; make it a mid-stage one so a retry resumes there.
+        updates["train.checkpoint_every"] = every
+    if updates:
+        cfg = with_overrides(cfg, updates)
+    epochs = cfg.train.stage1.epochs
+    spec = space.space.get("train.stage1.epochs")
+    if spec:
+        epochs = max(epochs, int(spec.get("high", max(spec.get("choices", [epochs])))))
+    per_category = epochs // every if every else 0
+    n_cat = 1 if opts.per_category else len(opts.categories)
+    return cfg, use_asha, max(1, n_cat * per_category + 1)
+
+
+def _optuna_search(space: SearchSpace, opts: SweepOptions, study_index: int):
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from ray.tune.search.optuna import OptunaSearch
+
+    dists: dict[str, Any] = {}
+    for key, spec in space.space.items():
+        if spec["type"] == "int":
+            dists[key] = IntDistribution(spec["low"], spec["high"], log=spec["log"], step=spec.get("step", 1))
+        elif spec["type"] == "float":
+            dists[key] = FloatDistribution(float(spec["low"]), float(spec["high"]), log=spec["log"],
+                                           step=spec.get("step"))
+        else:
+            dists[key] = CategoricalDistribution(encoded_choices(spec))
+    # TPE handles one or several objectives; seeded so a sweep's proposals are reproducible.
+    sampler = optuna.samplers.TPESampler(seed=opts.seed + study_index)
+    if opts.objective == "multi":
+        return OptunaSearch(space=dists, metric=["val_i_auroc", opts.cost_metric], mode=["max", "min"],
+                            sampler=sampler)
+    metric = "val_mix" if opts.objective == "val_mix" else "val_i_auroc"
+    return OptunaSearch(space=dists, metric=metric, mode="max", sampler=sampler)
+
+
+def _trial_error_summary(trial: Any) -> str:
+    """First and last line of the trial's latest failure, from Tune's local error file."""
+    try:
+        text = Path(trial.error_file).read_text() if trial.error_file else ""
+    except OSError:
+        text = ""
+    block = text.rsplit("Failure # ", 1)[-1]
+    lines = [line.strip() for line in block.splitlines()[1:] if line.strip()]
+    if not lines:
+        return "trial process failed without writing a record"
+    summary = lines[0] if len(lines) == 1 or lines[0] == lines[-1] else f"{lines[0]} ... {lines[-1]}"
+    return summary[:500]
+
+
+class RecordGaps(tune.Callback):
+    """Tune callback (driver side): write records for trials that ended without one.
+
+    A trial stopped early by ASHA is interrupted inside ``run_trial``; a trial whose process died
+    on its last attempt never wrote its record. Both get a record (status "stopped" / "failed") in
+    every category folder that was started, so the sweep's records account for every trial.
+    """
+
+    def __init__(self, records_dir: str, sweep: str, select_on: str):
+        self.records_dir, self.sweep, self.select_on = Path(records_dir), sweep, select_on
+
+    def _fill(self, trial: Any, status: str, error: str) -> None:
+        trial_dir = self.records_dir / str(trial.trial_id)
+        if not trial_dir.is_dir():
+            return
+        last = {k: v for k, v in (trial.last_result or {}).items()
+                if isinstance(v, (int, float, str, bool)) or v is None}
+        for cat_dir in sorted(p for p in trial_dir.iterdir() if p.is_dir()):
+            if (cat_dir / RECORD_NAME).exists() or not (cat_dir / "config.yaml").exists():
+                continue
+            try:
+                cfg = load_yaml(cat_dir / "config.yaml")
+            except (ConfigError, OSError):
+                continue
+            record = TrialRecord(
+                config=cfg.to_dict(), config_hash=cfg.hash(), dataset=cfg.data.dataset,
+                category=cfg.data.category, method=cfg.model.method, status=status, error=error,
+                history=[last] if last else [], trial_id=str(trial.trial_id), sweep=self.sweep,
+                seed=cfg.runtime.seed, selection=self.select_on, versions=code_versions(),
+            )
+            write_record(record, cat_dir / RECORD_NAME)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        if last.get("final") is not True:
+            self._fill(trial, "stopped", f"stopped early by the scheduler at report {last.get('training_iteration')}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._fill(trial, "failed", _trial_error_summary(trial))
+
+
+def _concurrency(opts: SweepOptions, per_trial_cpus: float, cap: int) -> int:
+    if opts.concurrent:
+        return min(opts.concurrent, cap)
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(cap, int(cpus // per_trial_cpus + 1e-9)))
+
+
+def _trial_dirname(trial: Any) -> str:
+    return str(trial.trial_id)
+
+
+def _run_study(
+    study: str,
+    categories: list[str],
+    index: int,
+    base_cfg: Config,
+    space: SearchSpace,
+    opts: SweepOptions,
+    sweep_dir: Path,
+    name: str,
+    use_asha: bool,
+    max_reports: int,
+    n_trials: int,
+) -> Path:
+    from ray.tune.schedulers import ASHAScheduler
+
+    from suite.orchestration.env import TRAIN_DRIVER, has_train_driver_resource
+
+    plan = TrialPlan(
+        base_cfg=base_cfg, space=space, categories=categories, sweep_name=name,
+        records_dir=str(sweep_dir / "records"),
+        stage_cache=str(sweep_dir.parent / "stage_cache") if opts.use_stage_cache else None,
+        train_storage=str(sweep_dir / "train_runs"), objective=opts.objective, p_weight=opts.p_weight,
+        cost_metric=opts.cost_metric, select_on=opts.select_on, num_workers=opts.num_workers,
+        use_gpu=opts.use_gpu, cpus_per_trial=opts.cpus_per_trial, kill_marker=opts.kill_once_after_checkpoint,
+    )
+
+    def sweep_trial(config: dict[str, Any]) -> None:
+        run_sweep_trial(config, plan)
+
+    if opts.num_workers > 1:
+        if not has_train_driver_resource():
+            raise ConfigError(
+                f"--num-workers {opts.num_workers} inside a sweep needs the custom resource {TRAIN_DRIVER} on the "
+                f"cluster; start the nodes with: ray start ... --resources '{{\"{TRAIN_DRIVER}\": 8}}'"
+            )
+        # The trial process only drives the Train run; its workers hold the CPUs (see env.py).
+        trainable = tune.with_resources(sweep_trial, {TRAIN_DRIVER: 1})
+        per_trial_cpus = opts.num_workers * opts.cpus_per_trial
+    else:
+        resources = {"cpu": opts.cpus_per_trial}
+        if opts.use_gpu:
+            resources["gpu"] = 1
+        trainable = tune.with_resources(sweep_trial, resources)
+        per_trial_cpus = opts.cpus_per_trial
+
+    exp_name = f"tune-{study}"
+    exp_path = sweep_dir / exp_name
+    run_config = tune.RunConfig(
+        name=exp_name,
+        storage_path=str(sweep_dir),
+        failure_config=tune.FailureConfig(max_failures=opts.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[RecordGaps(plan.records_dir, name, opts.select_on)],
+        verbose=opts.verbose,
+    )
+    if opts.resume and tune.Tuner.can_restore(str(exp_path)):
+        print(f"[sweep] resuming {exp_path}", flush=True)
+        tuner = tune.Tuner.restore(str(exp_path), trainable=trainable, resume_errored=True)
+        tuner.fit()
+        return exp_path
+
+    single = opts.objective != "multi"
+    metric = opts.objective if single else None
+    mode = "max" if single else None
+    if space.kind == "optuna":
+        search_alg = _optuna_search(space, opts, index)
+        param_space = None
+        num_samples = n_trials
+        cap = n_trials
+    else:
+        search_alg = None
+        param_space = {"point": tune.grid_search(space.points)}
+        if n_trials > 1:
+            param_space["repeat"] = tune.grid_search(list(range(n_trials)))
+        num_samples = 1
+        cap = len(space.points) * n_trials
+    scheduler = None
+    if use_asha:
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration", max_t=max_reports, grace_period=max(1, max_reports // 3),
+            reduction_factor=2,
+        )
+    tune_config = tune.TuneConfig(
+        metric=metric,
+        mode=mode,
+        search_alg=search_alg,
+        scheduler=scheduler,
+        num_samples=num_samples,
+        max_concurrent_trials=_concurrency(opts, per_trial_cpus, cap),
+        reuse_actors=True,  # a new trial reuses an idle trial process: no new worker, no torch import
+        trial_dirname_creator=_trial_dirname,
+    )
+    tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    tuner.fit()
+    return exp_path
+
+
+def _sweep_meta(space: SearchSpace, base_cfg: Config, opts: SweepOptions, n_trials: int) -> dict[str, Any]:
+    return {
+        "space": str(space.path),
+        "space_kind": space.kind,
+        "categories": list(opts.categories),
+        "per_category": opts.per_category,
+        "objective": opts.objective,
+        "p_weight": opts.p_weight,
+        "cost_metric": opts.cost_metric,
+        "trials": n_trials,
+        "base_config_hash": base_cfg.hash(),
+        "base_config": base_cfg.to_dict(),
+    }
+
+
+def _check_resume_meta(path: Path, meta: dict[str, Any]) -> None:
+    old = json.loads(path.read_text())
+    diffs = [k for k in ("space", "categories", "per_category", "objective", "p_weight", "cost_metric", "trials",
+                         "base_config_hash") if old.get(k) != meta.get(k)]
+    if diffs:
+        detail = "; ".join(f"{k}: was {old.get(k)!r}, now {meta.get(k)!r}" for k in diffs if k != "base_config_hash")
+        if "base_config_hash" in diffs:
+            detail += ("; " if detail else "") + "the base config (preset/file/overrides) differs"
+        raise ConfigError(f"--resume of {path.parent.name} needs the options it started with ({detail})")
+
+
+
+def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
+    """Run (or resume) a sweep; returns paths: records_dir, records_csv (+ pareto_csv/json for multi)."""
+    from suite.orchestration.cluster import describe_cluster, format_cluster
+    from suite.orchestration.env import init_ray, shutdown_ray
+
+    _check_options(opts)
+    # Each report carries a checkpoint and CheckpointConfig(num_to_keep) then forces state snapshots;
+    # they are what makes --resume exact, so silence Tune's warning about their frequency.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    space = load_space(opts.space)
+    base_cfg = check_space(space, cfg)
+    for cat in opts.categories:
+        with_overrides(base_cfg, {"data.category": cat})
+    if opts.objective == "multi" and not base_cfg.eval.cost:
+        raise ConfigError("--objective multi needs the cost measured: set eval.cost=true")
+    base_cfg, use_asha, max_reports = _asha_plan(base_cfg, space, opts)
+    n_trials = _default_trials(space, opts.trials)
+
+    storage = Path(opts.storage).expanduser().resolve()
+    name = opts.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    sweep_dir = storage / name
+    meta = _sweep_meta(space, base_cfg, opts, n_trials)
+    meta_path = sweep_dir / "sweep.json"
+    if opts.resume:
+        if not meta_path.exists():
+            raise ConfigError(f"--resume: no sweep named '{name}' under {storage} (missing {meta_path})")
+        _check_resume_meta(meta_path, meta)
+    elif sweep_dir.exists() and any(sweep_dir.iterdir()):
+        raise ConfigError(f"sweep '{name}' already exists under {storage}; pass --resume or choose another --name")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if not opts.resume:
+        atomic_write_json(meta_path, {**meta, "options": asdict(opts), "created": time.time()})
+    (sweep_dir / "records").mkdir(exist_ok=True)
+
+    started = init_ray(opts.address, opts.num_cpus)
+    try:
+        print(format_cluster(describe_cluster()), flush=True)
+        kind = {"optuna": f"{n_trials} Optuna trial(s)", "grid": f"{len(space.points)} grid point(s)",
+                "list": f"{len(space.points)} config(s)"}[space.kind]
+        if space.kind != "optuna" and n_trials > 1:
+            kind += f" x {n_trials} seeds"
+        mode = "per category" if opts.per_category else f"pooled over {len(opts.categories)} categories"
+        print(
+            f"[sweep] {name}: space {space.name} ({kind}), {mode}, objective {opts.objective}"
+            f"{' + ASHA' if use_asha else ''} -> {sweep_dir}",
+            flush=True,
+        )
+        studies = [(c, [c]) for c in opts.categories] if opts.per_category else [("pooled", list(opts.categories))]
+        experiments = []
+        for index, (study, categories) in enumerate(studies):
+            experiments.append(
+                _run_study(study, categories, index, base_cfg, space, opts, sweep_dir, name, use_asha, max_reports,
+                           n_trials)
+            )
+    finally:
+        shutdown_ray(started)
+
+    records_dir = sweep_dir / "records"
+    records_csv, frame = write_records_csv(records_dir, sweep_dir / "records.csv")
+    rows = trial_table(records_dir, opts.select_on, opts.cost_metric)
+    result: dict[str, Any] = {
+        "name": name,
+        "sweep_dir": str(sweep_dir),
+        "records_dir": str(records_dir),
+        "records_csv": str(records_csv),
+        "experiments": [str(p) for p in experiments],
+        "n_records": int(len(frame)),
+        "status": {str(k): int(v) for k, v in frame["status"].value_counts().items()} if len(frame) else {},
+        "trials": rows,
+    }
+    if opts.objective == "multi":
+        pareto_csv, pareto_json = write_pareto(rows, sweep_dir, opts.select_on, opts.cost_metric)
+        result["pareto_csv"], result["pareto_json"] = str(pareto_csv), str(pareto_json)
+        print(f"[sweep] pareto set: {pareto_csv}", flush=True)
+    else:
+        result["best"] = best_trials(rows, opts.objective, opts.p_weight, opts.select_on)
+        for study, row in result["best"].items():
+            print(f"[sweep] best trial of {study}: {row['trial_id']} ({opts.objective} on {opts.select_on} "
+                  f"{row['objective']:.4f}) {row['overrides']}", flush=True)
+    print(f"[sweep] {result['n_records']} record(s) {result['status']} in {records_dir}", flush=True)
+    from suite.aggregate import fidelity_summary  # no Ray: does validation rank the configurations like test?
+
+    for line in fidelity_summary(frame):
+        print(f"[sweep] {line}", flush=True)
+    return result

@@ -1,0 +1,230 @@
+"""The sweep summary: best configuration per category, the pooled ranking, selection fidelity,
+failures, missing results and parameter importance.
+
+Cells hold the mean over the seeds of one configuration on one category; failed and stopped
+records never enter a mean and are listed in the failures table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from suite import aggregate as agg
+from suite.reporting.footer import footer_text
+from suite.reporting.table import MISSING, Table, fmt, pct
+
+
+def fidelity_table(frame: pd.DataFrame, footer: str, metrics: Sequence[str] = ("i_auroc", "p_auroc")) -> Table:
+    """``agg.selection_fidelity`` per metric as a table; its text lines (and warnings) as notes."""
+    results = [agg.selection_fidelity(frame, m) for m in metrics]
+    rows = []
+    for r in results:
+        name = agg.METRIC_NAMES.get(r["metric"], r["metric"])
+        corr = [fmt(r["spearman"], digits=2), fmt(r["kendall"], digits=2)] if r["enough"] else ["not enough configurations", MISSING]
+        skipped = r["skipped_test_selected"] + r["skipped_no_val"] + r["skipped_no_test"]
+        rows.append([f"val {name} vs test {name}", str(r["n_configurations"]), *corr, fmt(pct(r["saturation"]), digits=0), str(skipped)])
+    notes = [
+        "Configurations: the config without seed and category; each gets the mean over its categories of seed means "
+        "on val and on test. Spearman ρ and Kendall τ-b (scipy.stats) rank-correlate the two over configurations; "
+        f"saturation = share of configurations with val ≥ {agg.SATURATION_THRESHOLD:g}. Records selected on test are skipped.",
+    ]
+    notes += [line for r in results for line in agg.fidelity_lines(r)]
+    return Table(
+        name="selection_fidelity",
+        title="Selection fidelity (does validation rank configurations like test?)",
+        header=["Objective", "Configurations", "Spearman ρ", "Kendall τ", "Val saturation (%)", "Skipped records"],
+        rows=rows,
+        notes=notes,
+        footer=footer,
+        numeric=pd.DataFrame(results),
+    )
+
+
+def best_per_category(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.DataFrame, str]:
+    """Best configuration per (dataset, category) by the seed-averaged selection metric.
+
+    Returns the frame (dataset, category, label, selection value, test metrics in %, seeds) and a
+    note when the selection split had to fall back to test.
+    """
+    sel_col, note = agg.selection_column(frame, select_on)
+    ok = agg.ok_records(frame)
+    cols = list(dict.fromkeys([sel_col] + [f"test.{m}" for m in ("i_auroc", "p_auroc", "aupro", "i_f1max", "p_f1max")]))
+    rows = []
+    if ok.empty:
+        return pd.DataFrame(rows), note
+    stats = agg.seed_stats(ok, cols, by=("dataset", "label", "category"))
+    for dataset, category in agg.ordered_categories(ok):
+        group = stats[(stats["dataset"] == dataset) & (stats["category"] == category)]
+        group = group.assign(_key=group[sel_col].fillna(-np.inf)).sort_values("_key", ascending=False, kind="stable")
+        best = group.iloc[0]
+        rows.append(
+            {
+                "dataset": dataset,
+                "category": category,
+                "label": best["label"],
+                "selection": pct(best[sel_col]),
+                **{f"test.{m}": pct(best.get(f"test.{m}", math.nan)) for m in ("i_auroc", "p_auroc", "aupro", "i_f1max", "p_f1max")},
+                "seeds": int(best["n"]),
+                "candidates": len(group),
+            }
+        )
+    return pd.DataFrame(rows), note
+
+
+def pooled_best(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.DataFrame, str]:
+    """Configurations ranked by mean selection metric over categories (seeds averaged first).
+
+    Only configurations covering the most categories of their dataset compete, so one lucky
+    category cannot win the pooled ranking.
+    """
+    sel_col, note = agg.selection_column(frame, select_on)
+    ok = agg.ok_records(frame)
+    cols = list(dict.fromkeys([sel_col, "test.i_auroc", "test.p_auroc", "test.aupro"]))
+    if ok.empty:
+        return pd.DataFrame(), note
+    stats = agg.seed_stats(ok, cols, by=("dataset", "label", "category"))
+    per = stats.groupby(["dataset", "label"]).agg(
+        categories=("category", "nunique"), **{c: (c, "mean") for c in cols}
+    ).reset_index()
+    out = []
+    for dataset, group in per.groupby("dataset", sort=False):
+        full = group[group["categories"] == group["categories"].max()]
+        out.append(full.sort_values(sel_col, ascending=False, na_position="last"))
+    result = pd.concat(out) if out else per
+    for c in cols:
+        result[c] = result[c].map(pct)
+    return result.reset_index(drop=True), note
+
+
+def summary_markdown(
+    frame: pd.DataFrame,
+    record_set: agg.RecordSet | None = None,
+    select_on: str = "val",
+    run_dirs: Sequence[str | Path] = (),
+) -> tuple[str, dict[str, Table]]:
+    """The sweep summary (Markdown) and its tables by name."""
+    sel_col, sel_note = agg.selection_column(frame, select_on)
+    tables: dict[str, Table] = {}
+    footer = footer_text(frame, sel_note)
+    lines = ["# Sweep summary", ""]
+    if run_dirs:
+        lines += ["Run folders: " + ", ".join(f"`{d}`" for d in run_dirs), ""]
+    counts = agg.status_counts(frame)
+    lines += [
+        f"Records: {len(frame)} — " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".",
+        f"Selection metric: `{sel_col}` (requested split: {select_on}).",
+        "",
+    ]
+    if sel_note:
+        lines += [f"**Note:** {sel_note}.", ""]
+
+    # best per category
+    best, _ = best_per_category(frame, select_on)
+    if not best.empty:
+        rows = [
+            [
+                agg.DATASET_NAMES.get(r["dataset"], r["dataset"]),
+                r["category"],
+                r["label"],
+                fmt(r["selection"]),
+                fmt(r["test.i_auroc"]),
+                fmt(r["test.p_auroc"]),
+                fmt(r["test.aupro"]),
+                str(r["seeds"]),
+                str(r["candidates"]),
+            ]
+            for _, r in best.iterrows()
+        ]
+        tables["best_per_category"] = Table(
+            name="best_per_category",
+            title="Best configuration per category",
+            header=["Dataset", "Category", "Configuration", f"{sel_col} (%)", "Test I-AUROC", "Test P-AUROC", "Test AUPRO", "Seeds", "Candidates"],
+            rows=rows,
+            notes=[f"Chosen by the seed-averaged `{sel_col}`; the test columns are that configuration's test metrics."],
+            footer=footer,
+            numeric=best,
+        )
+    pooled, _ = pooled_best(frame, select_on)
+    if not pooled.empty:
+        rows = [
+            [
+                agg.DATASET_NAMES.get(r["dataset"], r["dataset"]),
+                r["label"],
+                str(int(r["categories"])),
+                fmt(r[sel_col]),
+                fmt(r["test.i_auroc"]),
+                fmt(r["test.p_auroc"]),
+                fmt(r["test.aupro"]),
+            ]
+            for _, r in pooled.iterrows()
+        ]
+        if rows:
+            rows[0] = [rows[0][0], f"**{rows[0][1]}**", *rows[0][2:]]
+        tables["pooled"] = Table(
+            name="pooled",
+            title="Pooled ranking (best mean over categories first)",
+            header=["Dataset", "Configuration", "Categories", f"Mean {sel_col} (%)", "Test I-AUROC", "Test P-AUROC", "Test AUPRO"],
+            rows=rows,
+            notes=["Only configurations covering the most categories of their dataset are ranked; the first row per dataset is the pooled best."],
+            footer=footer,
+            numeric=pooled,
+        )
+
+    tables["fidelity"] = fidelity_table(frame, footer)
+
+    # failures, never silently dropped
+    bad = frame[frame["status"] != "ok"] if not frame.empty else frame
+    fail_rows = []
+    for _, r in bad.iterrows():
+        error = str(r.get("error") or "").strip().splitlines()
+        first = error[-1] if error else "(no error message)"
+        fail_rows.append(
+            [str(r["status"]), str(r.get("trial_id")), str(r["category"]), str(r["label"]), first[:200], f"`{r.get('record_path')}`"]
+        )
+    if record_set is not None:
+        for path, err in record_set.unreadable:
+            fail_rows.append(["unreadable", "-", "-", "-", err.splitlines()[0][:200], f"`{path}`"])
+    tables["failures"] = Table(
+        name="failures",
+        title="Failed, stopped and unreadable records",
+        header=["Status", "Trial", "Category", "Configuration", "Error (last line)", "Record"],
+        rows=fail_rows or [["none", "", "", "", "", ""]],
+        notes=["Excluded from every mean and table; listed here so nothing disappears silently."],
+        footer=footer,
+    )
+    missing = agg.missing_pairs(frame)
+    tables["missing"] = Table(
+        name="missing",
+        title="Missing (configuration, category) results",
+        header=["Configuration", "Dataset", "Category", "Reason"],
+        rows=[[lb, agg.DATASET_NAMES.get(d, d), c, reason] for lb, d, c, reason in missing] or [["none", "", "", ""]],
+        notes=["A configuration is expected on every category of its dataset that any loaded configuration covers."],
+        footer=footer,
+    )
+    importance = agg.parameter_importance(frame, sel_col)
+    tables["importance"] = Table(
+        name="importance",
+        title="Parameter importance",
+        header=["Config key", "|Spearman ρ|", "Spearman ρ", "Records", "Distinct values"],
+        rows=[
+            [f"`{r['key']}`", fmt(r["abs_spearman"], digits=3), fmt(r["spearman"], digits=3), str(r["n"]), str(r["distinct"])]
+            for _, r in importance.iterrows()
+        ]
+        or [["no varied numeric key", "", "", "", ""]],
+        notes=[
+            f"Method: absolute Spearman rank correlation between each varied config key and `{sel_col}` over ok "
+            "records, after subtracting each (dataset, category)'s mean objective; booleans count as 0/1 and "
+            "lists by their length. Marginal and pooled over the other keys: a screening aid, not a causal estimate."
+        ],
+        footer=footer,
+        numeric=importance,
+    )
+    for key in ("best_per_category", "pooled", "fidelity", "failures", "missing", "importance"):
+        if key in tables:
+            lines.append(tables[key].to_markdown(level=2))
+    return "\n".join(lines), tables
