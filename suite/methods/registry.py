@@ -31,6 +31,7 @@ BUILTIN_METHODS: tuple[str, ...] = (
     "suite.methods.convae",
     "suite.methods.fae",
     "suite.methods.hfr",
+    "suite.methods.draem",
 )
 
 
