@@ -1,4 +1,4 @@
-"""FAE and HFR-AE baselines on real data with the `cpu` preset, through ``run_trial``.
+"""The registered baselines (FAE, HFR-AE, DRAEM, ...) on real data with the `cpu` preset, through ``run_trial``.
 
 Writes, per method, test metrics (I-AUROC, P-AUROC, AUPRO and the rest), validation metrics
 (held-out normals + synthetic anomalies, as for every method), cost (params, GFLOPs, latency,
@@ -12,8 +12,12 @@ ImageNet-backbone ones. Every run uses one torch thread (``runtime.threads=1``) 
 budget per stage (``--max-train-s``, stops at an epoch boundary; the epochs actually trained are
 recorded). The machine load at start and end is recorded too, since timings depend on it.
 
-    python benchmarks/baselines.py                                  # both methods, bottle
-    python benchmarks/baselines.py --methods hfr --hfr-epochs 10 hfr.sigma=2
+    python benchmarks/baselines.py                                  # fae and hfr, bottle
+    python benchmarks/baselines.py --methods hfr --epochs hfr=10 hfr.sigma=2
+    python benchmarks/baselines.py --methods draem --epochs draem=150 --max-train-s 0
+
+A method's texture folder (``<section>.texture_root``) gets ``--textures`` and a pretrained backbone
+(``<section>.pretrained``) is turned off, whatever the method.
 """
 
 from __future__ import annotations
@@ -29,12 +33,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import dataclasses  # noqa: E402
+
 from suite.config import build_config  # noqa: E402
 from suite.data import shared_data_dir  # noqa: E402
+from suite.methods.registry import method_spec, method_specs  # noqa: E402
 from suite.pipeline import run_trial  # noqa: E402
 from suite.records import RECORD_NAME, atomic_write_json, code_versions  # noqa: E402
 
-METHODS = ("fae", "hfr")
+DEFAULT_METHODS = ("fae", "hfr")
+# Shortened stage-1 epochs per method (the preset's own where absent); --epochs overrides them.
+DEFAULT_EPOCHS = {"fae": 12, "hfr": 30}
 COST_KEYS = ("params", "gflops", "latency_ms", "latency_ms_batch", "throughput_ips", "peak_mem_mb")
 
 
@@ -49,14 +58,27 @@ def method_overrides(method: str, args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.dataset != "synthetic":
         over["data.root"] = os.path.abspath(args.root)
-    if method == "fae":
-        over["train.stage1.epochs"] = args.fae_epochs
-        if args.textures:
-            over["fae.texture_root"] = os.path.abspath(args.textures)
-    else:
-        over["train.stage1.epochs"] = args.hfr_epochs
-        over["hfr.pretrained"] = False
+    epochs = args.epochs.get(method, DEFAULT_EPOCHS.get(method))
+    if epochs:
+        over["train.stage1.epochs"] = epochs
+    spec = method_spec(method)
+    fields = {f.name for f in dataclasses.fields(spec.config_class)} if spec.config_class else set()
+    if args.textures and "texture_root" in fields:
+        over[f"{spec.config_section}.texture_root"] = os.path.abspath(args.textures)
+    if "pretrained" in fields:
+        over[f"{spec.config_section}.pretrained"] = False
     return over
+
+
+def parse_epochs(text: str) -> dict[str, int]:
+    """``"fae=12,hfr=30"`` -> {"fae": 12, "hfr": 30}."""
+    out: dict[str, int] = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if not value.isdigit():
+            raise argparse.ArgumentTypeError(f"--epochs item {item!r} is not method=N")
+        out[name] = int(value)
+    return out
 
 
 def epochs_trained(history: list[dict[str, Any]]) -> int:
@@ -73,6 +95,7 @@ def run_method(method: str, args: argparse.Namespace, work: Path) -> dict[str, A
     wall = time.perf_counter() - t0
     test = record.metrics.get("test", {})
     stage1 = cfg.train.stage1
+    section = method_spec(method).config_section
     result = {
         "test": test,
         "val": record.metrics.get("val", {}),
@@ -87,10 +110,9 @@ def run_method(method: str, args: argparse.Namespace, work: Path) -> dict[str, A
             "image_size": cfg.data.image_size,
             "batch_size": stage1.batch_size,
             "overrides": {**over, **dict(o.split("=", 1) for o in args.overrides)},
-            "fae": cfg.fae.__dict__ if method == "fae" else None,
-            "hfr": cfg.hfr.__dict__ if method == "hfr" else None,
-            "lr": stage1.lr if method == "fae" else cfg.hfr.lr,
-            "optimizer": "adam" if method == "fae" else cfg.hfr.optimizer,
+            "section": getattr(cfg, section).__dict__ if section else None,
+            "lr": getattr(getattr(cfg, section, None), "lr", stage1.lr) if section else stage1.lr,
+            "optimizer": getattr(getattr(cfg, section, None), "optimizer", "adam") if section else "adam",
         },
         "info": record.info,
         "n_train": record.cost.get("n_train"),
@@ -115,11 +137,11 @@ def main() -> None:
     ap.add_argument("--dataset", default="mvtec")
     ap.add_argument("--category", default="bottle")
     ap.add_argument("--preset", default="cpu")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of fae,hfr")
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registered baselines")
     ap.add_argument("--textures", default=str(shared_data_dir() / "dtd_small"),
                     help="FAE texture folder ('' = procedural textures)")
-    ap.add_argument("--fae-epochs", type=int, default=12, help="FAE stage-1 epochs (preset: 150)")
-    ap.add_argument("--hfr-epochs", type=int, default=30, help="HFR-AE stage-1 epochs (preset: 150)")
+    ap.add_argument("--epochs", type=parse_epochs, default={},
+                    help="stage-1 epochs per method, e.g. fae=12,hfr=30 (defaults: %s; else the preset's)" % DEFAULT_EPOCHS)
     ap.add_argument("--max-train-s", type=float, default=360.0, help="wall-time budget of a training stage")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (runtime.threads)")
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_baselines"))
@@ -127,9 +149,10 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="extra config overrides key.sub=value (applied to every method)")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
-    unknown = sorted(set(methods) - set(METHODS))
+    baselines = [s.name for s in method_specs() if not s.uses_eval_map]
+    unknown = sorted(set(methods) - set(baselines))
     if unknown:
-        raise SystemExit(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+        raise SystemExit(f"unknown method(s) {unknown}; choose from {', '.join(baselines)}")
     if args.dataset != "synthetic" and not Path(args.root).exists():
         raise SystemExit(f"data root {args.root} not found (set --root or RCSUITE_DATA_DIR)")
     if args.textures and not Path(args.textures).is_dir():
@@ -150,8 +173,9 @@ def main() -> None:
             "methods": results,
             "versions": code_versions(),
             "cpus": os.cpu_count(),
-            "note": "HFR-AE uses a random (not ImageNet) backbone; epochs shortened from the preset's 150 "
-                    "to fit a 2-core machine; timings depend on the machine load (load_avg_*).",
+            "note": "pretrained backbones are off (random weights: no torchvision / network here); epochs "
+                    "shortened from the preset's 150 where settings.overrides say so; timings depend on the "
+                    "machine load (load_avg_*).",
         }
         atomic_write_json(out_path, out)  # after each method, so a crash keeps what finished
     print(f"wrote {out_path}")

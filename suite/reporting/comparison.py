@@ -111,7 +111,11 @@ def comparison_tables(
                     ref_values[(key, metric, category)] = float(v)
                     if not is_nan(v):
                         vals.append(float(v))
-                ref_means[(key, metric)] = float(np.mean(vals)) if vals else math.nan
+                if vals:
+                    ref_means[(key, metric)] = float(np.mean(vals))
+                else:  # only the paper's own mean is known (no per-category numbers)
+                    pub = ref.published_mean.get(dataset) or ref.values[dataset].get("mean", {})
+                    ref_means[(key, metric)] = float(pub.get(metric, math.nan))
 
         header = ["Category", *labels, *(ref.name for _, ref in refs)]
         display_rows: list[list[str]] = []
@@ -161,7 +165,8 @@ def comparison_tables(
         notes = [
             f"Cells: {' / '.join(agg.METRIC_NAMES.get(m, m) for m in metrics)} in % on the {split} split; "
             "mean over seeds, ± sample std when a configuration has ≥2 seeds on a category.",
-            "Mean: mean of the column's cells over the categories it has; bold: best configuration per row and metric.",
+            "Mean: mean of the column's cells over the categories it has (a paper column without per-category "
+            "numbers shows the paper's own mean); bold: best configuration per row and metric.",
         ]
         partial = [
             f"{lb} ({sum(1 for c in categories if not is_nan(cell_values[(lb, metrics[0], c)][0]))}/{len(categories)})"
