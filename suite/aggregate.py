@@ -18,6 +18,7 @@ Vocabulary
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -236,7 +237,7 @@ def record_row(record: TrialRecord, path: str | Path | None = None) -> dict[str,
                 row[scoring_column(variant, split, name)] = _number(value)
     gallery = (record.artifacts or {}).get("gallery")
     if gallery and path is not None:
-        row["gallery"] = str((Path(path).parent / gallery).resolve())
+        row["gallery"] = os.path.realpath(Path(path).parent / gallery)
     else:
         row["gallery"] = None
     return row

@@ -3,6 +3,21 @@
 Subcommands: datasets | train | sweep | report | demo | bench. Data options are the same wherever
 data is read; ``--config FILE.yaml``, ``--preset NAME`` and trailing ``key.sub=value`` overrides
 build the one typed config.
+
+Errors (``main``): a suite error (``suite.errors.SuiteError``: ``ConfigError``, ``SpaceError``,
+``DatasetError``, ``TrainingDiverged``, ``CheckpointError``, ...) or an ``OSError`` naming a path
+the user gave (``--out``, ``--root``, ``--config``, ...) ends the command with one line
+``error: <message>`` on stderr and no traceback; ``--debug`` (before or after the subcommand) also
+prints the traceback. Exit codes: 0 success; 2 the input was refused (``suite.errors.InputError``:
+arguments, config, search space, dataset root / category / files; argparse's own usage errors are
+2 too); 1 a run failed while working (any other suite error, or an ``OSError`` on a user path).
+Any other exception is a bug and keeps its traceback.
+
+Inputs are checked before anything is written: ``train``, ``sweep``, ``report`` and ``demo``
+validate the config, the dataset root and categories (``check_data``: folder listings, no images
+opened), the search space and the output folders first, so a refused command creates nothing.
+``train``/``sweep``/``demo`` print ``[cmd] done in Ns`` (stderr) only on success; a run that fails
+with exit code 1 prints ``[cmd] failed after Ns`` before its error line instead.
 """
 
 from __future__ import annotations
@@ -11,11 +26,14 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from suite.config import PRESETS, ConfigError, build_config
+from suite.config import PRESETS, build_config
+from suite.errors import InputError, SuiteError
 
 REPO = Path(__file__).resolve().parents[1]
+TIMED_COMMANDS = ("train", "sweep", "demo")  # print "done in Ns" on success
 
 
 def _dataset_choices() -> tuple[str, ...]:
@@ -59,21 +77,59 @@ def resolve_categories(dataset: str, root: str | None, spec: str | None) -> list
     """'all' → every present category of the dataset; 'a,b' → those (each checked)."""
     from suite.data import dataset_spec, list_categories
 
-    fixed_categories = bool(dataset_spec(dataset).categories)  # False: discovered under the root
+    kind = dataset_spec(dataset)
+    fixed_categories = bool(kind.categories)  # False: discovered under the root
+    if kind.needs_root and root is not None and not os.path.isdir(root):
+        raise InputError(f"{dataset} root folder {root} does not exist (or is not a folder)")
     known = list_categories(dataset, root)
     names = [name for name, _ in known]
     present = [name for name, here in known if here]
     if not spec or spec == "all":
         if not present:
-            raise SystemExit(f"error: no categories of dataset '{dataset}' found under {root}")
+            raise InputError(f"no categories of dataset '{dataset}' found under {root}")
         return present
     wanted = [c.strip() for c in spec.split(",") if c.strip()]
     for c in wanted:
         if fixed_categories and c not in names:
-            raise SystemExit(f"error: unknown category '{c}' for {dataset}; known: {', '.join(names)}")
+            raise InputError(f"unknown category '{c}' for {dataset}; valid categories: {', '.join(names)}")
         if c not in present:
-            raise SystemExit(f"error: category '{c}' is not present under {root}")
+            raise InputError(
+                f"category '{c}' is not present under {root}; present: {', '.join(present) or 'none'}"
+            )
     return wanted
+
+
+def check_data(data_cfg) -> None:
+    """Refuse a dataset root or category that cannot be loaded, before anything is written.
+
+    Raises ``DatasetError`` / ``DatasetNotFoundError`` (``InputError``) naming the problem: a root
+    that is needed but missing, an unknown category (listing the valid ones), a root or category
+    folder that does not exist, missing ``train/good`` / ``test`` folders or masks. Only folders are
+    listed (no image is opened; the run validates the images when it loads them). Datasets without
+    a root (synthetic, generated on demand) only have their category name checked.
+    """
+    from suite.data import category_samples, dataset_spec
+    from suite.data.common import require_known_category
+
+    spec = dataset_spec(data_cfg.dataset)
+    if spec.needs_root:
+        category_samples(data_cfg.dataset, data_cfg.root, data_cfg.category, data_cfg.image_size)
+    elif spec.categories:
+        require_known_category(data_cfg.category, spec.categories, data_cfg.dataset)
+
+
+def check_out_dir(path: str | Path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be created: it (or a parent) is a file, or the nearest
+    existing parent is not writable. Creates nothing."""
+    target = Path(os.path.abspath(path))
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is" if existing == target else f"is inside {existing}, which is"
+        raise InputError(f"{option} {path} {what} not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: cannot create or write in {existing} (permission denied)")
 
 
 def new_run_dir(base: str | Path, name: str) -> Path:
@@ -117,10 +173,15 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    cfg = _config_from_args(args)  # every input is checked before the run folder is made
+    check_data(cfg.data)
+    check_out_dir(args.out)
+    if args.stage_cache:
+        check_out_dir(args.stage_cache, "--stage-cache")
+
     from suite.pipeline import format_metrics_table, run_trial
     from suite.records import RECORD_NAME
 
-    cfg = _config_from_args(args)
     out = new_run_dir(args.out, f"{cfg.data.category}-{cfg.model.method}-{cfg.hash()}")
     print(f"[train] config {cfg.hash()} -> {out}")
     record = run_trial(cfg, out, stage_cache=args.stage_cache)
@@ -130,11 +191,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from suite.config import with_overrides
+    from suite.orchestration.spaces import check_space, load_space
+    from suite import tracking
+
+    # watching flags first: a missing [tracking] extra or a malformed URL fails before anything runs
+    tracking.require_packages(mlflow=bool(args.mlflow), tensorboard=args.tensorboard)
+    if args.mlflow:
+        tracking.normalize_mlflow_uri(args.mlflow)
+    if args.optuna_storage:
+        tracking.parse_optuna_storage(args.optuna_storage)
+    # every input is checked before Ray starts or the sweep folder is made (run_sweep checks the
+    # space and options again, also before writing)
+    cfg = _config_from_args(args)  # also decides the dataset and root (flags, --config or overrides)
+    categories = resolve_categories(cfg.data.dataset, cfg.data.root, args.categories or args.category)
+    cfg = _config_from_args(args, category=categories[0])
+    space_cfg = check_space(load_space(args.space), cfg)
+    for category in categories:
+        check_data(with_overrides(space_cfg, {"data.category": category}).data)
+    check_out_dir(args.storage, "--storage")
+
     from suite.orchestration.driver import SweepOptions, run_sweep
 
-    dataset = args.dataset or "synthetic"
-    categories = resolve_categories(dataset, args.root, args.categories or args.category)
-    cfg = _config_from_args(args, category=categories[0])
     opts = SweepOptions(
         space=args.space,
         categories=categories,
@@ -156,6 +234,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         asha=not args.no_asha,
         seed=args.seed,
         num_cpus=args.num_cpus,
+        mlflow=args.mlflow,
+        tensorboard=args.tensorboard,
+        optuna_storage=args.optuna_storage,
     )
     result = run_sweep(cfg, opts)
     print(f"[sweep] records: {result['records_dir']}")
@@ -167,6 +248,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from suite.reporting.report import build_report
 
+    for run_dir in args.run_dirs:
+        if not os.path.exists(run_dir):
+            raise InputError(f"no such record file or folder: {run_dir}")
+    check_out_dir(args.out)
     index = build_report(args.run_dirs, args.out, select_on=args.select_on)
     print(f"[report] {index}")
     return 0
@@ -175,6 +260,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from suite.demo import run_demo
 
+    check_out_dir(args.out)
     index = run_demo(out=args.out, quick=args.quick)
     print(f"[demo] report: {index}")
     return 0
@@ -186,7 +272,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     script = REPO / "benchmarks" / f"{args.name}.py"
     if not script.exists():
         available = ", ".join(sorted(p.stem for p in (REPO / "benchmarks").glob("*.py")))
-        raise SystemExit(f"error: no benchmark '{args.name}'; available: {available}")
+        raise InputError(f"no benchmark '{args.name}'; available: {available}")
     sys.argv = [str(script), *args.bench_args]
     runpy.run_path(str(script), run_name="__main__")
     return 0
@@ -198,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="rcsuite: train, sweep and report recursive-reconstruction anomaly detectors "
         "(RcAE/DPN/CRD and the registered baselines) on MVTec AD, VisA, your own folders or built-in synthetic data.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error, too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("datasets", help="list the categories each dataset has and which are present")
@@ -237,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-asha", action="store_true", help="disable ASHA early stopping")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance")
+    g = p.add_argument_group("watching (optional extra [tracking]; README 'Watching a sweep')")
+    g.add_argument("--mlflow", default=None, metavar="URI",
+                   help="one MLflow run per (trial, category): file:FOLDER, sqlite:///FILE.db or http://HOST:PORT")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="per-epoch TensorBoard event files under <storage>/<name>/tensorboard/")
+    g.add_argument("--optuna-storage", default=None, metavar="URL",
+                   help="persistent Optuna study: sqlite:///FILE.db (one machine) or journal:///FILE.log (shared "
+                        "filesystem); --resume continues it; view with optuna-dashboard")
     _add_config_options(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -255,7 +350,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="benchmark name, e.g. metrics_speed")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     p.set_defaults(func=cmd_bench)
+    for p in sub.choices.values():  # --debug also after the subcommand (SUPPRESS keeps the global value)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of an error, too")
     return parser
+
+
+def _user_paths(args: argparse.Namespace) -> list[Path]:
+    """The paths given on the command line (output folders, dataset root, config file, inputs)."""
+    values = [getattr(args, name, None) for name in ("out", "root", "config", "storage", "stage_cache")]
+    values += list(getattr(args, "run_dirs", None) or [])
+    return [Path(os.path.abspath(v)) for v in values if v]
+
+
+def _user_path_named(err: OSError, args: argparse.Namespace) -> str | None:
+    """The path ``err`` is about when it is a path the user gave or one inside it (an environment
+    problem: permissions, a missing folder, a full disk; reported in one line), else None."""
+    given = _user_paths(args)
+    for name in (err.filename, err.filename2):
+        if isinstance(name, (str, bytes, os.PathLike)):
+            path = Path(os.path.abspath(os.fsdecode(name)))
+            if any(path == g or g in path.parents for g in given):
+                return os.fsdecode(name)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,10 +381,21 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     t0 = time.time()
     try:
-        return args.func(args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if args.command in ("train", "sweep", "demo"):
-            print(f"[{args.command}] done in {time.time() - t0:.0f}s", file=sys.stderr)
+        code = args.func(args)
+    except (SuiteError, OSError) as err:  # the rule: see the module docstring
+        path = None if isinstance(err, SuiteError) else _user_path_named(err, args)
+        if isinstance(err, SuiteError):
+            exit_code, message = err.exit_code, str(err) or type(err).__name__
+        elif path is not None:
+            exit_code, message = 1, f"{err.strerror or type(err).__name__}: {path}"
+        else:
+            raise  # an OSError about a path the suite chose itself: a bug, keep the traceback
+        if args.debug:
+            traceback.print_exc()
+        if exit_code == 1 and args.command in TIMED_COMMANDS:
+            print(f"[{args.command}] failed after {time.time() - t0:.0f}s", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        return exit_code
+    if not code and args.command in TIMED_COMMANDS:
+        print(f"[{args.command}] done in {time.time() - t0:.0f}s", file=sys.stderr)
+    return code

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from suite.errors import InputError
+
 # Bumped when what ``config_hash`` covers changes meaning (2: only values that differ from the
 # defaults are hashed, so a field added with a default leaves existing hashes unchanged).
 HASH_SCHEMA = 2
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, InputError):
     """A configuration key or value is invalid; the message names it."""
 
 
@@ -498,9 +500,11 @@ def _apply_yaml(cfg: Config, path: Path) -> Config:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path}: invalid YAML: {err}") from err
+    if data is None:  # empty or only comments: most likely a mistake, not "all defaults" (use {} for that)
+        raise ConfigError(f"config file {path} is empty")
     try:
         _merge_into(cfg, data)
     except ConfigError as err:

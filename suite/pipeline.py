@@ -213,6 +213,7 @@ def run_trial(
     node: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
     ablation: dict[str, str] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrialRecord:
     """Train the stages ``config`` enables, evaluate on validation and test, write the record.
 
@@ -222,6 +223,8 @@ def run_trial(
     ``out_dir/checkpoints`` make a re-run resume; ``stage_cache`` shares finished stages between
     trials. Failures are recorded (status "failed", the error) and re-raised. ``ablation``
     (``{"table": ..., "row": ...}`` of an ablation space's row) is stored in the record.
+    ``on_epoch(entry)`` gets each per-epoch ``record.history`` entry as it is made (stage, epoch,
+    loss, and the ``val_*`` metrics on validation epochs): a sweep's trackers plug in here.
     """
     cfg = config
     out = Path(out_dir)
@@ -243,7 +246,7 @@ def run_trial(
         ablation=dict(ablation or {}),
     )
     try:
-        _run(cfg, out, ckpt_dir, record, report, stage_cache, log)
+        _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch)
     except BaseException as err:
         record.status = "failed"
         record.error = f"{type(err).__name__}: {err}"
@@ -254,7 +257,7 @@ def run_trial(
     return record
 
 
-def _run(cfg, out, ckpt_dir, record, report, stage_cache, log) -> None:
+def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) -> None:
     t_start = time.perf_counter()
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
@@ -297,8 +300,12 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log) -> None:
             iteration += 1
             entry.update({f"val_{k}": v for k, v in val_metrics(probe).items()})
             entry["iteration"] = iteration
+            if on_epoch is not None:
+                on_epoch(dict(entry))  # before report: a scheduler may stop the trial inside it
             if report is not None:
                 report({**entry, "final": False}, str(ckpt_dir))
+        elif on_epoch is not None:
+            on_epoch(dict(entry))
         record.history.append(entry)
 
     ctx = TrainContext(

@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from suite.config import StageConfig
+from suite.errors import SuiteError
 from suite.records import code_versions
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RuntimeError, SuiteError):
     """The loss became NaN or infinite."""
 
 
@@ -67,7 +68,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RuntimeError, SuiteError):
     """A checkpoint file is missing, empty, damaged or holds more than tensors; names the file."""
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,3 +33,38 @@ def bottle_root() -> Path:
     if not (root / "bottle" / "train" / "good").is_dir():
         pytest.skip(f"real MVTec bottle data not found at {root} (set RCSUITE_DATA_DIR to its parent folder)")
     return root
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes of the session ``sid`` (a subprocess started with start_new_session)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
+            pids.append(int(entry))
+    return pids
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL a sweep driver and every Ray process it started (all in its session), by pid."""
+    for _ in range(3):
+        pids = _session_pids(sid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def kill_session():
+    """``kill_session(pid)``: hard-kill a subprocess's whole session (driver plus its Ray)."""
+    return _kill_session

@@ -24,6 +24,7 @@ from suite.data.common import (
     read_image,
     read_mask,
     require_known_category,
+    resolve_inside,
     shared_data_dir,
     split_normals,
     split_train_val,
@@ -39,6 +40,7 @@ from suite.data.registry import (
     unregister_dataset,
 )
 from suite.data.synthetic import SYNTHETIC_CATEGORIES, synthetic_root
+from suite.data.transforms import SoftMaskWarning
 from suite.data.visa import VISA_CATEGORIES
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetSpec",
     "Sample",
+    "SoftMaskWarning",
     "category_samples",
     "check_layout",
     "dataset_names",
@@ -68,6 +71,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "register_dataset",
+    "resolve_inside",
     "shared_data_dir",
     "split_normals",
     "split_train_val",

@@ -6,12 +6,36 @@ dispatcher in ``suite.data`` validates them (``validate_samples``), splits off a
 
 Errors are ``DatasetError`` (a ``ValueError``); a missing file or folder raises
 ``DatasetNotFoundError``, which is also a ``FileNotFoundError``. Every message names the file.
+An empty (0-byte) image or mask file is reported as empty; a file Pillow cannot identify or decode
+is reported with its path and Pillow's reason.
+
+Paths never leave the dataset root. Every path a loader takes from the dataset (a row of VisA's
+split CSV, an entry found while scanning an MVTec-layout folder, a texture under a texture folder)
+goes through ``resolve_inside(root, relative, source)`` before anything is opened or even tested
+with ``exists()`` / ``is_file()``. It refuses an absolute path, a path whose ``..`` climb out
+of ``root`` (without touching the disk), and a path whose real location (every symbolic link
+followed, as ``Path.resolve()`` does, but with ``os.path.realpath``, which never ``stat``s the
+target) is not inside the real location of ``root``; the ``DatasetError`` names ``source`` (e.g.
+the CSV and its line), the path as given and where it really points. Symbolic links that stay
+inside the root are followed as usual; a symlinked file or folder inside the root that points
+outside it (a symlinked category, ``train/good`` or image) is refused like a ``../`` path: point
+``data.root`` at the real location, or copy the files, instead. Scans skip hidden entries and
+files without an image extension by name, so only entries a loader would use are resolved. The
+root itself may be a symbolic link. (``suite.reporting.gallery`` applies the same helper to a
+record's gallery artifact, with the record's folder as the root.)
+
+Masks: ``pixel > 0`` is anomalous. A mask with at most two distinct values ({0, 255}, {0, 1},
+all zeros) is binary and passes silently; any other mask (soft edges from a bilinear resize,
+JPEG artefacts, several class ids) is still thresholded at ``> 0`` but ``read_mask`` emits a
+``SoftMaskWarning`` naming the file (once per file per process); see ``suite.data.transforms``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import stat
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +44,7 @@ import numpy as np
 from PIL import Image
 
 from suite.data.transforms import image_to_rgb_float, mask_to_binary, resize_mask
+from suite.errors import InputError
 
 ENV_DATA_DIR = "RCSUITE_DATA_DIR"  # folder holding real datasets (default: <repo>/../shared/data)
 ENV_CACHE_DIR = "RCSUITE_CACHE"  # folder for generated data (default: ~/.cache/rcsuite)
@@ -29,7 +54,7 @@ ENV_CACHE_DIR = "RCSUITE_CACHE"  # folder for generated data (default: ~/.cache/
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class DatasetError(ValueError):
+class DatasetError(ValueError, InputError):
     """Invalid dataset content or layout; the message names the offending file or folder."""
 
 
@@ -95,21 +120,103 @@ def default_cache_dir() -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
+# containment: paths never leave the dataset root
+
+
+def resolve_inside(
+    root: str | Path,
+    relative: str | Path,
+    source: str,
+    what: str = "file",
+    error: type[Exception] | None = None,
+    root_name: str = "root",
+) -> Path:
+    """``root / relative`` as an absolute path (``..`` collapsed, symbolic links kept), after
+    checking, without opening anything, that it may be read.
+
+    Raises ``error`` (default ``DatasetError``) naming ``source`` (where the path came from, e.g.
+    ``"VisA split file /r/split_csv/1cls.csv line 7"``), ``what`` and the path as given when
+    ``relative`` is absolute, when its ``..`` climb out of ``root`` (decided lexically), or when
+    the real location of the path (every symbolic link followed, ``os.path.realpath``) is not
+    inside the real location of ``root``. Whether the file exists is not checked (test that on
+    the returned path; it is known to be inside by then). Raising touches no file outside ``root``
+    beyond ``lstat`` / ``readlink`` of a symbolic link's target while resolving it. ``root_name``
+    is what messages call ``root`` (e.g. "record folder").
+    """
+    error = DatasetError if error is None else error
+    text = os.fspath(relative)
+    if os.path.isabs(text):
+        raise error(f"{source}: {what} path {text} is absolute; paths must be relative to the {root_name} {root}")
+    root_abs = Path(os.path.abspath(root))
+    joined = Path(os.path.abspath(root_abs / text))  # the path the loaders use ('..' collapsed)
+    if not joined.is_relative_to(root_abs):  # '..' climbs out: refused without touching the disk
+        raise error(
+            f"{source}: {what} path {text} leads to {joined}, outside the {root_name} {root_abs}; "
+            f"paths must stay inside the {root_name}"
+        )
+    # os.path.realpath only lstat()s and readlink()s: unlike Path.resolve() (which also stat()s the
+    # result) it never follows a link to the file it points at.
+    real_root = Path(os.path.realpath(root_abs))
+    real = Path(os.path.realpath(joined))
+    if not real.is_relative_to(real_root):  # (the root itself counts as inside)
+        raise error(
+            f"{source}: {what} path {text} leads through a symbolic link to {real}, outside the "
+            f"{root_name} {real_root}; paths must stay inside the {root_name} (a symbolic link inside "
+            f"it points out of it: use the real location as the {root_name}, or copy the files)"
+        )
+    return joined
+
+
+# ----------------------------------------------------------------------------------------------
 # scanning helpers
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+    return is_image_name(path) and path.is_file()
 
 
-def list_image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (hidden and non-image files skipped)."""
-    return sorted((p for p in Path(folder).iterdir() if is_image_file(p)), key=lambda p: p.name)
+def is_image_name(path: Path) -> bool:
+    """Not hidden and with an image extension (decided from the name alone, nothing is opened)."""
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_subfolders(folder: Path) -> list[Path]:
-    folders = (p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith("."))
+def list_image_files(folder: Path, root: str | Path | None = None, source: str | None = None) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name (hidden and non-image files skipped).
+
+    With ``root`` (``folder`` must then be ``root / ...``), every candidate is first checked with
+    ``resolve_inside(root, ..., source)``, so an image that is a symbolic link out of ``root``
+    raises ``DatasetError`` before its target is touched.
+    """
+    folder = Path(folder)
+    found = []
+    for path in folder.iterdir():
+        if not is_image_name(path):
+            continue
+        if root is not None:
+            _check_entry(root, path, source, "image")
+        if path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.name)
+
+
+def list_subfolders(folder: Path, root: str | Path | None = None, source: str | None = None) -> list[Path]:
+    """Non-hidden folders directly inside ``folder``, sorted by name. With ``root``, every
+    non-hidden entry is first checked with ``resolve_inside`` (see ``list_image_files``)."""
+    folders = []
+    for path in Path(folder).iterdir():
+        if path.name.startswith("."):
+            continue
+        if root is not None:
+            _check_entry(root, path, source, "folder entry")
+        if path.is_dir():
+            folders.append(path)
     return sorted(folders, key=lambda p: p.name)
+
+
+def _check_entry(root: str | Path, path: Path, source: str | None, what: str) -> Path:
+    """``resolve_inside`` for a path found by scanning under ``root`` (given as ``root / ...``)."""
+    relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    return resolve_inside(root, relative, source or f"dataset root {root}", what)
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -129,17 +236,37 @@ def require_known_category(category: str, valid: Sequence[str], dataset: str) ->
 # validation
 
 
-def read_image_size(path: str | Path) -> tuple[int, int]:
+# What Pillow raises for a file it cannot identify or decode (UnidentifiedImageError is an OSError;
+# struct.error / EOFError come out of some plugins' header parsers).
+_UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+
+
+def require_nonempty_file(path: str | Path, what: str = "image") -> None:
+    """``DatasetNotFoundError`` if ``path`` does not exist, ``DatasetError`` calling it empty if it is
+    a 0-byte file (Pillow would only say it "cannot identify" it)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as err:
+        raise DatasetNotFoundError(f"{what} file {path} does not exist") from err
+    except OSError:
+        return  # e.g. permission denied: opening it reports the reason with the path
+    if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+        raise DatasetError(f"{what} file {path} is empty (0 bytes)")
+
+
+def read_image_size(path: str | Path, what: str = "image") -> tuple[int, int]:
     """``(width, height)`` from the file header, after ``PIL.Image.verify`` (which, for PNG, walks
-    every chunk and so catches truncated files without decoding pixels)."""
+    every chunk and so catches truncated files without decoding pixels). ``what`` ("image",
+    "mask") names the file's role in errors."""
+    require_nonempty_file(path, what)
     try:
         with Image.open(path) as image:
             size = image.size
             image.verify()
     except FileNotFoundError as err:
-        raise DatasetNotFoundError(f"image file {path} does not exist") from err
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DatasetError(f"cannot read image {path}: {err}") from err
+        raise DatasetNotFoundError(f"{what} file {path} does not exist") from err
+    except _UNREADABLE as err:
+        raise DatasetError(f"cannot read {what} {path}: {err}") from err
     return size
 
 
@@ -152,7 +279,7 @@ def validate_samples(samples: Iterable[Sample]) -> None:
             if sample.label == 1:
                 raise DatasetNotFoundError(f"mask missing for defective image {sample.image_path}")
             continue
-        mask_size = read_image_size(sample.mask_path)
+        mask_size = read_image_size(sample.mask_path, "mask")
         if mask_size != image_size:
             raise DatasetError(
                 f"mask {sample.mask_path} is {mask_size[0]}x{mask_size[1]} but its image "
@@ -224,15 +351,16 @@ def split_normals(
 # pixels
 
 
-def _decode(path: str, convert):
+def _decode(path: str, convert, what: str = "image"):
+    require_nonempty_file(path, what)
     try:
         with Image.open(path) as image:
             image.load()
             return convert(image)
     except FileNotFoundError as err:
-        raise DatasetNotFoundError(f"image file {path} does not exist") from err
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DatasetError(f"cannot decode image {path}: {err}") from err
+        raise DatasetNotFoundError(f"{what} file {path} does not exist") from err
+    except _UNREADABLE as err:
+        raise DatasetError(f"cannot decode {what} {path}: {err}") from err
 
 
 def read_image(path: str, image_size: int | None = None) -> np.ndarray:
@@ -241,10 +369,13 @@ def read_image(path: str, image_size: int | None = None) -> np.ndarray:
 
 
 def read_mask(path: str | None, image_size: int) -> np.ndarray:
-    """One mask as float32 ``(1, S, S)`` in {0, 1} with ``S = image_size``; ``path=None`` gives zeros."""
+    """One mask as float32 ``(1, S, S)`` in {0, 1} with ``S = image_size``; ``path=None`` gives zeros.
+
+    ``pixel > 0`` is anomalous; a mask with more than two distinct values gets a ``SoftMaskWarning``
+    naming ``path`` (once per file; ``suite.data.transforms.mask_to_binary`` states the rule)."""
     if path is None:
         return np.zeros((1, image_size, image_size), np.float32)
-    binary = _decode(path, mask_to_binary)
+    binary = _decode(path, lambda mask: mask_to_binary(mask, source=str(path)), "mask")
     return resize_mask(binary, image_size)[None].astype(np.float32)
 
 

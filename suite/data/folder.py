@@ -1,14 +1,16 @@
 """A user's own data in the MVTec layout: ``<root>/<category>/{train/good, test/<defect>, ground_truth}``.
 
 Any sub-folder of ``root`` that has ``train/good`` is a category. Scanning is shared with MVTec
-(``suite.data.mvtec.scan_mvtec_layout``).
+(``suite.data.mvtec.scan_mvtec_layout``), and so is its rule that nothing used may lead out of
+``root`` (a category name with ``..`` or an absolute one, a symbolic link pointing outside: see
+``suite.data.common.resolve_inside``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from suite.data.common import DatasetError, DatasetNotFoundError, Sample, list_subfolders, require_dir
+from suite.data.common import DatasetError, DatasetNotFoundError, Sample, list_subfolders, require_dir, resolve_inside
 from suite.data.mvtec import check_category_layout, looks_like_mvtec_category, scan_mvtec_layout
 
 
@@ -25,7 +27,7 @@ def load_folder_samples(root: str | Path, category: str) -> tuple[list[Sample], 
     folder; a name with no folder at all gets the list of categories found under ``root``.
     """
     root = require_dir(Path(root), "folder dataset root")
-    if not (root / category).is_dir():
+    if not resolve_inside(root, category, f"folder dataset root {root}", "category folder").is_dir():
         found = list_folder_categories(root)
         raise DatasetError(
             f"unknown category {category!r}: no folder {root / category}; "
@@ -45,4 +47,4 @@ def check_folder_layout(root: str | Path) -> None:
             f"(e.g. {root / '<category>' / 'train' / 'good'})"
         )
     for name in categories:
-        check_category_layout(root / name)
+        check_category_layout(root / name, root)

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from suite.data.common import resolve_inside
 from suite.scoring import gaussian_blur
 
 TEXTURE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -225,14 +226,19 @@ def load_textures(folder: str | Path, size: int, max_count: int | None = None) -
     """Texture images under ``folder`` (recursive; .jpg/.jpeg/.png) as a float tensor (T, 3, size, size) in [0, 1].
 
     Each image is centre-cropped to a square and resized (bilinear). Files are taken in sorted path
-    order; with ``max_count`` an evenly spaced subset of that many is kept (deterministic).
+    order; with ``max_count`` an evenly spaced subset of that many is kept (deterministic). A texture
+    file that leads out of ``folder`` (a symbolic link pointing outside) is a ``DatasetError``,
+    raised before it is tested or opened (``suite.data.common.resolve_inside``).
     """
     from PIL import Image
 
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"texture folder {root} does not exist or is not a directory")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXTURE_SUFFIXES)
+    candidates = [p for p in root.rglob("*") if p.suffix.lower() in TEXTURE_SUFFIXES]
+    for p in candidates:
+        resolve_inside(root, p.relative_to(root), f"texture folder {root}", "texture")
+    files = sorted(p for p in candidates if p.is_file())
     if not files:
         raise FileNotFoundError(f"no texture images ({', '.join(TEXTURE_SUFFIXES)}) found under texture folder {root}")
     if max_count is not None and max_count < len(files):

@@ -6,6 +6,11 @@ relative to ``root`` (VisA's layout is ``<category>/Data/Images/{Normal,Anomaly}
 empty for normal images. Train = the ``train`` rows (all must be normal); test = the ``test`` rows.
 VisA masks may hold class ids instead of 255: any value > 0 is anomalous. The one-class split names
 no defect types, so anomalous samples get ``defect = "anomaly"``.
+
+The split file and every ``image`` / ``mask`` path of a row go through
+``suite.data.common.resolve_inside`` before anything is opened or tested: an absolute path, or one
+whose real location (``..`` and symbolic links resolved) is outside the real ``root``, is a
+``DatasetError`` naming the CSV, the line and the path as written.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ import csv
 import os
 from pathlib import Path
 
-from suite.data.common import DatasetError, DatasetNotFoundError, Sample, require_dir, require_known_category
+from suite.data.common import (
+    DatasetError,
+    DatasetNotFoundError,
+    Sample,
+    require_dir,
+    require_known_category,
+    resolve_inside,
+)
 
 VISA_CATEGORIES = (
     "candle",
@@ -62,8 +74,17 @@ def _read_rows(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
         raise DatasetError(f"VisA split file {csv_path} is not valid CSV: {err}") from err
 
 
+def _split_csv(root: Path) -> Path:
+    """``root/split_csv/1cls.csv``, checked to lead nowhere outside ``root`` and to exist."""
+    csv_path = resolve_inside(root, VISA_SPLIT_CSV, f"visa root folder {root}", "split file")
+    if not csv_path.is_file():
+        raise DatasetNotFoundError(f"VisA split file {csv_path} does not exist")
+    return csv_path
+
+
 def _existing(root: Path, relative: str, csv_path: Path, line: int, what: str) -> str:
-    path = Path(os.path.abspath(root / relative))
+    # containment first: nothing outside the root is tested or opened
+    path = resolve_inside(root, relative, f"VisA split file {csv_path} line {line}", what)
     if not path.is_file():
         raise DatasetNotFoundError(f"{what} {path} listed in {csv_path} line {line} does not exist")
     return str(path)
@@ -74,9 +95,7 @@ def load_visa_samples(root: str | Path, category: str) -> tuple[list[Sample], li
     require_known_category(category, VISA_CATEGORIES, "visa")
     root = require_dir(Path(os.path.abspath(root)), "visa root folder")
     require_dir(root / category, "visa category folder")
-    csv_path = root / VISA_SPLIT_CSV
-    if not csv_path.is_file():
-        raise DatasetNotFoundError(f"VisA split file {csv_path} does not exist")
+    csv_path = _split_csv(root)
 
     train: list[Sample] = []
     test: list[Sample] = []
@@ -126,9 +145,7 @@ def check_visa_layout(root: str | Path) -> None:
     ``split_csv/1cls.csv`` (readable, with the required columns) and at least one VisA category
     folder. Rows and images are checked when a category is loaded."""
     root = require_dir(Path(os.path.abspath(root)), "visa root folder")
-    csv_path = root / VISA_SPLIT_CSV
-    if not csv_path.is_file():
-        raise DatasetNotFoundError(f"VisA split file {csv_path} does not exist")
+    csv_path = _split_csv(root)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             _check_columns(csv_path, csv.DictReader(handle).fieldnames)

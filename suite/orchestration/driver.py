@@ -31,6 +31,8 @@ Layout under ``<storage>/<name>/``::
     train_runs/                     Ray Train runs (only with --num-workers > 1)
     records.csv                     one row per record (suite.aggregate.records_frame)
     pareto.csv, pareto.json         multi-objective sweeps only
+    tensorboard/<trial>/<category>/ per-epoch event files (--tensorboard only)
+    optuna_importances.json         Optuna's parameter importances per study (--optuna-storage only)
     ../stage_cache/                 stage checkpoints shared by every sweep under the same storage
 
 Fault tolerance: a failed trial is retried from its last Tune checkpoint (``--max-failures``; the
@@ -40,6 +42,15 @@ for every trial that ended without one. A killed sweep continues with ``--resume
 
 The code that runs inside a trial is ``suite.orchestration.trial``; records.csv, the trial table,
 the Pareto set and the best trials are built by ``suite.orchestration.results`` (no Ray).
+
+Watching a sweep (all off by default; ``suite.tracking`` says how and why): ``--mlflow URI`` makes
+each (trial, category) one MLflow run in an experiment named after the sweep; ``--tensorboard``
+writes per-epoch event files; ``--optuna-storage URL`` gives ``OptunaSearch`` a persistent study
+(named after the sweep; ``<sweep>/<category>`` per category) that ``--resume`` continues. A hard
+kill can leave a trial in the storage that Tune's last snapshot does not know:
+``suite.orchestration.optuna_search.StoredOptunaSearch`` marks such orphans FAIL on restore and
+ignores results for trials the storage already finished, so a resumed study gets no phantom or
+duplicate trials. ``CloseRuns`` ends the MLflow runs of a trial Tune ended (ASHA) from its records.
 """
 
 from __future__ import annotations
@@ -59,6 +70,7 @@ from suite.orchestration.results import best_trials, trial_table, write_pareto, 
 from suite.orchestration.spaces import SearchSpace, check_space, encoded_choices, load_space
 from suite.orchestration.trial import TrialPlan, run_sweep_trial
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, code_versions, write_record
+from suite import tracking
 
 OBJECTIVES = ("val_i_auroc", "val_mix", "multi")
 COST_METRICS = ("latency_ms", "gflops")
@@ -88,6 +100,9 @@ class SweepOptions:
     num_cpus: int | None = None  # CPUs of a local Ray instance (default: all)
     use_stage_cache: bool = True  # share trained stages via <storage>/stage_cache (False: every trial trains all)
     verbose: int = 1  # Tune progress output: 0 silent, 1 status table, 2 + trial results
+    mlflow: str | None = None  # MLflow tracking URI: one run per (trial, category) (suite.tracking)
+    tensorboard: bool = False  # per-epoch TensorBoard event files under <sweep>/tensorboard/
+    optuna_storage: str | None = None  # sqlite:///PATH.db | journal:///PATH.log: a persistent Optuna study
     # Testing hook: path of a marker file; the first trial to report a checkpoint while the marker
     # is absent creates it and SIGKILLs its own process (to exercise retry-from-checkpoint).
     kill_once_after_checkpoint: str | None = None
@@ -117,6 +132,12 @@ def _check_options(opts: SweepOptions) -> None:
         raise ConfigError("sweep needs num_workers >= 1, cpus_per_trial > 0, max_failures >= 0, concurrent >= 0")
     if not opts.categories:
         raise ConfigError("sweep needs at least one category")
+    # Tracking: fail before anything runs when an extra is missing or a URL is malformed.
+    tracking.require_packages(mlflow=bool(opts.mlflow), tensorboard=opts.tensorboard)
+    if opts.mlflow:
+        tracking.normalize_mlflow_uri(opts.mlflow)
+    if opts.optuna_storage:
+        tracking.parse_optuna_storage(opts.optuna_storage)
     if "://" in str(opts.storage):
         raise ConfigError(
             f"sweep storage {opts.storage!r}: records and the stage cache are plain files, so --storage must be "
@@ -145,7 +166,7 @@ def _asha_plan(cfg: Config, space: SearchSpace, opts: SweepOptions) -> tuple[Con
     return cfg, use_asha, max(1, n_cat * per_category + 1)
 
 
-def _optuna_search(space: SearchSpace, opts: SweepOptions, study_index: int):
+def _optuna_search(space: SearchSpace, opts: SweepOptions, study_index: int, study_name: str | None = None):
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     from ray.tune.search.optuna import OptunaSearch
@@ -161,11 +182,25 @@ def _optuna_search(space: SearchSpace, opts: SweepOptions, study_index: int):
             dists[key] = CategoricalDistribution(encoded_choices(spec))
     # TPE handles one or several objectives; seeded so a sweep's proposals are reproducible.
     sampler = optuna.samplers.TPESampler(seed=opts.seed + study_index)
+    search_cls: type = OptunaSearch
+    stored: dict[str, Any] = {}
+    if opts.optuna_storage:  # a persistent study (suite.tracking, suite.orchestration.optuna_search)
+        from suite.orchestration.optuna_search import StoredOptunaSearch
+
+        search_cls = StoredOptunaSearch
+        stored = {"storage": tracking.make_optuna_storage(opts.optuna_storage), "study_name": study_name}
     if opts.objective == "multi":
-        return OptunaSearch(space=dists, metric=["val_i_auroc", opts.cost_metric], mode=["max", "min"],
-                            sampler=sampler)
+        return search_cls(space=dists, metric=["val_i_auroc", opts.cost_metric], mode=["max", "min"],
+                          sampler=sampler, **stored)
     metric = "val_mix" if opts.objective == "val_mix" else "val_i_auroc"
-    return OptunaSearch(space=dists, metric=metric, mode="max", sampler=sampler)
+    return search_cls(space=dists, metric=metric, mode="max", sampler=sampler, **stored)
+
+
+def _study_objectives(opts: SweepOptions) -> tuple[list[str], list[str]]:
+    """(Optuna directions, metric names) of the sweep's studies."""
+    if opts.objective == "multi":
+        return ["maximize", "minimize"], ["val_i_auroc", opts.cost_metric]
+    return ["maximize"], ["val_mix" if opts.objective == "val_mix" else "val_i_auroc"]
 
 
 def _trial_error_summary(trial: Any) -> str:
@@ -223,6 +258,27 @@ class RecordGaps(tune.Callback):
         self._fill(trial, "failed", _trial_error_summary(trial))
 
 
+class CloseRuns(tune.Callback):
+    """Tune callback (driver side, after RecordGaps): end the MLflow runs of a trial that Tune ended
+    while they were open. Tune stops an ASHA-stopped trial's process without waiting for it, so the
+    trial cannot be relied on to end its own runs; this closes them from their records."""
+
+    def __init__(self, spec: tracking.TrackingSpec, records_dir: str):
+        self.spec, self.records_dir = spec, records_dir
+
+    def _close(self, trial: Any) -> None:
+        try:
+            tracking.finish_sweep_runs(self.spec, self.records_dir, str(trial.trial_id))
+        except Exception as err:  # noqa: BLE001 - watching never fails a sweep; the sweep's end retries
+            print(f"[tracking] could not close the MLflow runs of {trial.trial_id}: {err}", flush=True)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial)
+
+
 def _concurrency(opts: SweepOptions, per_trial_cpus: float, cap: int) -> int:
     if opts.concurrent:
         return min(opts.concurrent, cap)
@@ -246,6 +302,7 @@ def _run_study(
     use_asha: bool,
     max_reports: int,
     n_trials: int,
+    tracking_spec: tracking.TrackingSpec | None = None,
 ) -> Path:
     from ray.tune.schedulers import ASHAScheduler
 
@@ -258,6 +315,7 @@ def _run_study(
         train_storage=str(sweep_dir / "train_runs"), objective=opts.objective, p_weight=opts.p_weight,
         cost_metric=opts.cost_metric, select_on=opts.select_on, num_workers=opts.num_workers,
         use_gpu=opts.use_gpu, cpus_per_trial=opts.cpus_per_trial, kill_marker=opts.kill_once_after_checkpoint,
+        tracking=tracking_spec,
     )
 
     def sweep_trial(config: dict[str, Any]) -> None:
@@ -286,7 +344,8 @@ def _run_study(
         storage_path=str(sweep_dir),
         failure_config=tune.FailureConfig(max_failures=opts.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[RecordGaps(plan.records_dir, name, opts.select_on)],
+        callbacks=[RecordGaps(plan.records_dir, name, opts.select_on)]
+        + ([CloseRuns(tracking_spec, plan.records_dir)] if tracking_spec and tracking_spec.mlflow_uri else []),
         verbose=opts.verbose,
     )
     if opts.resume and tune.Tuner.can_restore(str(exp_path)):
@@ -299,7 +358,9 @@ def _run_study(
     metric = opts.objective if single else None
     mode = "max" if single else None
     if space.kind == "optuna":
-        search_alg = _optuna_search(space, opts, index)
+        search_alg = _optuna_search(space, opts, index, tracking.study_name_for(name, study))
+        if opts.resume and opts.optuna_storage:
+            search_alg.fail_orphans()  # killed before Tune's first snapshot: nothing runs in the study
         param_space = None
         num_samples = n_trials
         cap = n_trials
@@ -343,19 +404,80 @@ def _sweep_meta(space: SearchSpace, base_cfg: Config, opts: SweepOptions, n_tria
         "trials": n_trials,
         "base_config_hash": base_cfg.hash(),
         "base_config": base_cfg.to_dict(),
+        # watching (suite.tracking): a resumed sweep continues the same runs, event files and study
+        "mlflow": tracking.normalize_mlflow_uri(opts.mlflow) if opts.mlflow else None,
+        "tensorboard": bool(opts.tensorboard),
+        "optuna_storage": tracking.storage_url(*tracking.parse_optuna_storage(opts.optuna_storage))
+        if opts.optuna_storage else None,
     }
+
+
+_META_DEFAULTS = {"mlflow": None, "tensorboard": False, "optuna_storage": None}  # sweep.json before these keys
 
 
 def _check_resume_meta(path: Path, meta: dict[str, Any]) -> None:
     old = json.loads(path.read_text())
     diffs = [k for k in ("space", "categories", "per_category", "objective", "p_weight", "cost_metric", "trials",
-                         "base_config_hash") if old.get(k) != meta.get(k)]
+                         "base_config_hash", *_META_DEFAULTS) if old.get(k, _META_DEFAULTS.get(k)) != meta.get(k)]
     if diffs:
-        detail = "; ".join(f"{k}: was {old.get(k)!r}, now {meta.get(k)!r}" for k in diffs if k != "base_config_hash")
+        detail = "; ".join(f"{k}: was {old.get(k, _META_DEFAULTS.get(k))!r}, now {meta.get(k)!r}" for k in diffs
+                           if k != "base_config_hash")
         if "base_config_hash" in diffs:
             detail += ("; " if detail else "") + "the base config (preset/file/overrides) differs"
         raise ConfigError(f"--resume of {path.parent.name} needs the options it started with ({detail})")
 
+
+
+def _prepare_watching(
+    opts: SweepOptions, meta: dict[str, Any], name: str, sweep_dir: Path, studies: list[str], create: bool
+) -> tracking.TrackingSpec | None:
+    """The sweep's MLflow experiment and Optuna studies (``create=False``: only check their names
+    are free for a new sweep); returns what the trials log to (None when nothing is watched)."""
+    if meta["optuna_storage"]:
+        directions, metric_names = _study_objectives(opts)
+        for study in studies:
+            study_name = tracking.study_name_for(name, study)
+            tracking.prepare_optuna_study(
+                meta["optuna_storage"], study_name, directions, metric_names,
+                {"sweep": name, "sweep_dir": str(sweep_dir), "objective": opts.objective,
+                 "categories": list(opts.categories) if study == "pooled" else [study]},
+                resume=opts.resume, create=create,
+            )
+            if create:
+                print(f"[sweep] Optuna study '{study_name}' in {meta['optuna_storage']}: "
+                      f"optuna-dashboard {tracking.dashboard_target(meta['optuna_storage'])}", flush=True)
+    experiment_id = None
+    if meta["mlflow"]:
+        experiment_id = tracking.prepare_mlflow_experiment(meta["mlflow"], name, opts.resume, create=create)
+        if create:
+            env = "MLFLOW_ALLOW_FILE_STORE=true " if meta["mlflow"].startswith("file:") else ""
+            print(f"[sweep] MLflow experiment '{name}' ({experiment_id}) in {meta['mlflow']}: "
+                  f"{env}mlflow ui --backend-store-uri {meta['mlflow']}", flush=True)
+    if meta["tensorboard"] and create:
+        print(f"[sweep] TensorBoard: tensorboard --logdir {sweep_dir}", flush=True)
+    if not create or not (meta["mlflow"] or meta["tensorboard"]):
+        return None
+    return tracking.TrackingSpec(
+        sweep=name, select_on=opts.select_on, mlflow_uri=meta["mlflow"], mlflow_experiment_id=experiment_id,
+        tensorboard_dir=str(sweep_dir / tracking.TENSORBOARD_DIR) if meta["tensorboard"] else None,
+    )
+
+
+def _finish_watching(opts: SweepOptions, meta: dict[str, Any], name: str, sweep_dir: Path, studies: list[str],
+                     spec: tracking.TrackingSpec | None, result: dict[str, Any]) -> None:
+    """Close MLflow runs whose process died; store Optuna's parameter importances for the report."""
+    if spec is not None and spec.mlflow_uri:
+        closed = tracking.finish_sweep_runs(spec, result["records_dir"])
+        if closed:
+            print(f"[sweep] MLflow: closed {closed} run(s) left open by a killed or stopped trial", flush=True)
+    if meta["optuna_storage"]:
+        _, metric_names = _study_objectives(opts)
+        path = tracking.write_optuna_importances(
+            meta["optuna_storage"], [(tracking.study_name_for(name, s), metric_names) for s in studies],
+            sweep_dir / tracking.IMPORTANCES_NAME,
+        )
+        result["optuna_importances"] = str(path)
+        print(f"[sweep] Optuna parameter importances: {path}", flush=True)
 
 
 def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
@@ -375,6 +497,9 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
         raise ConfigError("--objective multi needs the cost measured: set eval.cost=true")
     base_cfg, use_asha, max_reports = _asha_plan(base_cfg, space, opts)
     n_trials = _default_trials(space, opts.trials)
+    if opts.optuna_storage and space.kind != "optuna":
+        raise ConfigError(f"--optuna-storage needs a SPACE (Optuna) search space; {space.name} is a {space.kind} "
+                          "space run by Tune's grid search")
 
     storage = Path(opts.storage).expanduser().resolve()
     name = opts.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -387,6 +512,9 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
         _check_resume_meta(meta_path, meta)
     elif sweep_dir.exists() and any(sweep_dir.iterdir()):
         raise ConfigError(f"sweep '{name}' already exists under {storage}; pass --resume or choose another --name")
+    studies = [(c, [c]) for c in opts.categories] if opts.per_category else [("pooled", list(opts.categories))]
+    _prepare_watching(opts, meta, name, sweep_dir, [s for s, _ in studies], create=False)  # names free?
+    tracking_spec = _prepare_watching(opts, meta, name, sweep_dir, [s for s, _ in studies], create=True)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if not opts.resume:
         atomic_write_json(meta_path, {**meta, "options": asdict(opts), "created": time.time()})
@@ -405,12 +533,11 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
             f"{' + ASHA' if use_asha else ''} -> {sweep_dir}",
             flush=True,
         )
-        studies = [(c, [c]) for c in opts.categories] if opts.per_category else [("pooled", list(opts.categories))]
         experiments = []
         for index, (study, categories) in enumerate(studies):
             experiments.append(
                 _run_study(study, categories, index, base_cfg, space, opts, sweep_dir, name, use_asha, max_reports,
-                           n_trials)
+                           n_trials, tracking_spec)
             )
     finally:
         shutdown_ray(started)
@@ -442,4 +569,5 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
 
     for line in fidelity_summary(frame):
         print(f"[sweep] {line}", flush=True)
+    _finish_watching(opts, meta, name, sweep_dir, [s for s, _ in studies], tracking_spec, result)
     return result

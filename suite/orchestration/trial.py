@@ -9,6 +9,11 @@ that dies is retried (``--max-failures``) after its checkpoints are copied back,
 resumes mid-stage; a category whose record is already ``ok`` is not trained again; a category
 that diverged (``TrainingDiverged``) fails again at once on a retry instead of retraining.
 ``kill_marker`` is a testing hook that SIGKILLs the trial once after a checkpoint.
+
+Watching (``plan.tracking``, ``suite.tracking``): each category opens a ``TrialTracker`` (its MLflow
+run and TensorBoard writer) in this process, feeds it ``run_trial``'s per-epoch entries and closes
+it from the category's record; with ``num_workers > 1`` the Train workers never log, the record of
+rank 0 is logged when the category ends.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from suite.config import Config, with_overrides
 from suite.orchestration.results import COST_KEYS, as_float, pooled_metrics
 from suite.orchestration.spaces import SearchSpace, decode_params
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, read_record, write_record
+from suite.tracking import TrackingSpec, open_trial_tracker
 
 
 @dataclass
@@ -49,6 +55,7 @@ class TrialPlan:
     use_gpu: bool
     cpus_per_trial: float
     kill_marker: str | None = None
+    tracking: TrackingSpec | None = None  # MLflow / TensorBoard (suite.tracking); None = off
 
     def overrides_for(self, config: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """The config overrides and the seed offset of a trial from its Tune config."""
@@ -226,6 +233,9 @@ def run_sweep_trial(config: dict[str, Any], plan: TrialPlan) -> None:
         if previous is not None and previous.status == "ok":
             finals[cat] = record_metrics(previous)
             print(f"[{trial_id}/{cat}] already finished, not retrained", flush=True)
+            tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, finished=True)
+            if tracker is not None:
+                tracker.close(out)  # a no-op unless the process died before it closed the run
             continue
         if previous is not None and previous.status == "failed" and (previous.error or "").startswith(
             "TrainingDiverged"
@@ -246,6 +256,9 @@ def run_sweep_trial(config: dict[str, Any], plan: TrialPlan) -> None:
             if _report_with_checkpoint(payload, trial_dir, plan.categories):
                 _fault_kill(plan)
 
+        # Opened in the trial process only: under DDP the Train workers never log (rank 0's record
+        # is logged by close()); a retry or --resume reopens the same MLflow run.
+        tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, log=log)
         try:
             if plan.num_workers > 1:
                 from suite.orchestration.train_driver import train_with_ray_train
@@ -258,13 +271,24 @@ def run_sweep_trial(config: dict[str, Any], plan: TrialPlan) -> None:
                 )
             else:
                 record = run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id,
-                                   sweep=plan.sweep_name, node=node, log=log, ablation=ablation)
+                                   sweep=plan.sweep_name, node=node, log=log, ablation=ablation,
+                                   on_epoch=tracker.epoch if tracker is not None else None)
         except SystemExit:
             # Tune ends a trial its scheduler stopped by raising SystemExit inside tune.report.
             _mark_stopped(out)
+            if tracker is not None:
+                _mark_selection(out, plan.select_on)
+                tracker.close(out, "stopped")
+            raise
+        except BaseException:
+            if tracker is not None:
+                _mark_selection(out, plan.select_on)
+                tracker.close(out, "failed")
             raise
         finally:
             _mark_selection(out, plan.select_on)
+        if tracker is not None:
+            tracker.close(out)
         finals[cat] = record_metrics(record)
     final = plan.payload(pooled_metrics(finals))
     final.update({"final": True, "n_categories": len(finals)})

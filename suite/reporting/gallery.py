@@ -5,10 +5,16 @@ The npz holds ``images`` (K,3,H,W) in [0,1], ``maps`` (K,H,W), ``masks`` (K,H,W)
 reconstructions I_R^s and the DPN outputs I_D^s — with ``steps`` (S,) naming the recursion steps.
 A figure shows the input, the anomaly map (alone and over the input), the ground truth, then a
 row of I_R^s and a row of I_D^s when present.
+
+A record's gallery artifact is read only from inside the record's own folder: ``gallery_path``
+resolves it (``..`` and symbolic links followed) and refuses, with a ``GalleryError`` naming the
+record and the path, one that leads outside, before anything is opened; ``build_gallery`` lists
+that as a gallery warning like an unreadable file.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +27,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from suite import aggregate as agg  # noqa: E402
+from suite.data.common import resolve_inside  # noqa: E402
+from suite.errors import SuiteError  # noqa: E402
 from suite.reporting.plots import slug  # noqa: E402
 
 REQUIRED = ("images", "maps", "masks", "scores", "labels", "names")
 DPI = 90
 
 
-class GalleryError(ValueError):
+class GalleryError(ValueError, SuiteError):
     """A gallery file is unreadable or its arrays have inconsistent shapes; the message names the file."""
 
 
@@ -42,13 +50,30 @@ class GalleryImage:
     is_anomalous: bool
 
 
+def gallery_path(record_path: str | Path | None, gallery: str | Path) -> Path:
+    """Where a record's gallery artifact may be read: ``gallery`` (relative to the record's folder,
+    or the absolute path ``suite.aggregate`` resolved it to) when its real location is inside the
+    real location of the record's folder; ``GalleryError`` naming the record and the path otherwise
+    (also without a record path to check against). Nothing is opened."""
+    if record_path is None or (isinstance(record_path, float) and np.isnan(record_path)):
+        raise GalleryError(f"gallery artifact {gallery} has no record folder to be read from")
+    record_dir = Path(os.path.realpath(Path(record_path).parent))
+    relative = Path(gallery)
+    if relative.is_absolute():  # aggregate.record_row stores the resolved absolute path
+        relative = Path(os.path.relpath(relative, record_dir))
+    return resolve_inside(
+        record_dir, relative, f"record {record_path}", "gallery artifact", error=GalleryError,
+        root_name="record folder",
+    )
+
+
 def load_gallery(path: str | Path) -> dict[str, np.ndarray]:
     """Read and check a gallery npz (no pickles)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise GalleryError(f"cannot read gallery {path}: {err}") from err
     missing = [k for k in REQUIRED if k not in data]
     if missing:
@@ -151,7 +176,11 @@ def build_gallery(
             group = group.assign(_s=pd.to_numeric(group[score_col], errors="coerce").fillna(-1.0))
             group = group.sort_values("_s", ascending=False, kind="stable")
         for _, rec in group.head(max_records_per_category).iterrows():
-            path = Path(rec["gallery"])
+            try:  # containment first: nothing outside the record's folder is tested or opened
+                path = gallery_path(rec.get("record_path"), rec["gallery"])
+            except GalleryError as err:
+                warnings.append(str(err))
+                continue
             if not path.is_file():
                 warnings.append(f"gallery file missing: {path} (record {rec['record_path']})")
                 continue

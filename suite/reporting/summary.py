@@ -1,5 +1,6 @@
 """The sweep summary: best configuration per category, the pooled ranking, selection fidelity,
-failures, missing results and parameter importance.
+failures, missing results and parameter importance (Spearman, and Optuna's where a sweep stored
+``optuna_importances.json``: ``suite.reporting.importances``).
 
 Cells hold the mean over the seeds of one configuration on one category; failed and stopped
 records never enter a mean and are listed in the failures table.
@@ -16,6 +17,7 @@ import pandas as pd
 
 from suite import aggregate as agg
 from suite.reporting.footer import footer_text
+from suite.reporting.importances import optuna_importance_tables
 from suite.reporting.table import MISSING, Table, fmt, pct
 
 
@@ -224,7 +226,10 @@ def summary_markdown(
         footer=footer,
         numeric=importance,
     )
-    for key in ("best_per_category", "pooled", "fidelity", "failures", "missing", "importance"):
+    # Optuna's importances stored by sweeps run with --optuna-storage, beside the Spearman ones
+    tables.update(optuna_importance_tables(importance, run_dirs, footer))
+    for key in ("best_per_category", "pooled", "fidelity", "failures", "missing", "importance",
+                *(k for k in tables if k.startswith("optuna_importance"))):
         if key in tables:
             lines.append(tables[key].to_markdown(level=2))
     return "\n".join(lines), tables

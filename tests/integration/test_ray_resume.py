@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,36 +29,6 @@ CONFIGS = [{"augment.coverage": c} for c in (0.1, 0.2, 0.3, 0.4)]
 '''
 
 
-def session_pids(sid: int) -> list[int]:
-    """Processes of the session ``sid`` (the subprocess made it with start_new_session)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == sid:
-            pids.append(int(entry))
-    return pids
-
-
-def kill_session(sid: int) -> None:
-    """SIGKILL the sweep driver and every Ray process it started (all in its session), by pid."""
-    for _ in range(3):
-        pids = session_pids(sid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.5)
-
-
 def ok_records(records_dir: Path) -> int:
     if not records_dir.exists():
         return 0
@@ -80,7 +49,7 @@ def ray_tmp():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_killed_sweep_resumes_without_retraining(tmp_path, ray_tmp):
+def test_killed_sweep_resumes_without_retraining(tmp_path, ray_tmp, kill_session):
     space = tmp_path / "space.py"
     space.write_text(SPACE)
     storage = tmp_path / "st"

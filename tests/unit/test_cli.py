@@ -56,3 +56,158 @@ def test_train_prints_metrics_and_where_the_record_went(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "i_auroc" in result.stdout and "record.json" in result.stdout
     assert len(list(tmp_path.rglob("record.json"))) == 1
+    assert "[train] done in" in result.stderr and "error:" not in result.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# errors: one "error:" line, a non-zero exit code, no traceback, nothing written, no "done"
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_refused(result: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
+    """The command ended as a clean user error; returns its one error line."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "done in" not in result.stderr + result.stdout
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unknown_category", "missing_root", "nonexistent_root", "category_not_under_root"],
+)
+def test_train_refuses_bad_data_before_writing_anything(tmp_path, case):
+    empty_root = tmp_path / "mvtec"
+    empty_root.mkdir()
+    out = tmp_path / "out"
+    args, needles = {
+        "unknown_category": (["--root", str(empty_root), "--category", "botle"], ["'botle'", "bottle, cable"]),
+        "missing_root": (["--category", "bottle"], ["data.root", "mvtec"]),
+        "nonexistent_root": (["--root", str(tmp_path / "nope"), "--category", "bottle"],
+                             [str(tmp_path / "nope"), "does not exist"]),
+        "category_not_under_root": (["--root", str(empty_root), "--category", "bottle"],
+                                    [str(empty_root / "bottle"), "does not exist"]),
+    }[case]
+    result = run_cli("train", "--dataset", "mvtec", *args, "--out", str(out))
+    assert_refused(result, *needles)
+    assert not out.exists()
+
+
+def test_train_refuses_unknown_synthetic_category(tmp_path):
+    out = tmp_path / "out"
+    assert_refused(run_cli("train", "--category", "synth_nothing", "--out", str(out)), "synth_nothing", "synth_texture")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--space", "no_such_space"], ["no_such_space", "demo"]),
+        (["--space", "demo", "--categories", "synth_texture,botle"], ["'botle'", "synth_object"]),
+    ],
+)
+def test_sweep_refuses_bad_space_or_category_before_writing_anything(tmp_path, args, needles):
+    storage = tmp_path / "sweeps"
+    result = run_cli("sweep", *args, "--storage", str(storage), "--preset", "tiny")
+    assert_refused(result, *needles)
+    assert not storage.exists()
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  detph: 2\n")
+    assert_refused(run_cli("train", "--config", str(bad), "--out", str(tmp_path / "out")), str(bad), "model.detph")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing set yet\n")
+    assert_refused(run_cli("train", "--config", str(empty), "--out", str(tmp_path / "out")),
+                   f"config file {empty} is empty")
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_refuses_a_missing_run_dir(tmp_path):
+    out = tmp_path / "report"
+    assert_refused(run_cli("report", str(tmp_path / "no_runs"), "--out", str(out)), str(tmp_path / "no_runs"))
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    afile = tmp_path / "taken"
+    afile.write_text("x")
+    assert_refused(run_cli("train", "--preset", "tiny", "--out", str(afile)), str(afile), "not a folder")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_with_the_same_exit_code(tmp_path, where):
+    args = ["train", "--category", "synth_nothing", "--out", str(tmp_path / "out")]
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "DatasetError" in result.stderr
+    assert len(error_lines(result.stderr)) == 1 and "done in" not in result.stderr
+
+
+def test_suite_errors_share_a_base_and_keep_their_old_bases():
+    from suite.config import ConfigError
+    from suite.data import DatasetError, DatasetNotFoundError
+    from suite.errors import InputError, SuiteError
+    from suite.orchestration.spaces import SpaceError
+    from suite.reporting.gallery import GalleryError
+    from suite.training import CheckpointError, TrainingDiverged
+
+    for cls, old_base in [(ConfigError, ValueError), (SpaceError, ConfigError), (DatasetError, ValueError),
+                          (DatasetNotFoundError, FileNotFoundError), (GalleryError, ValueError),
+                          (CheckpointError, RuntimeError), (TrainingDiverged, RuntimeError)]:
+        assert issubclass(cls, SuiteError) and issubclass(cls, old_base), cls
+    for cls in (ConfigError, SpaceError, DatasetError, DatasetNotFoundError):
+        assert issubclass(cls, InputError) and cls("x").exit_code == 2
+    for cls in (GalleryError, CheckpointError, TrainingDiverged):
+        assert not issubclass(cls, InputError) and cls("x").exit_code == 1
+
+
+def _train_raising(monkeypatch, err: BaseException) -> None:
+    def cmd_train(args):
+        print("[train] working")
+        raise err
+
+    monkeypatch.setattr("suite.cli.cmd_train", cmd_train)
+
+
+def test_a_runtime_failure_exits_1_with_one_line_and_no_done(tmp_path, monkeypatch, capsys):
+    from suite.training import TrainingDiverged
+
+    _train_raising(monkeypatch, TrainingDiverged("stage 1: loss is nan at epoch 3"))
+    assert main(["train", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert error_lines(err) == ["error: stage 1: loss is nan at epoch 3"]
+    assert "[train] failed after" in err and "done in" not in err and "Traceback" not in err
+
+
+def test_an_os_error_on_a_user_path_is_one_line_but_elsewhere_a_bug(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    _train_raising(monkeypatch, PermissionError(13, "Permission denied", str(out / "run" / "record.json")))
+    assert main(["train", "--out", str(out)]) == 1
+    assert error_lines(capsys.readouterr().err) == [f"error: Permission denied: {out / 'run' / 'record.json'}"]
+
+    _train_raising(monkeypatch, PermissionError(13, "Permission denied", str(tmp_path / "elsewhere")))
+    with pytest.raises(PermissionError):
+        main(["train", "--out", str(out)])
+    assert "done in" not in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback_and_success_says_done(tmp_path, monkeypatch, capsys):
+    _train_raising(monkeypatch, KeyError("oops"))
+    with pytest.raises(KeyError):
+        main(["train", "--out", str(tmp_path)])
+    assert "done in" not in capsys.readouterr().err
+
+    monkeypatch.setattr("suite.cli.cmd_train", lambda args: 0)
+    assert main(["train", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "[train] done in" in err and "error:" not in err

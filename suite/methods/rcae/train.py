@@ -146,6 +146,14 @@ def _run_stage(ctx: TrainContext, stage: str, module: nn.Module, loss, times: di
     freeze(module)
 
 
+def _loss_hook(ctx: TrainContext, stage: str):
+    """``on_epoch_end`` of a stage without a validation probe: its per-epoch loss reaches the
+    record's history (and a sweep's trackers) like stage 1's."""
+    if ctx.on_epoch_end is None:
+        return None
+    return lambda epoch, loss: ctx.on_epoch_end(stage, epoch, loss, None)
+
+
 def _scoring_normals(ctx: TrainContext) -> tuple[torch.Tensor, str]:
     normals = ctx.calib_images
     if ctx.cfg.eval.fit_on == "train" or normals is None or len(normals) < 2:
@@ -170,12 +178,13 @@ def train(ctx: TrainContext) -> TrainedMethod:
     hook = probe_hook(ctx, ae, _reconstruction_probe(ae, cfg))
     _run_stage(ctx, "stage1", ae, ReconstructionStageLoss(cfg, images, device, recursive), times, info, hook)
     if "dpn" in nets:
-        _run_stage(ctx, "stage2", nets["dpn"], DetailStageLoss(cfg, ae, images, device), times, info)
+        _run_stage(ctx, "stage2", nets["dpn"], DetailStageLoss(cfg, ae, images, device), times, info,
+                   _loss_hook(ctx, "stage2"))
     if "crd" in nets:
         if cfg.model.crd_input == "discrepancy":
             infer.fit_discrepancy_norm(images, device)
         loss = DetectionStageLoss(cfg, infer, images, device, _texture_bank(cfg))
-        _run_stage(ctx, "stage3", nets["crd"], loss, times, info)
+        _run_stage(ctx, "stage3", nets["crd"], loss, times, info, _loss_hook(ctx, "stage3"))
 
     scorer = RcAEScorer(infer, cfg)
     normals, fitted_on = _scoring_normals(ctx)

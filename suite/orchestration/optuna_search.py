@@ -1,0 +1,69 @@
+"""``StoredOptunaSearch``: Ray's ``OptunaSearch`` on a persistent Optuna storage that survives a kill.
+
+A sweep with ``--optuna-storage`` passes ``storage=`` and ``study_name=`` to ``OptunaSearch`` (the
+documented way); Tune pickles the searcher with its experiment and ``Tuner.restore`` brings it
+back. A hard kill leaves the storage ahead of Tune's last snapshot in two ways, fixed here:
+
+- a trial asked from the storage after the snapshot stays RUNNING forever (Tune will suggest a
+  new one instead): on restore such orphans are marked FAIL (user attr ``orphaned``);
+- a trial the storage had already finished is run again by Tune (its categories' records are
+  reused, so it only reports): reporting to a finished Optuna trial raises, so the searcher logs
+  and ignores it (``tell`` errors are already ignored by Ray).
+
+A trial ASHA stopped (its last result is not ``final``) is told PRUNED, a failed one FAIL, where
+Ray would tell both COMPLETE with their last value: the study's COMPLETE trials, which the
+dashboard ranks and the importances use, are the ones that ran to the end.
+
+Each Optuna trial also carries the Tune trial id (user attr ``tune_trial_id``), which names the
+trial's folder under ``records/`` and its MLflow runs (tag ``trial``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ray.tune.search.optuna import OptunaSearch
+
+from suite.tracking import fail_orphan_trials
+
+logger = logging.getLogger(__name__)
+
+
+class StoredOptunaSearch(OptunaSearch):
+    def suggest(self, trial_id: str) -> dict | None:
+        new = trial_id not in self._ot_trials
+        params = super().suggest(trial_id)
+        if new and trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+        return params
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        try:
+            super().on_trial_result(trial_id, result)
+        except Exception as err:  # noqa: BLE001 - e.g. the storage finished this trial before a kill
+            logger.warning("Optuna: result of trial %s not stored: %s", trial_id, err)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        # Ray tells a trial COMPLETE with its last result even when the scheduler stopped it early or
+        # it failed; here those are PRUNED (their intermediate values stay) and FAIL, so the study's
+        # COMPLETE values (what the importances use) are all final ones.
+        stopped = result is not None and result.get("final") is False
+        super().on_trial_complete(trial_id, None if (error or stopped) else result, error)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self.fail_orphans()
+
+    def fail_orphans(self) -> list[int]:
+        """Mark RUNNING trials of the study that this searcher does not know as FAIL."""
+        if self._ot_study is None:
+            return []
+        known = {t._trial_id for t in self._ot_trials.values()}
+        failed = fail_orphan_trials(
+            self._ot_study, known, "asked by a sweep process that was killed before Tune saved the trial"
+        )
+        if failed:
+            print(f"[optuna] study {self._study_name}: trial(s) {failed} left RUNNING by a killed sweep marked FAIL",
+                  flush=True)
+        return failed
