@@ -12,12 +12,32 @@ All numbers are measured, not estimated, on the device the caller names:
   ``torch.inference_mode`` (CUDA is synchronised around each pass).
 * ``latency_ms_batch`` / ``throughput_ips``: median wall time per image / images per second at the
   largest batch size.
-* ``peak_mem_mb``: extra memory during the largest-batch passes, in MiB. CUDA:
-  ``torch.cuda.max_memory_allocated`` minus the allocation before. CPU: the process's peak resident
-  set size (``VmHWM`` in ``/proc/self/status``, reset through ``/proc/self/clear_refs``) minus the
-  resident size before; where the peak cannot be reset, the resident size after minus before
-  (``/proc/self/statm``), which misses memory freed before the end. The CPU figure covers the whole
-  process, so other threads' allocations leak in; ``None`` where ``/proc`` is unavailable.
+* ``peak_mem_mb``: extra memory one inference needs at the largest batch, in MiB; ``mem_method``
+  (a short code) and ``peak_mem_method`` (a sentence) say how it was measured:
+
+  - CUDA (``cuda_max_allocated``): ``torch.cuda.max_memory_allocated`` over the largest-batch
+    passes (peak stats reset before) minus the allocation before.
+  - CPU (``cpu_alloc_peak``): the peak of live tensor bytes handed out by torch's CPU allocator
+    during one forward at the largest batch, above what was allocated before it — the running sum
+    of the allocation (+) and free (-) events ``torch.profiler`` records with
+    ``profile_memory=True``. This is the CPU analogue of ``max_memory_allocated``: it does not
+    depend on what the C allocator kept resident from training (which made the old resident-set
+    figure about zero after training), nor on other threads. It counts tensor memory only (not
+    interpreter objects or a library's private scratch buffers). The profiler's first use in a
+    process costs about 2 s.
+  - Fallback where the profiler gives no memory events (``rss_peak`` / ``rss_delta``): the
+    process's peak resident set size (``VmHWM``, reset through ``/proc/self/clear_refs``), or the
+    resident size, minus the resident size before. Memory the C allocator reuses from earlier work
+    is not seen, so after training this is close to zero; ``None`` where ``/proc`` is unavailable.
+
+Training memory (``TrainingMemory``, recorded by ``suite.pipeline`` when ``eval.cost`` is on):
+
+* ``train_peak_rss_mb``: the whole process's peak resident set size while the stages trained, in
+  MiB — data held in memory, the interpreter and libraries included, not the model alone.
+  ``VmHWM`` reset at the start of training where ``/proc/self/clear_refs`` allows (else
+  ``ru_maxrss``: the process's lifetime peak, which in a reused worker may come from an earlier
+  trial); ``train_peak_rss_method`` says which.
+* ``train_peak_cuda_mb`` (CUDA only): ``torch.cuda.max_memory_allocated`` during training.
 """
 
 from __future__ import annotations
@@ -33,7 +53,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_params", "measure_cost", "Timer", "stage_timer"]
+__all__ = ["count_params", "measure_cost", "Timer", "stage_timer", "TrainingMemory", "allocator_peak_bytes"]
 
 _MIB = float(1 << 20)
 
@@ -163,6 +183,76 @@ class _MemoryProbe:
         return max(after - self._before, 0) / _MIB
 
 
+def allocator_peak_bytes(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> int | None:
+    """Peak of live CPU tensor bytes allocated by torch during ``fn(x)``, above the level at the
+    start (``torch.profiler`` memory events: +bytes per allocation, -bytes per free, summed in time
+    order). None when the profiler records no memory events (e.g. a build without Kineto)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn(x)
+        events = [
+            e for e in prof.profiler.kineto_results.events()
+            if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")
+        ]
+    except (RuntimeError, AttributeError):
+        return None
+    if not events:
+        return None
+    level = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        level += int(event.nbytes())
+        peak = max(peak, level)
+    return peak
+
+
+_PEAK_MEM_METHODS = {
+    "cuda_max_allocated": "cuda: torch.cuda.max_memory_allocated over the batch-{b} passes minus the allocation before",
+    "cpu_alloc_peak": "cpu: peak live tensor bytes of torch's CPU allocator over one forward at batch {b} "
+                      "(torch.profiler memory events)",
+    "rss_peak": "cpu: process peak RSS (VmHWM) growth over the batch-{b} passes; misses memory the C allocator reuses",
+    "rss_delta": "cpu: process RSS after minus before the batch-{b} passes; misses freed and reused memory",
+}
+
+
+class TrainingMemory:
+    """Peak memory of training: ``start()`` before the stages, ``stop()`` after (see module docstring)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._reset = False
+
+    def start(self) -> "TrainingMemory":
+        self._reset = _reset_peak_resident() and _peak_resident_bytes() is not None
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        peak = _peak_resident_bytes() if self._reset else None
+        if peak is not None:
+            out["train_peak_rss_mb"] = peak / _MIB
+            out["train_peak_rss_method"] = ("whole process peak RSS (VmHWM, reset at the start of training), "
+                                            "data and libraries included")
+        else:
+            try:
+                import resource
+
+                kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+                out["train_peak_rss_mb"] = kib / 1024.0
+                out["train_peak_rss_method"] = ("whole process lifetime peak RSS (ru_maxrss), data and libraries "
+                                                "included; may come from earlier work in the same process")
+            except (ImportError, OSError):
+                out["train_peak_rss_mb"] = None
+                out["train_peak_rss_method"] = None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            out["train_peak_cuda_mb"] = torch.cuda.max_memory_allocated(self.device) / _MIB
+        return out
+
+
 # ----------------------------------------------------------------------------------------------
 # measurement
 
@@ -226,7 +316,8 @@ def measure_cost(
 
         params, gflops, latency_ms, latency_ms_batch, throughput_ips, peak_mem_mb, device,
         batch_size (the largest), latency_ms_by_batch ({str(b): per-image ms}), threads,
-        mem_method ("cuda_max_allocated" | "rss_peak" | "rss_delta" | None)
+        mem_method ("cuda_max_allocated" | "cpu_alloc_peak" | "rss_peak" | "rss_delta" | None),
+        peak_mem_method (how peak_mem_mb was measured, in words)
     """
     if not isinstance(example_input, torch.Tensor) or example_input.ndim < 1 or example_input.shape[0] < 1:
         raise ValueError("example_input must be a tensor with a leading batch dimension of size >= 1")
@@ -258,10 +349,16 @@ def measure_cost(
                 by_batch[str(b)] = 1e3 * _median_seconds(model_or_fn, xb, repeats, warmup, target) / b
             largest = sizes[-1]
             xb = x1.expand(largest, *x1.shape[1:]).contiguous()
+            mem_method: str | None = None
+            peak_bytes = allocator_peak_bytes(model_or_fn, xb) if target.type == "cpu" else None
             probe = _MemoryProbe(target)
-            probe.start()
+            if peak_bytes is None:
+                probe.start()
             batch_s = _median_seconds(model_or_fn, xb, repeats, warmup, target)
-            peak_mem_mb = probe.stop()
+            if peak_bytes is None:
+                peak_mem_mb, mem_method = probe.stop(), probe.method
+            else:
+                peak_mem_mb, mem_method = peak_bytes / _MIB, "cpu_alloc_peak"
     finally:
         if module is not None:
             module.train(was_training)
@@ -280,5 +377,6 @@ def measure_cost(
         "batch_size": largest,
         "latency_ms_by_batch": dict(sorted(by_batch.items(), key=lambda kv: int(kv[0]))),
         "threads": torch.get_num_threads(),
-        "mem_method": probe.method,
+        "mem_method": mem_method,
+        "peak_mem_method": _PEAK_MEM_METHODS[mem_method].format(b=largest) if mem_method else None,
     }

@@ -244,6 +244,7 @@ def run_trial(
         node={**node_info(), **(node or {})},
         versions=code_versions(),
         ablation=dict(ablation or {}),
+        started=time.time(),
     )
     try:
         _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch)
@@ -251,10 +252,23 @@ def run_trial(
         record.status = "failed"
         record.error = f"{type(err).__name__}: {err}"
         record.history.append({"traceback": traceback.format_exc(limit=8)})
+        record.finished = time.time()
         write_record(record, out / RECORD_NAME)
         raise
+    record.finished = time.time()
     write_record(record, out / RECORD_NAME)
     return record
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    """The record's ``device``: the resolved device string (``cpu``, ``cuda:0``), the CUDA device
+    name, and torch's intra-op thread count."""
+    info: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        info["device"] = f"cuda:{index}"
+        info["name"] = torch.cuda.get_device_name(index)
+    return info
 
 
 def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) -> None:
@@ -262,6 +276,7 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) ->
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
+    record.device = device_info(device)
     seed_everything(cfg.runtime.seed)  # model initialisation; each stage draws from its own generator
 
     t0 = time.perf_counter()
@@ -318,7 +333,12 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) ->
         log=log,
         on_epoch_end=on_epoch_end,
     )
+    from suite.cost import TrainingMemory
+
+    train_memory = TrainingMemory(device).start() if cfg.eval.cost else None
     method = method_trainer(cfg.model.method)(ctx)
+    if train_memory is not None:
+        record.cost.update(train_memory.stop())
     record.stage_times.update(method.stage_times)
     record.info.update(method.info)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RECORD_VERSION = 3  # 2: diagnostics and scorings fields; 3: ablation ids
+RECORD_VERSION = 4  # 2: diagnostics and scorings fields; 3: ablation ids; 4: started/finished, device
 RECORD_GLOB = "record*.json"
 RECORD_NAME = "record.json"  # the record a run folder (one trial, one category) holds
 
@@ -54,9 +54,22 @@ class TrialRecord:
     seed: int = 0
     selection: str = "val"  # which split selected this configuration: val | test
     node: dict[str, Any] = field(default_factory=dict)  # hostname, ray node id (when under Ray)
+    # The torch device the trial ran on: {"device": "cpu" | "cuda:0", "name": CUDA device name, "threads"}.
+    device: dict[str, Any] = field(default_factory=dict)
+    # Wall-clock (time.time()) start and end of the trial's work; None in records older than version 4
+    # and in records filled in for a trial that died before writing its own.
+    started: float | None = None
+    finished: float | None = None
     versions: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     record_version: int = RECORD_VERSION
+
+    @property
+    def busy_s(self) -> float | None:
+        """``finished - started`` in seconds, or None when either is missing."""
+        if self.started is None or self.finished is None:
+            return None
+        return max(float(self.finished) - float(self.started), 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -66,7 +66,7 @@ import ray
 from ray import tune
 
 from suite.config import Config, ConfigError, load_yaml, with_overrides
-from suite.orchestration.results import best_trials, trial_table, write_pareto, write_records_csv
+from suite.orchestration.results import best_trials, trial_table, utilisation, write_pareto, write_records_csv
 from suite.orchestration.spaces import SearchSpace, check_space, encoded_choices, load_space
 from suite.orchestration.trial import TrialPlan, run_sweep_trial
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, code_versions, write_record
@@ -246,6 +246,10 @@ class RecordGaps(tune.Callback):
                 category=cfg.data.category, method=cfg.model.method, status=status, error=error,
                 history=[last] if last else [], trial_id=str(trial.trial_id), sweep=self.sweep,
                 seed=cfg.runtime.seed, selection=self.select_on, versions=code_versions(),
+                # run_trial writes config.yaml first: its mtime is when the category started; it
+                # ended no later than now (the scheduler's stop or the error reached the driver).
+                started=(cat_dir / "config.yaml").stat().st_mtime, finished=time.time(),
+                info={"times": "started = config.yaml mtime, finished = when the driver filled this record"},
             )
             write_record(record, cat_dir / RECORD_NAME)
 
@@ -303,7 +307,8 @@ def _run_study(
     max_reports: int,
     n_trials: int,
     tracking_spec: tracking.TrackingSpec | None = None,
-) -> Path:
+) -> tuple[Path, int]:
+    """Run one study's Tune experiment; returns its folder and the concurrency (slots) it used."""
     from ray.tune.schedulers import ASHAScheduler
 
     from suite.orchestration.env import TRAIN_DRIVER, has_train_driver_resource
@@ -348,11 +353,13 @@ def _run_study(
         + ([CloseRuns(tracking_spec, plan.records_dir)] if tracking_spec and tracking_spec.mlflow_uri else []),
         verbose=opts.verbose,
     )
+    cap = n_trials if space.kind == "optuna" else len(space.points) * n_trials
+    slots = _concurrency(opts, per_trial_cpus, cap)
     if opts.resume and tune.Tuner.can_restore(str(exp_path)):
         print(f"[sweep] resuming {exp_path}", flush=True)
         tuner = tune.Tuner.restore(str(exp_path), trainable=trainable, resume_errored=True)
         tuner.fit()
-        return exp_path
+        return exp_path, slots
 
     single = opts.objective != "multi"
     metric = opts.objective if single else None
@@ -363,14 +370,12 @@ def _run_study(
             search_alg.fail_orphans()  # killed before Tune's first snapshot: nothing runs in the study
         param_space = None
         num_samples = n_trials
-        cap = n_trials
     else:
         search_alg = None
         param_space = {"point": tune.grid_search(space.points)}
         if n_trials > 1:
             param_space["repeat"] = tune.grid_search(list(range(n_trials)))
         num_samples = 1
-        cap = len(space.points) * n_trials
     scheduler = None
     if use_asha:
         scheduler = ASHAScheduler(
@@ -383,13 +388,13 @@ def _run_study(
         search_alg=search_alg,
         scheduler=scheduler,
         num_samples=num_samples,
-        max_concurrent_trials=_concurrency(opts, per_trial_cpus, cap),
+        max_concurrent_trials=slots,
         reuse_actors=True,  # a new trial reuses an idle trial process: no new worker, no torch import
         trial_dirname_creator=_trial_dirname,
     )
     tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
     tuner.fit()
-    return exp_path
+    return exp_path, slots
 
 
 def _sweep_meta(space: SearchSpace, base_cfg: Config, opts: SweepOptions, n_trials: int) -> dict[str, Any]:
@@ -480,6 +485,21 @@ def _finish_watching(opts: SweepOptions, meta: dict[str, Any], name: str, sweep_
         print(f"[sweep] Optuna parameter importances: {path}", flush=True)
 
 
+def _sweep_records(records_dir: Path) -> list[TrialRecord]:
+    from suite.aggregate import load_records
+
+    return list(load_records(records_dir).records)
+
+
+def _utilisation_line(usage: dict[str, Any]) -> str:
+    """The summary's utilisation sentence (``results.utilisation``'s dict)."""
+    line = (f"utilisation {usage['utilisation']:.0%}: {usage['busy_s']:.1f} busy slot-seconds / "
+            f"({usage['slots']} slot(s) x {usage['wall_s']:.1f} s wall)")
+    if usage["untimed"]:
+        line += f"; {usage['untimed']} record(s) without start/finish times not counted"
+    return line
+
+
 def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
     """Run (or resume) a sweep; returns paths: records_dir, records_csv (+ pareto_csv/json for multi)."""
     from suite.orchestration.cluster import describe_cluster, format_cluster
@@ -534,11 +554,14 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
             flush=True,
         )
         experiments = []
+        slots_used = []
+        sweep_start, wall_t0 = time.time(), time.perf_counter()
         for index, (study, categories) in enumerate(studies):
-            experiments.append(
-                _run_study(study, categories, index, base_cfg, space, opts, sweep_dir, name, use_asha, max_reports,
-                           n_trials, tracking_spec)
-            )
+            exp_path, slots = _run_study(study, categories, index, base_cfg, space, opts, sweep_dir, name, use_asha,
+                                         max_reports, n_trials, tracking_spec)
+            experiments.append(exp_path)
+            slots_used.append(slots)
+        wall_s = time.perf_counter() - wall_t0
     finally:
         shutdown_ray(started)
 
@@ -565,6 +588,10 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
             print(f"[sweep] best trial of {study}: {row['trial_id']} ({opts.objective} on {opts.select_on} "
                   f"{row['objective']:.4f}) {row['overrides']}", flush=True)
     print(f"[sweep] {result['n_records']} record(s) {result['status']} in {records_dir}", flush=True)
+    # Studies run one after another, each with up to max(slots_used) trials at once.
+    usage = utilisation(_sweep_records(records_dir), max(slots_used, default=1), wall_s, start=sweep_start)
+    result["utilisation"] = usage
+    print(f"[sweep] {_utilisation_line(usage)}", flush=True)
     from suite.aggregate import fidelity_summary  # no Ray: does validation rank the configurations like test?
 
     for line in fidelity_summary(frame):

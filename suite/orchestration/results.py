@@ -127,3 +127,34 @@ def best_trials(rows: list[dict[str, Any]], objective: str, p_weight: float, sel
         if row["study"] not in best or value > best[row["study"]]["objective"]:
             best[row["study"]] = {**row, "objective": value}
     return best
+
+
+def utilisation(
+    records: list[TrialRecord], slots: int, wall_s: float, start: float | None = None
+) -> dict[str, Any]:
+    """How full the sweep kept its slots: busy slot-seconds ÷ (slots × wall time).
+
+    ``busy`` is the sum over records of ``finished - started`` (one record = one category of one
+    trial; a trial runs its categories one after another in its slot, so their intervals add up).
+    With ``start`` (the sweep's wall-clock start, ``time.time()``), each interval is clipped to
+    ``[start, start + wall_s]`` so records an earlier, resumed run left behind do not count.
+    Records without both timestamps (older than record version 4, or filled in for a trial that
+    died) are skipped and counted in ``untimed``. Returns ``{"utilisation", "busy_s", "slots",
+    "wall_s", "timed", "untimed"}``; ``utilisation`` is NaN when ``slots`` or ``wall_s`` is not
+    positive. It can exceed 1 only if records overlap within a slot (e.g. a DDP trial's shards).
+    """
+    busy = 0.0
+    timed = untimed = 0
+    for record in records:
+        if record.started is None or record.finished is None:
+            untimed += 1
+            continue
+        begin, end = float(record.started), float(record.finished)
+        if start is not None:
+            begin, end = max(begin, start), min(end, start + wall_s)
+        busy += max(end - begin, 0.0)
+        timed += 1
+    capacity = slots * wall_s
+    value = busy / capacity if slots > 0 and wall_s > 0 else math.nan
+    return {"utilisation": value, "busy_s": busy, "slots": int(slots), "wall_s": float(wall_s), "timed": timed,
+            "untimed": untimed}

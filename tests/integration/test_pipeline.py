@@ -33,6 +33,11 @@ def test_three_stages_write_a_complete_record(tmp_path):
     assert 0.0 <= record.metrics["test"]["aupro"] <= 1.0
     assert set(record.stage_times) >= {"data", "stage1", "stage2", "stage3", "eval", "total"}
     assert record.cost["params"] > 0 and record.cost["gflops"] > 0 and record.cost["latency_ms"] > 0
+    assert record.cost["peak_mem_mb"] > 0 and record.cost["peak_mem_method"]
+    assert record.cost["train_peak_rss_mb"] > 0 and record.cost["train_peak_rss_method"]
+    assert record.started is not None and record.started <= record.finished
+    assert record.busy_s >= record.stage_times["total"] - 1e-6
+    assert record.device["device"] == "cpu" and record.device["threads"] >= 1
     assert record.versions["torch"] == torch.__version__ and "git_commit" in record.versions
     ckpt = torch.load(tmp_path / "t" / "checkpoints" / "stage3.pt", weights_only=True)
     assert ckpt["config"] == cfg.to_dict() and ckpt["versions"]["torch"] == torch.__version__

@@ -80,6 +80,10 @@ def test_optuna_sweep_with_asha_writes_records_and_csv(local_ray, tmp_path):
     params = [json.loads((sweep_dir / "records" / r.trial_id / "params.json").read_text()) for r in records]
     assert all(set(p["overrides"]) == {"augment.noise_std", "augment.noise_on_target"} for p in params)
     assert len({p["overrides"]["augment.noise_std"] for p in params}) == 4  # four distinct samples
+    # Every record (stopped ones too) has its start and end; the summary states the slots' utilisation.
+    assert all(r.started is not None and r.started <= r.finished for r in records)
+    usage = result["utilisation"]
+    assert usage["timed"] == 4 and usage["slots"] >= 1 and 0 < usage["utilisation"] <= 1
 
 
 def test_multi_objective_sweep_writes_a_pareto_set(local_ray, tmp_path):

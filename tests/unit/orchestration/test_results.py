@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -47,3 +48,24 @@ def test_trial_table_pareto_and_best(tmp_path):
     assert json.loads(json_path.read_text())["trials_considered"] == 3
     best = best_trials(rows, "val_i_auroc", 0.5, "val")
     assert best["a,b"]["trial_id"] == "t1"
+
+
+def _timed(started: float | None, finished: float | None) -> TrialRecord:
+    return TrialRecord(config={}, config_hash="h", dataset="synthetic", category="a", method="rcae",
+                       started=started, finished=finished)
+
+
+def test_utilisation_is_busy_slot_seconds_over_slots_times_wall():
+    from suite.orchestration.results import utilisation
+
+    # 2 slots for 10 s; one slot busy 0-10 s, the other 0-5 s: 15 of 20 slot-seconds.
+    records = [_timed(100.0, 110.0), _timed(100.0, 105.0)]
+    usage = utilisation(records, slots=2, wall_s=10.0)
+    assert usage["utilisation"] == pytest.approx(0.75)
+    assert usage["busy_s"] == pytest.approx(15.0) and usage["timed"] == 2 and usage["untimed"] == 0
+    # One slot, sequential: 15 busy seconds over 15 s of wall time is full.
+    assert utilisation([_timed(0.0, 10.0), _timed(10.0, 15.0)], slots=1, wall_s=15.0)["utilisation"] == pytest.approx(1.0)
+    # Records without times are skipped and counted; a window clips what a resumed run left behind.
+    usage = utilisation(records + [_timed(None, None), _timed(50.0, 60.0)], slots=2, wall_s=10.0, start=100.0)
+    assert usage["utilisation"] == pytest.approx(0.75) and usage["untimed"] == 1
+    assert math.isnan(utilisation(records, slots=0, wall_s=10.0)["utilisation"])
