@@ -252,11 +252,10 @@ def run_trial(
         record.status = "failed"
         record.error = f"{type(err).__name__}: {err}"
         record.history.append({"traceback": traceback.format_exc(limit=8)})
+        raise
+    finally:
         record.finished = time.time()
         write_record(record, out / RECORD_NAME)
-        raise
-    record.finished = time.time()
-    write_record(record, out / RECORD_NAME)
     return record
 
 
@@ -310,17 +309,16 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) ->
         nonlocal iteration
         every = cfg.train.eval_every
         entry: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": loss}
-        if every and epoch % every == 0 and probe is not None and val is not None:
+        validated = bool(every and epoch % every == 0 and probe is not None and val is not None)
+        if validated:
             # A cheap stage-so-far validation, so schedulers (ASHA) can stop weak trials early.
             iteration += 1
             entry.update({f"val_{k}": v for k, v in val_metrics(probe).items()})
             entry["iteration"] = iteration
-            if on_epoch is not None:
-                on_epoch(dict(entry))  # before report: a scheduler may stop the trial inside it
-            if report is not None:
-                report({**entry, "final": False}, str(ckpt_dir))
-        elif on_epoch is not None:
-            on_epoch(dict(entry))
+        if on_epoch is not None:
+            on_epoch(dict(entry))  # before report: a scheduler may stop the trial inside it
+        if validated and report is not None:
+            report({**entry, "final": False}, str(ckpt_dir))
         record.history.append(entry)
 
     ctx = TrainContext(

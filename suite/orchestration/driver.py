@@ -189,11 +189,11 @@ def _optuna_search(space: SearchSpace, opts: SweepOptions, study_index: int, stu
 
         search_cls = StoredOptunaSearch
         stored = {"storage": tracking.make_optuna_storage(opts.optuna_storage), "study_name": study_name}
-    if opts.objective == "multi":
-        return search_cls(space=dists, metric=["val_i_auroc", opts.cost_metric], mode=["max", "min"],
-                          sampler=sampler, **stored)
-    metric = "val_mix" if opts.objective == "val_mix" else "val_i_auroc"
-    return search_cls(space=dists, metric=metric, mode="max", sampler=sampler, **stored)
+    directions, metrics = _study_objectives(opts)
+    modes = ["max" if d == "maximize" else "min" for d in directions]
+    if len(metrics) == 1:  # a single objective is passed as plain strings
+        return search_cls(space=dists, metric=metrics[0], mode=modes[0], sampler=sampler, **stored)
+    return search_cls(space=dists, metric=metrics, mode=modes, sampler=sampler, **stored)
 
 
 def _study_objectives(opts: SweepOptions) -> tuple[list[str], list[str]]:
