@@ -441,15 +441,17 @@ def seed_stats(
 ) -> pd.DataFrame:
     """Mean, sample std (ddof=1; NaN for a single record) and count of ``columns`` per group.
 
-    Output columns: the ``by`` keys, ``n`` (records in the group), ``<col>`` (mean) and
-    ``<col>.std``. NaNs are skipped, so a metric missing in one seed does not hide the others.
+    Output columns: the ``by`` keys, ``n`` (records in the group), ``seeds`` (distinct seed values
+    among them: two records of one (configuration, seed) are one seed, not two), ``<col>`` (mean)
+    and ``<col>.std``. NaNs are skipped, so a metric missing in one seed does not hide the others.
     """
     by = list(by)
     columns = [c for c in columns if c in frame.columns]
     if frame.empty:
-        return pd.DataFrame(columns=[*by, "n", *columns, *(f"{c}.std" for c in columns)])
+        return pd.DataFrame(columns=[*by, "n", "seeds", *columns, *(f"{c}.std" for c in columns)])
     grouped = frame.groupby(by, sort=False, dropna=False)
     out = grouped.size().rename("n").to_frame()
+    out["seeds"] = grouped["seed"].nunique(dropna=False) if "seed" in frame.columns else out["n"]
     for col in columns:
         values = pd.to_numeric(frame[col], errors="coerce")
         g = values.groupby([frame[b] for b in by], sort=False, dropna=False)

@@ -1,6 +1,6 @@
 """The command line: a thin argparse layer over library functions (run_suite.py calls ``main``).
 
-Subcommands: datasets | train | sweep | report | demo | bench. Data options are the same wherever
+Subcommands: datasets | train | sweep | plan | report | demo | bench. Data options are the same wherever
 data is read; ``--config FILE.yaml``, ``--preset NAME`` and trailing ``key.sub=value`` overrides
 build the one typed config.
 
@@ -222,6 +222,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         name=args.name,
         resume=args.resume,
         per_category=args.per_category,
+        shards=args.shards,
         objective=args.objective,
         p_weight=args.p_weight,
         cost_metric=args.cost_metric,
@@ -242,6 +243,68 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"[sweep] records: {result['records_dir']}")
     print(f"[sweep] records.csv: {result['records_csv']}")
     print(f"[sweep] report input: python run_suite.py report {result['records_dir']}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Predict a sweep (the same arguments as ``sweep``) without training: ``suite.planning``."""
+    import json
+    from dataclasses import replace
+
+    from suite import planning
+    from suite.config import ConfigError
+    from suite.orchestration.spaces import check_space, load_space
+
+    cfg = _config_from_args(args)
+    categories = resolve_categories(cfg.data.dataset, cfg.data.root, args.categories or args.category)
+    cfg = _config_from_args(args, category=categories[0])
+    space = load_space(args.space)
+    base_cfg = check_space(space, cfg)
+    if args.slots is not None and args.slots < 1:
+        raise ConfigError("--slots must be >= 1")
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError("--trials must be >= 1")
+    use_asha = not args.no_asha and args.objective != "multi" and space.kind == "optuna"
+    base_cfg = planning.sweep_eval_config(base_cfg, use_asha)
+    n_trials = args.trials if args.trials is not None else (8 if space.kind == "optuna" else 1)
+    shards = getattr(args, "shards", "elastic") != "off" and args.num_workers == 1
+    resources: dict = {}
+    if args.slots is not None:
+        slots = args.slots
+    elif args.address:
+        from suite.orchestration.plan_cluster import cluster_slots
+
+        slots, resources = cluster_slots(args.address, cpus_per_trial=args.cpus_per_trial,
+                                         num_workers=args.num_workers, use_gpu=args.use_gpu)
+    else:  # the local Ray instance a sweep would start
+        slots = max(1, planning.slots_from_resources(args.num_cpus or os.cpu_count() or 1, 0,
+                                                     cpus_per_trial=args.cpus_per_trial,
+                                                     num_workers=args.num_workers))
+    storage = Path(os.path.abspath(args.storage))
+    free = list(space.space) if space.kind == "optuna" else []
+    timing_for = planning.timing_provider(
+        [storage, *(args.records or [])], free_keys=free, force_calibration=args.calibrate,
+        max_batches=args.calibration_batches, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    points, cached = planning.sweep_points(base_cfg, space, categories, cpus_per_trial=args.cpus_per_trial,
+                                           timing_for=timing_for, repeats=n_trials,
+                                           stage_cache=storage / "stage_cache")
+    spec = planning.PlanSpec(
+        kind=space.kind, categories=categories, n_points=len(space.points) if space.kind != "optuna" else 1,
+        n_trials=n_trials, slots=slots, eval_every=base_cfg.train.eval_every, use_asha=use_asha,
+        per_category=args.per_category, shards=shards, concurrent=args.concurrent,
+        cpus_per_slot=args.cpus_per_trial * args.num_workers, gpus_per_slot=args.num_workers if args.use_gpu else 0,
+        asha_model=args.asha_model, seed=args.seed, cached_keys=cached)
+    if args.sweep_start_s is not None:
+        spec = replace(spec, sweep_start_s=args.sweep_start_s)
+    plan = planning.plan_sweep(spec, points)
+    plan.update({"space": space.name, "preset": args.preset, "image_size": base_cfg.data.image_size,
+                 "device": base_cfg.runtime.device, "resources": resources or None,
+                 "timings": {f"{p.point}/{p.category}": planning.timing_dict(p.timing) for p in points}})
+    if args.json:
+        print(json.dumps(plan, indent=2, default=str))
+    else:
+        print(f"[plan] {space.name} ({space.kind}) on {', '.join(categories)}")
+        print(planning.format_plan(plan))
     return 0
 
 
@@ -278,28 +341,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="run_suite.py",
-        description="rcsuite: train, sweep and report recursive-reconstruction anomaly detectors "
-        "(RcAE/DPN/CRD and the registered baselines) on MVTec AD, VisA, your own folders or built-in synthetic data.",
-    )
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error, too")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("datasets", help="list the categories each dataset has and which are present")
-    p.add_argument("--dataset", choices=_dataset_choices(), default=None)
-    p.add_argument("--root", default=None, help="dataset root to check for present categories")
-    p.set_defaults(func=cmd_datasets)
-
-    p = sub.add_parser("train", help="train and evaluate one configuration on one category (no Ray)")
-    _add_data_options(p, many=False)
-    p.add_argument("--out", default="runs/train", help="parent folder; a new run folder is made inside")
-    p.add_argument("--stage-cache", default=None, help="folder of cached stage checkpoints to reuse/fill")
-    _add_config_options(p)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("sweep", help="Ray Tune + Optuna sweep over a search space (local Ray or a cluster)")
+def _add_sweep_options(p: argparse.ArgumentParser) -> None:
+    """A sweep's arguments (``sweep`` and ``plan`` share them: a new sweep flag appears in both)."""
     p.add_argument("--space", required=True, help="search space: a name in search_spaces/ or a .py path")
     _add_data_options(p, many=True)
     p.add_argument("--trials", type=int, default=None,
@@ -308,7 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default="runs/sweeps", help="storage path (shared filesystem for clusters)")
     p.add_argument("--name", default=None, help="sweep name (default: <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="resume the named sweep after a crash")
-    p.add_argument("--per-category", action="store_true", help="one study per category instead of a pooled one")
+    p.add_argument("--per-category", action="store_true",
+                   help="one study per category instead of a pooled one (all studies run at the same time)")
+    p.add_argument("--shards", choices=("elastic", "reserve", "off"), default="elastic",
+                   help="a trial's categories as concurrent Ray tasks: elastic (queue for free CPUs; default), "
+                        "reserve (a placement group per trial), off (one after another in the trial's process)")
     p.add_argument("--objective", default="val_i_auroc", choices=["val_i_auroc", "val_mix", "multi"],
                    help="val_i_auroc | val_mix (I and P AUROC weighted) | multi (accuracy vs cost, Pareto)")
     p.add_argument("--p-weight", type=float, default=0.5, help="weight of P-AUROC in val_mix")
@@ -333,7 +380,52 @@ def build_parser() -> argparse.ArgumentParser:
                    help="persistent Optuna study: sqlite:///FILE.db (one machine) or journal:///FILE.log (shared "
                         "filesystem); --resume continues it; view with optuna-dashboard")
     _add_config_options(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_suite.py",
+        description="rcsuite: train, sweep and report recursive-reconstruction anomaly detectors "
+        "(RcAE/DPN/CRD and the registered baselines) on MVTec AD, VisA, your own folders or built-in synthetic data.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error, too")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("datasets", help="list the categories each dataset has and which are present")
+    p.add_argument("--dataset", choices=_dataset_choices(), default=None)
+    p.add_argument("--root", default=None, help="dataset root to check for present categories")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("train", help="train and evaluate one configuration on one category (no Ray)")
+    _add_data_options(p, many=False)
+    p.add_argument("--out", default="runs/train", help="parent folder; a new run folder is made inside")
+    p.add_argument("--stage-cache", default=None, help="folder of cached stage checkpoints to reuse/fill")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="Ray Tune + Optuna sweep over a search space (local Ray or a cluster)")
+    _add_sweep_options(p)
     p.set_defaults(func=cmd_sweep)
+
+    from suite.planning import SWEEP_START_S  # pure and light (no torch, no Ray)
+
+    p = sub.add_parser("plan", help="predict a sweep's trainings, CPU/GPU-hours, wall time and utilisation "
+                                    "(the sweep's arguments; trains nothing but a short calibration)")
+    _add_sweep_options(p)
+    g = p.add_argument_group("plan")
+    g.add_argument("--slots", type=int, default=None,
+                   help="training slots to plan for (default: from --address, else the local CPUs / --num-cpus)")
+    g.add_argument("--json", action="store_true", help="print the plan as JSON (predicted_wall_s, utilisation, ...)")
+    g.add_argument("--calibrate", action="store_true",
+                   help="time a short calibration run even when records of the configuration exist")
+    g.add_argument("--calibration-batches", type=int, default=6, help="stage-1 batches a calibration epoch runs")
+    g.add_argument("--records", action="append", default=None, metavar="DIR",
+                   help="more folders of earlier records to take per-epoch times from (besides --storage)")
+    g.add_argument("--asha-model", choices=("expected", "montecarlo"), default="expected",
+                   help="ASHA's stops: expected (half continue at each rung) | montecarlo (Ray's rule, 32 runs)")
+    g.add_argument("--sweep-start-s", type=float, default=None,
+                   help=f"fixed seconds to start Ray/Tune and finish the sweep (default {SWEEP_START_S})")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("report", help="build tables, plots and the gallery from stored records")
     p.add_argument("run_dirs", nargs="+", help="folders (or record files) holding record*.json")

@@ -17,17 +17,22 @@ of stage 1; when it is on and ``train.eval_every`` is 0, the sweep validates abo
 stage 1 (``eval_every = max(1, stage1.epochs // 4)``). Grid and list sweeps are ablation tables
 whose every row must finish, so they never use ASHA.
 
-Modes: *pooled* (default) — each trial runs every category one after another in its own process
-(sequential keeps one trial = one CPU's worth of work, so concurrency is simply trials in
-parallel) and reports the mean over categories; *per-category* — one Tune experiment (one study)
-per category.
+Modes: *pooled* (default) — each trial trains every category, as concurrent Ray tasks ("shards",
+``--shards elastic|reserve``, ``suite.orchestration.shards``) or one after another in its own
+process (``--shards off``; always so for DDP trials), and reports the mean over categories;
+*per-category* — one study per category, all in one Tune experiment so their trials run at the
+same time (``suite.orchestration.studies``: one seeded sampler and one ASHA per study). Trials in
+flight: ``trials_in_flight``; the cluster's training slots: ``shard_slots``. A trial whose
+(configuration, category, seed) another trial already ran answers from that record instead of
+training (``suite.orchestration.trial``); the sweep prints how many trials TPE sampled at random.
 
 Layout under ``<storage>/<name>/``::
 
     sweep.json                      options, space, categories (checked on --resume)
-    records/<trial_id>/<category>/  run_trial's out folder: record.json, checkpoints/, gallery.npz
+    records/<trial_id>/<category>/  run_trial's out folder: record.json, checkpoints/, gallery.npz,
+                                    progress.jsonl (periodic validations; answered_from.json for a repeat)
     records/<trial_id>/params.json  the trial's sampled overrides
-    tune-<study>/                   Ray Tune's experiment (state for --resume, trial checkpoints)
+    tune-pooled/ | tune-categories/ Ray Tune's experiment (state for --resume, trial checkpoints)
     train_runs/                     Ray Train runs (only with --num-workers > 1)
     records.csv                     one row per record (suite.aggregate.records_frame)
     pareto.csv, pareto.json         multi-objective sweeps only
@@ -68,6 +73,8 @@ from ray import tune
 from suite.config import Config, ConfigError, load_yaml, with_overrides
 from suite.orchestration.results import best_trials, trial_table, utilisation, write_pareto, write_records_csv
 from suite.orchestration.spaces import SearchSpace, check_space, encoded_choices, load_space
+from suite.orchestration.shards import SHARD_MODES, shard_bundle
+from suite.orchestration.studies import STUDY_KEY, MultiStudySearch, PerStudyScheduler
 from suite.orchestration.trial import TrialPlan, run_sweep_trial
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, code_versions, write_record
 from suite import tracking
@@ -85,7 +92,8 @@ class SweepOptions:
     storage: str = "runs/sweeps"  # filesystem path (shared by all nodes on a cluster)
     name: str | None = None  # default: <space>-<YYYYmmdd-HHMMSS>
     resume: bool = False
-    per_category: bool = False
+    per_category: bool = False  # one study per category (all studies run at the same time)
+    shards: str = "elastic"  # elastic | reserve | off: a trial's categories as concurrent Ray tasks (shards.py)
     objective: str = "val_i_auroc"  # one of OBJECTIVES
     p_weight: float = 0.5  # weight of val_p_auroc in val_mix
     cost_metric: str = "latency_ms"  # one of COST_METRICS (objective multi)
@@ -132,6 +140,8 @@ def _check_options(opts: SweepOptions) -> None:
         raise ConfigError("sweep needs num_workers >= 1, cpus_per_trial > 0, max_failures >= 0, concurrent >= 0")
     if not opts.categories:
         raise ConfigError("sweep needs at least one category")
+    if opts.shards not in SHARD_MODES:
+        raise ConfigError(f"sweep shards {opts.shards!r} is not one of {', '.join(SHARD_MODES)}")
     # Tracking: fail before anything runs when an extra is missing or a URL is malformed.
     tracking.require_packages(mlflow=bool(opts.mlflow), tensorboard=opts.tensorboard)
     if opts.mlflow:
@@ -162,8 +172,15 @@ def _asha_plan(cfg: Config, space: SearchSpace, opts: SweepOptions) -> tuple[Con
     if spec:
         epochs = max(epochs, int(spec.get("high", max(spec.get("choices", [epochs])))))
     per_category = epochs // every if every else 0
-    n_cat = 1 if opts.per_category else len(opts.categories)
+    # Sharded trials report each matched epoch once for all their categories; one-after-another
+    # trials report every category's validations in turn.
+    n_cat = 1 if opts.per_category or _sharded(opts) else len(opts.categories)
     return cfg, use_asha, max(1, n_cat * per_category + 1)
+
+
+def _sharded(opts: SweepOptions) -> bool:
+    """Whether trials fan their categories out as shards (DDP trials never do: see shards.py)."""
+    return opts.shards != "off" and opts.num_workers == 1
 
 
 def _optuna_search(space: SearchSpace, opts: SweepOptions, study_index: int, study_name: str | None = None):
@@ -283,21 +300,71 @@ class CloseRuns(tune.Callback):
         self._close(trial)
 
 
-def _concurrency(opts: SweepOptions, per_trial_cpus: float, cap: int) -> int:
-    if opts.concurrent:
-        return min(opts.concurrent, cap)
-    cpus = float(ray.cluster_resources().get("CPU", 1))
-    return max(1, min(cap, int(cpus // per_trial_cpus + 1e-9)))
+def shard_slots(opts: SweepOptions) -> int:
+    """How many trainings (one category of one trial) the cluster runs at once: its CPUs (GPUs with
+    ``--gpu``) divided by what one training takes."""
+    per_training = opts.num_workers * opts.cpus_per_trial
+    slots = int(float(ray.cluster_resources().get("CPU", 1)) // per_training + 1e-9)
+    if opts.use_gpu:
+        slots = min(slots, int(float(ray.cluster_resources().get("GPU", 0)) // opts.num_workers))
+    return max(1, slots)
+
+
+def trials_in_flight(kind: str, n_trials_total: int, n_categories: int, slots: int, sharded: bool) -> int:
+    """Trials Tune keeps running at once.
+
+    Grid and list spaces: all of them (every (row, seed, category) training is queued and runs as
+    slots allow). Optuna with shards: enough trials that their shards fill the slots plus one more
+    trial, so a slot freed by a short category finds queued work, but no more (each extra trial
+    in flight is one more proposal TPE makes without the results it is waiting for). Otherwise
+    one trial per slot.
+    """
+    if kind != "optuna":
+        return max(1, n_trials_total)
+    if sharded:
+        return max(1, min(n_trials_total, -(-slots // max(1, n_categories)) + 1))
+    return max(1, min(n_trials_total, slots))
 
 
 def _trial_dirname(trial: Any) -> str:
     return str(trial.trial_id)
 
 
+def _trainable(plan: TrialPlan, opts: SweepOptions, n_categories: int):
+    """The Tune function with the resources of one trial (see shards.py for the two shard modes)."""
+    from suite.orchestration.env import TRAIN_DRIVER, has_train_driver_resource
+
+    def sweep_trial(config: dict[str, Any]) -> None:
+        run_sweep_trial(config, plan)
+
+    if opts.num_workers > 1 or (_sharded(opts) and opts.shards == "elastic"):
+        if not has_train_driver_resource():
+            what = f"--num-workers {opts.num_workers}" if opts.num_workers > 1 else "--shards elastic"
+            raise ConfigError(
+                f"{what} needs the custom resource {TRAIN_DRIVER} on the cluster (a trial that only coordinates "
+                f"holds one unit instead of a CPU); start the nodes with: ray start ... --resources "
+                f"'{{\"{TRAIN_DRIVER}\": 8}}', or pass --shards off"
+            )
+        # The trial process only coordinates; its shards (or Train workers) hold the CPUs (see env.py).
+        return tune.with_resources(sweep_trial, {TRAIN_DRIVER: 1})
+    if _sharded(opts):  # reserve: an empty head bundle plus one bundle per category shard
+        bundle = shard_bundle(opts.cpus_per_trial, opts.use_gpu)
+        total = float(ray.cluster_resources().get("CPU", 0))
+        if n_categories * opts.cpus_per_trial > total + 1e-9:
+            raise ConfigError(
+                f"--shards reserve: a trial reserves {n_categories} x {opts.cpus_per_trial} CPU(s) at once but the "
+                f"cluster has {total:g}; use --shards elastic (shards queue for free CPUs) or fewer categories"
+            )
+        return tune.with_resources(sweep_trial, tune.PlacementGroupFactory([{}] + [bundle] * n_categories))
+    resources = {"cpu": opts.cpus_per_trial}
+    if opts.use_gpu:
+        resources["gpu"] = 1
+    return tune.with_resources(sweep_trial, resources)
+
+
 def _run_study(
     study: str,
-    categories: list[str],
-    index: int,
+    studies: list[tuple[str, list[str]]],
     base_cfg: Config,
     space: SearchSpace,
     opts: SweepOptions,
@@ -307,12 +374,14 @@ def _run_study(
     max_reports: int,
     n_trials: int,
     tracking_spec: tracking.TrackingSpec | None = None,
-) -> tuple[Path, int]:
-    """Run one study's Tune experiment; returns its folder and the concurrency (slots) it used."""
+) -> tuple[Path, int, Any]:
+    """Run one Tune experiment: the pooled study, or every per-category study at once (``studies``
+    has several entries; ``suite.orchestration.studies``). Returns its folder, the shard slots and
+    the searcher (None for grid/list spaces)."""
     from ray.tune.schedulers import ASHAScheduler
 
-    from suite.orchestration.env import TRAIN_DRIVER, has_train_driver_resource
-
+    multi = len(studies) > 1
+    categories = list(opts.categories) if not multi else [c for _, cats in studies for c in cats]
     plan = TrialPlan(
         base_cfg=base_cfg, space=space, categories=categories, sweep_name=name,
         records_dir=str(sweep_dir / "records"),
@@ -320,27 +389,10 @@ def _run_study(
         train_storage=str(sweep_dir / "train_runs"), objective=opts.objective, p_weight=opts.p_weight,
         cost_metric=opts.cost_metric, select_on=opts.select_on, num_workers=opts.num_workers,
         use_gpu=opts.use_gpu, cpus_per_trial=opts.cpus_per_trial, kill_marker=opts.kill_once_after_checkpoint,
-        tracking=tracking_spec,
+        tracking=tracking_spec, shards=opts.shards if _sharded(opts) else "off",
     )
-
-    def sweep_trial(config: dict[str, Any]) -> None:
-        run_sweep_trial(config, plan)
-
-    if opts.num_workers > 1:
-        if not has_train_driver_resource():
-            raise ConfigError(
-                f"--num-workers {opts.num_workers} inside a sweep needs the custom resource {TRAIN_DRIVER} on the "
-                f"cluster; start the nodes with: ray start ... --resources '{{\"{TRAIN_DRIVER}\": 8}}'"
-            )
-        # The trial process only drives the Train run; its workers hold the CPUs (see env.py).
-        trainable = tune.with_resources(sweep_trial, {TRAIN_DRIVER: 1})
-        per_trial_cpus = opts.num_workers * opts.cpus_per_trial
-    else:
-        resources = {"cpu": opts.cpus_per_trial}
-        if opts.use_gpu:
-            resources["gpu"] = 1
-        trainable = tune.with_resources(sweep_trial, resources)
-        per_trial_cpus = opts.cpus_per_trial
+    per_trial_categories = 1 if multi else len(categories)
+    trainable = _trainable(plan, opts, per_trial_categories)
 
     exp_name = f"tune-{study}"
     exp_path = sweep_dir / exp_name
@@ -353,48 +405,61 @@ def _run_study(
         + ([CloseRuns(tracking_spec, plan.records_dir)] if tracking_spec and tracking_spec.mlflow_uri else []),
         verbose=opts.verbose,
     )
-    cap = n_trials if space.kind == "optuna" else len(space.points) * n_trials
-    slots = _concurrency(opts, per_trial_cpus, cap)
+    slots = shard_slots(opts)
+    total = n_trials * len(studies) if space.kind == "optuna" else len(space.points) * n_trials * len(studies)
+    in_flight = trials_in_flight(space.kind, total, per_trial_categories, slots, _sharded(opts))
+    if opts.concurrent:
+        in_flight = min(in_flight, opts.concurrent)
+    print(f"[sweep] {slots} training slot(s); up to {in_flight} trial(s) in flight", flush=True)
     if opts.resume and tune.Tuner.can_restore(str(exp_path)):
         print(f"[sweep] resuming {exp_path}", flush=True)
         tuner = tune.Tuner.restore(str(exp_path), trainable=trainable, resume_errored=True)
         tuner.fit()
-        return exp_path, slots
+        return exp_path, slots, None
 
     single = opts.objective != "multi"
     metric = opts.objective if single else None
     mode = "max" if single else None
+    search_alg = None
+    param_space: dict[str, Any] | None = None
+    num_samples = 1
     if space.kind == "optuna":
-        search_alg = _optuna_search(space, opts, index, tracking.study_name_for(name, study))
-        if opts.resume and opts.optuna_storage:
-            search_alg.fail_orphans()  # killed before Tune's first snapshot: nothing runs in the study
-        param_space = None
-        num_samples = n_trials
+        subs = {}
+        for index, (sub_study, _) in enumerate(studies):
+            sub = _optuna_search(space, opts, index, tracking.study_name_for(name, sub_study))
+            if opts.resume and opts.optuna_storage:
+                sub.fail_orphans()  # killed before Tune's first snapshot: nothing runs in the study
+            subs[sub_study] = sub
+        search_alg = MultiStudySearch(subs, n_trials, metric=metric, mode=mode) if multi else subs[study]
+        num_samples = total
     else:
-        search_alg = None
         param_space = {"point": tune.grid_search(space.points)}
         if n_trials > 1:
             param_space["repeat"] = tune.grid_search(list(range(n_trials)))
-        num_samples = 1
+        if multi:
+            param_space[STUDY_KEY] = tune.grid_search([s for s, _ in studies])
     scheduler = None
     if use_asha:
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration", max_t=max_reports, grace_period=max(1, max_reports // 3),
-            reduction_factor=2,
-        )
+        def make_asha() -> ASHAScheduler:
+            return ASHAScheduler(time_attr="training_iteration", max_t=max_reports,
+                                 grace_period=max(1, max_reports // 3), reduction_factor=2)
+
+        scheduler = PerStudyScheduler([s for s, _ in studies], make_asha) if multi else make_asha()
     tune_config = tune.TuneConfig(
         metric=metric,
         mode=mode,
         search_alg=search_alg,
         scheduler=scheduler,
         num_samples=num_samples,
-        max_concurrent_trials=slots,
-        reuse_actors=True,  # a new trial reuses an idle trial process: no new worker, no torch import
+        max_concurrent_trials=in_flight,
+        # A new trial reuses an idle trial process (no new worker, no torch import), except with DDP:
+        # a trial the scheduler stopped must end its process, which owns the Train run still training.
+        reuse_actors=opts.num_workers == 1,
         trial_dirname_creator=_trial_dirname,
     )
     tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
     tuner.fit()
-    return exp_path, slots
+    return exp_path, slots, search_alg
 
 
 def _sweep_meta(space: SearchSpace, base_cfg: Config, opts: SweepOptions, n_trials: int) -> dict[str, Any]:
@@ -533,6 +598,7 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
     elif sweep_dir.exists() and any(sweep_dir.iterdir()):
         raise ConfigError(f"sweep '{name}' already exists under {storage}; pass --resume or choose another --name")
     studies = [(c, [c]) for c in opts.categories] if opts.per_category else [("pooled", list(opts.categories))]
+    experiment = "categories" if opts.per_category else "pooled"  # per-category: every study in one experiment
     _prepare_watching(opts, meta, name, sweep_dir, [s for s, _ in studies], create=False)  # names free?
     tracking_spec = _prepare_watching(opts, meta, name, sweep_dir, [s for s, _ in studies], create=True)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -553,19 +619,24 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
             f"{' + ASHA' if use_asha else ''} -> {sweep_dir}",
             flush=True,
         )
-        experiments = []
-        slots_used = []
         sweep_start, wall_t0 = time.time(), time.perf_counter()
-        for index, (study, categories) in enumerate(studies):
-            exp_path, slots = _run_study(study, categories, index, base_cfg, space, opts, sweep_dir, name, use_asha,
-                                         max_reports, n_trials, tracking_spec)
-            experiments.append(exp_path)
-            slots_used.append(slots)
+        exp_path, slots, search_alg = _run_study(experiment, studies, base_cfg, space, opts, sweep_dir, name,
+                                                 use_asha, max_reports, n_trials, tracking_spec)
+        experiments = [exp_path]
         wall_s = time.perf_counter() - wall_t0
     finally:
         shutdown_ray(started)
 
     records_dir = sweep_dir / "records"
+    random_counts: dict[str, dict[str, int]] = {}
+    if search_alg is not None:
+        from suite.orchestration.optuna_search import random_trial_counts
+
+        random_counts = random_trial_counts(search_alg)
+        for study, c in random_counts.items():
+            print(f"[sweep] {study}: {c['random']} of {c['asked']} trial(s) were sampled at random (TPE samples at "
+                  f"random until {c['n_startup_trials']} trials have finished; trials in flight are asked before "
+                  "that)", flush=True)
     records_csv, frame = write_records_csv(records_dir, sweep_dir / "records.csv")
     rows = trial_table(records_dir, opts.select_on, opts.cost_metric)
     result: dict[str, Any] = {
@@ -577,6 +648,7 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
         "n_records": int(len(frame)),
         "status": {str(k): int(v) for k, v in frame["status"].value_counts().items()} if len(frame) else {},
         "trials": rows,
+        "random_trials": random_counts,
     }
     if opts.objective == "multi":
         pareto_csv, pareto_json = write_pareto(rows, sweep_dir, opts.select_on, opts.cost_metric)
@@ -588,10 +660,15 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
             print(f"[sweep] best trial of {study}: {row['trial_id']} ({opts.objective} on {opts.select_on} "
                   f"{row['objective']:.4f}) {row['overrides']}", flush=True)
     print(f"[sweep] {result['n_records']} record(s) {result['status']} in {records_dir}", flush=True)
-    # Studies run one after another, each with up to max(slots_used) trials at once.
-    usage = utilisation(_sweep_records(records_dir), max(slots_used, default=1), wall_s, start=sweep_start)
+    usage = utilisation(_sweep_records(records_dir), slots, wall_s, start=sweep_start)
     result["utilisation"] = usage
     print(f"[sweep] {_utilisation_line(usage)}", flush=True)
+    # The last run's scheduling facts next to the options (the report states them; records alone
+    # cannot say how many slots there were).
+    stored = json.loads(meta_path.read_text())
+    stored.setdefault("runs", []).append({"finished": time.time(), "utilisation": usage, "random_trials": random_counts,
+                                          "resumed": opts.resume, "shards": opts.shards if _sharded(opts) else "off"})
+    atomic_write_json(meta_path, stored)
     from suite.aggregate import fidelity_summary  # no Ray: does validation rank the configurations like test?
 
     for line in fidelity_summary(frame):

@@ -67,3 +67,32 @@ class StoredOptunaSearch(OptunaSearch):
             print(f"[optuna] study {self._study_name}: trial(s) {failed} left RUNNING by a killed sweep marked FAIL",
                   flush=True)
         return failed
+
+
+def random_trial_counts(search_alg: Any) -> dict[str, dict[str, int]]:
+    """Per study: how many of its trials TPE sampled at random, and how many it asked in all.
+
+    TPE samples at random while fewer than ``n_startup_trials`` trials of the study are finished
+    (COMPLETE or PRUNED) when a trial is asked. With several trials in flight, more trials are asked
+    before that many finish, so a parallel sweep can have more random trials than
+    ``n_startup_trials`` (ray #52535); this counts them from the study's timestamps: trial ``t`` was
+    random iff #{finished trials with ``datetime_complete <= t.datetime_start``} < n_startup_trials.
+    ``search_alg``: an ``OptunaSearch`` or a ``MultiStudySearch`` of them.
+    """
+    import optuna
+
+    subs = getattr(search_alg, "searchers", None) or {"pooled": search_alg}
+    out: dict[str, dict[str, int]] = {}
+    for name, sub in subs.items():
+        study = getattr(sub, "_ot_study", None)
+        sampler = getattr(sub, "_sampler", None)
+        startup = getattr(sampler, "_n_startup_trials", None)
+        if study is None or startup is None:
+            continue
+        trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start is not None]
+        done = [t.datetime_complete for t in trials
+                if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                and t.datetime_complete is not None]
+        random = sum(1 for t in trials if sum(1 for c in done if c <= t.datetime_start) < startup)
+        out[name] = {"random": random, "asked": len(trials), "n_startup_trials": int(startup)}
+    return out

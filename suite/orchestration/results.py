@@ -158,3 +158,27 @@ def utilisation(
     value = busy / capacity if slots > 0 and wall_s > 0 else math.nan
     return {"utilisation": value, "busy_s": busy, "slots": int(slots), "wall_s": float(wall_s), "timed": timed,
             "untimed": untimed}
+
+
+def answer_from_records(records_dir: Path, config_hash: str, exclude_trial: str) -> TrialRecord | None:
+    """An ``ok`` record of another trial in this sweep with the same config hash, or None.
+
+    TPE on a small discrete space proposes the same point again and again; the config hash covers
+    every value that shapes a result (the category and the seed included), so an equal hash is the
+    same training. The sweep then answers the sampler from that record instead of training it
+    again (``suite.orchestration.trial``). The oldest matching record wins, so every duplicate
+    points at the same original.
+    """
+    from suite.records import RECORD_NAME, read_record
+
+    found: list[TrialRecord] = []
+    for path in Path(records_dir).glob(f"*/*/{RECORD_NAME}"):
+        if path.parent.parent.name == exclude_trial:
+            continue
+        try:
+            record = read_record(path)
+        except (OSError, ValueError):
+            continue
+        if record.config_hash == config_hash and record.status == "ok":
+            found.append(record)
+    return min(found, key=lambda r: (r.finished or 0.0, str(r.trial_id))) if found else None

@@ -12,26 +12,33 @@ would let rank 0 train while rank 1 waits on the lock). Instead this driver copi
 cached stages into ``out_dir/checkpoints`` before the run, where every rank loads them, and
 publishes newly trained stages to the cache afterwards (events "hit" / "build" as usual).
 
-Periodic validation reports are not forwarded from inside a Train run (``ray.train.report`` is a
-barrier all ranks must reach, and only rank 0 validates mid-stage); the caller gets the final
-record. With ``num_workers == 1`` a sweep calls ``run_trial`` directly in the Tune trial's process
-instead, which is cheaper (no worker group, no process group) and keeps the periodic reports.
+Periodic validations reach the caller from rank 0 through a file, not ``ray.train.report`` (a
+barrier all ranks must reach, while only rank 0 validates mid-stage): rank 0 appends each one to
+``out_dir/progress.jsonl`` (``suite.orchestration.progress``), and with ``report=`` the caller's
+thread polls that file while the run trains in a background thread and calls ``report`` for each
+new line, so a sweep's ASHA sees a DDP trial like any other and can stop it (``report`` raising
+``SystemExit`` ends the caller; the sweep then does not reuse that trial process, whose exit ends
+the Train run it owns). With ``num_workers == 1`` a sweep does not use Ray Train at all (no worker
+group, no process group).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 from suite.config import Config
+from suite.orchestration.progress import POLL_S, append_progress, read_progress
 from suite.records import RECORD_NAME, TrialRecord, read_record, write_record
 from suite.stage_cache import StageCache, stage_key
 
 STAGES = ("stage1", "stage2", "stage3")
+TRAIN_GROUP_NAME = ".train_placement_group"  # rank 0 writes its run's placement group id here
 
 
 def _train_worker(loop_config: dict[str, Any]) -> None:
@@ -56,15 +63,23 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     try:
         node["ray_node_id"] = ray.get_runtime_context().get_node_id()
         prefix = loop_config.get("log_prefix") or ""
+        group = ray.util.get_current_placement_group()
+        if rank == 0 and group is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / TRAIN_GROUP_NAME).write_text(group.id.hex())
 
         def log(msg: str) -> None:
             if rank == 0:
                 print(f"{prefix}{msg}", flush=True)
 
+        def report(metrics: dict[str, Any], _ckpt_dir: str | None) -> None:
+            if not metrics.get("final"):
+                append_progress(out_dir, metrics)
+
         record = run_trial(
             loop_config["cfg"],
             run_dir,
-            report=None,
+            report=report if rank == 0 and loop_config.get("progress") else None,
             stage_cache=None,
             trial_id=loop_config.get("trial_id"),
             sweep=loop_config.get("sweep"),
@@ -113,6 +128,57 @@ def _publish_to_cache(cfg: Config, cache: StageCache, ckpt_dir: Path, skip: list
     return published
 
 
+def _fit_reporting(trainer: Any, out: Path, report: Callable[[dict[str, Any], str | None], None] | None):
+    """``trainer.fit()``; with ``report``, in a daemon thread while this one forwards rank 0's new
+    progress lines. Returns the run's exception (None on success); ``report``'s own exceptions
+    (``SystemExit`` from a stopping scheduler) propagate."""
+    outcome: dict[str, BaseException | None] = {"error": None}
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as err:  # noqa: BLE001 - the record (if any) says what happened; re-raised by the caller
+            outcome["error"] = err
+
+    if report is None:
+        fit()
+        return outcome["error"]
+    seen = dict(read_progress(out))  # lines an earlier attempt left: already reported then
+    thread = threading.Thread(target=fit, name=f"train-{out.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            thread.join(POLL_S)
+            for point, metrics in sorted(read_progress(out).items()):
+                if seen.get(point) != metrics:
+                    seen[point] = metrics
+                    report({"stage": point[0], "epoch": point[1], **metrics, "final": False}, None)
+            if not thread.is_alive():
+                return outcome["error"]
+    except BaseException:
+        _release_workers(out)
+        raise
+
+
+def _release_workers(out: Path) -> None:
+    """End a Train run this process abandons (its scheduler stopped the trial mid-run).
+
+    The run's controller dies with this process, but its workers' placement group outlives it
+    until Ray Train's cleaner notices, and on a small cluster the next trial's run waits for those
+    CPUs meanwhile (seen here: a 2-CPU sweep hung). Rank 0 wrote the group's id into ``out``;
+    removing the group ends its workers and frees the CPUs at once.
+    """
+    import ray
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+    path = out / TRAIN_GROUP_NAME
+    try:
+        group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(path.read_text().strip())))
+        remove_placement_group(group)
+    except Exception as err:  # noqa: BLE001 - best effort: the group may be gone already
+        print(f"[train] could not remove the Train run's placement group ({path}): {err}", flush=True)
+
+
 def train_with_ray_train(
     cfg: Config,
     out_dir: str | Path,
@@ -128,6 +194,7 @@ def train_with_ray_train(
     cpus_per_worker: float = 1.0,
     log: Callable[[str], None] = print,
     ablation: dict[str, str] | None = None,
+    report: Callable[[dict[str, Any], str | None], None] | None = None,
 ) -> TrialRecord:
     """Train and evaluate ``cfg`` with ``num_workers`` DDP workers; returns rank 0's record.
 
@@ -135,6 +202,8 @@ def train_with_ray_train(
     run because Ray Train restores a run that reuses a name (a timestamp and random suffix are
     appended). Raises when the run fails; a failed trial's record is still in ``out_dir``.
     ``ablation`` (an ablation row's table and row ids) is stored in the record, as by ``run_trial``.
+    ``report(metrics, None)`` gets rank 0's periodic validations (``stage``, ``epoch``, ``val_*``)
+    in this thread while the run trains (see the module docstring).
     """
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -161,16 +230,13 @@ def train_with_ray_train(
             "node": node or {},
             "ablation": dict(ablation or {}),
             "log_prefix": f"[{trial_id or 'train'}/{cfg.data.category}] " if trial_id else "",
+            "progress": report is not None,
         },
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources),
         run_config=RunConfig(name=unique, storage_path=str(Path(storage_path).resolve())),
     )
-    error: BaseException | None = None
-    try:
-        trainer.fit()
-    except BaseException as err:  # noqa: BLE001 - the record (if any) says what happened; re-raised below
-        error = err
+    error = _fit_reporting(trainer, out, report)
     record_path = out / RECORD_NAME
     if not record_path.exists():
         if error is not None:

@@ -1,8 +1,15 @@
 """What runs inside a sweep trial: ``TrialPlan`` and ``run_sweep_trial`` (the Tune function).
 
-A trial runs its categories one after another with ``suite.pipeline.run_trial`` (or
-``train_with_ray_train`` when ``num_workers > 1``) and reports the mean over the categories
-finished so far plus the running one (``suite.orchestration.results.pooled_metrics``).
+A trial trains its categories as concurrent Ray tasks (``suite.orchestration.shards``; default)
+and reports the mean over them at matching epochs (``suite.orchestration.progress``). With
+``--shards off``, or with ``num_workers > 1`` (each category a Ray Train run,
+``train_with_ray_train``), it trains them one after another in its own process and reports the
+mean over the categories finished so far plus the running one
+(``suite.orchestration.results.pooled_metrics``); a DDP run's periodic validations come from rank 0.
+
+A category already run by another trial of the sweep (same config hash: same configuration,
+category and seed) is not trained again: the trial answers with that record's metrics and leaves
+``answered_from.json`` naming the original trial (``_category_state``).
 
 Fault tolerance: every report carries a Tune checkpoint of the trial's stage checkpoints; a trial
 that dies is retried (``--max-failures``) after its checkpoints are copied back, so ``run_trial``
@@ -18,6 +25,7 @@ rank 0 is logged when the category ends.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -32,10 +40,13 @@ import ray
 from ray import tune
 
 from suite.config import Config, with_overrides
-from suite.orchestration.results import COST_KEYS, as_float, pooled_metrics
+from suite.orchestration.results import COST_KEYS, answer_from_records, as_float, pooled_metrics
 from suite.orchestration.spaces import SearchSpace, decode_params
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, read_record, write_record
 from suite.tracking import TrackingSpec, open_trial_tracker
+
+ANSWERED_NAME = "answered_from.json"  # a category answered from another trial's record (item: no duplicate trainings)
+PROGRESS_STATE = "progress.json"  # in a Tune checkpoint: the last matched point reported
 
 
 @dataclass
@@ -56,11 +67,17 @@ class TrialPlan:
     cpus_per_trial: float
     kill_marker: str | None = None
     tracking: TrackingSpec | None = None  # MLflow / TensorBoard (suite.tracking); None = off
+    shards: str = "off"  # elastic | reserve | off: categories as concurrent Ray tasks (suite.orchestration.shards)
+
+    def categories_for(self, config: dict[str, Any]) -> list[str]:
+        """The trial's categories: its study's one (per-category sweeps) or all of the sweep's."""
+        study = config.get("study")
+        return [str(study)] if study is not None else list(self.categories)
 
     def overrides_for(self, config: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """The config overrides and the seed offset of a trial from its Tune config."""
         if self.space.kind == "optuna":
-            return decode_params(self.space, dict(config)), 0
+            return decode_params(self.space, {k: v for k, v in config.items() if k != "study"}), 0
         return dict(config["point"]), int(config.get("repeat", 0))
 
     def config_for(self, overrides: dict[str, Any], category: str, repeat: int = 0) -> Config:
@@ -137,11 +154,14 @@ def _checkpoint_files(trial_dir: Path, categories: list[str]) -> list[tuple[Path
     return files
 
 
-def _report_with_checkpoint(payload: dict[str, Any], trial_dir: Path, categories: list[str]) -> bool:
+def _report_with_checkpoint(
+    payload: dict[str, Any], trial_dir: Path, categories: list[str], reported: tuple[str, int] | None = None
+) -> bool:
     """``tune.report`` with a checkpoint of the trial's stage checkpoints (none if there are none yet).
 
     The files are hard-linked (copied across filesystems) into a temp folder that Tune persists to
-    the experiment storage during the call; returns whether a checkpoint was attached.
+    the experiment storage during the call; returns whether a checkpoint was attached. ``reported``
+    (a sharded trial's matched point) goes into the checkpoint too, so a retry does not send it again.
     """
     files = _checkpoint_files(trial_dir, categories)
     if not files:
@@ -156,20 +176,28 @@ def _report_with_checkpoint(payload: dict[str, Any], trial_dir: Path, categories
                 os.link(src, dst)
             except OSError:
                 shutil.copy2(src, dst)
+        if reported is not None:
+            atomic_write_json(staging / PROGRESS_STATE, {"reported": list(reported)})
         tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(staging)))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return True
 
 
-def _restore_checkpoint(checkpoint: Any, trial_dir: Path) -> list[str]:
-    """Copy a Tune checkpoint's stage files back into the trial's category folders.
+def _restore_checkpoint(checkpoint: Any, trial_dir: Path) -> tuple[list[str], tuple[str, int] | None]:
+    """Copy a Tune checkpoint's stage files back into the trial's category folders; returns them
+    and the last matched point the trial had reported (None for an unsharded trial).
 
     Files already present are kept: on a shared filesystem they are at least as new as the
     checkpoint (a crash happens after the last report); on a fresh node nothing is present.
     """
     restored = []
+    reported = None
     with checkpoint.as_directory() as folder:
+        state = Path(folder) / PROGRESS_STATE
+        if state.exists():
+            stage, epoch = json.loads(state.read_text())["reported"]
+            reported = (str(stage), int(epoch))
         for src in Path(folder).glob("*/*.pt"):
             dst = trial_dir / src.parent.name / "checkpoints" / src.name
             if dst.exists():
@@ -179,7 +207,7 @@ def _restore_checkpoint(checkpoint: Any, trial_dir: Path) -> list[str]:
             shutil.copyfile(src, tmp)
             tmp.replace(dst)
             restored.append(f"{src.parent.name}/{src.name}")
-    return restored
+    return restored, reported
 
 
 def _fault_kill(plan: TrialPlan) -> None:
@@ -205,91 +233,139 @@ def _node_facts() -> dict[str, Any]:
     return facts
 
 
-def run_sweep_trial(config: dict[str, Any], plan: TrialPlan) -> None:
-    """The Tune function of every sweep trial: run the trial's categories, report their mean."""
-    from suite.pipeline import run_trial
+def _category_state(plan: TrialPlan, trial_id: str, cat: str, cfg: Config, out: Path) -> dict[str, float] | None:
+    """The report metrics of a category that needs no training here, or None to train it.
+
+    Already finished in this trial (a retry or ``--resume``): its record. Already run by another
+    trial of the sweep with the same config hash (TPE re-proposing a point): that record's metrics,
+    with ``answered_from.json`` saying which, and nothing trained or evaluated again. A category
+    that diverged fails again at once (divergence is deterministic given the checkpoint).
+    """
     from suite.training import TrainingDiverged
 
+    previous = _finished_record(out, cfg)
+    if previous is not None and previous.status == "ok":
+        print(f"[{trial_id}/{cat}] already finished, not retrained", flush=True)
+        tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, finished=True)
+        if tracker is not None:
+            tracker.close(out)  # a no-op unless the process died before it closed the run
+        return record_metrics(previous)
+    if previous is not None and previous.status == "failed" and (previous.error or "").startswith(
+        "TrainingDiverged"
+    ):
+        raise TrainingDiverged(f"{cat}: {previous.error} (recorded in {out / RECORD_NAME})")
+    if previous is None:
+        original = answer_from_records(Path(plan.records_dir), cfg.hash(), exclude_trial=trial_id)
+        if original is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(out / ANSWERED_NAME, {"trial_id": original.trial_id, "config_hash": original.config_hash,
+                                                    "category": cat, "seed": original.seed})
+            print(f"[{trial_id}/{cat}] same configuration and seed as trial {original.trial_id}: answered from its "
+                  "record, not trained again", flush=True)
+            return record_metrics(original)
+    return None
+
+
+def run_sweep_trial(config: dict[str, Any], plan: TrialPlan) -> None:
+    """The Tune function of every sweep trial: run the trial's categories, report their mean."""
     trial_id = tune.get_context().get_trial_id()
     overrides, repeat = plan.overrides_for(config)
+    categories = plan.categories_for(config)
     ablation = plan.space.ablation_ids(overrides)  # {} unless an ablation space: its table and row ids
     trial_dir = Path(plan.records_dir) / trial_id
     trial_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         trial_dir / "params.json",
         {"trial_id": trial_id, "sweep": plan.sweep_name, "overrides": overrides, "repeat": repeat,
-         "categories": plan.categories, "ablation": ablation},
+         "categories": categories, "ablation": ablation},
     )
     checkpoint = tune.get_checkpoint()
+    reported = None
     if checkpoint is not None:
-        restored = _restore_checkpoint(checkpoint, trial_dir)
+        restored, reported = _restore_checkpoint(checkpoint, trial_dir)
         print(f"[{trial_id}] retry: restored {len(restored)} checkpoint file(s) from Tune", flush=True)
-    node = _node_facts()
     finals: dict[str, dict[str, float]] = {}
-    for cat in plan.categories:
+    to_train: dict[str, Config] = {}
+    for cat in categories:
         cfg = plan.config_for(overrides, cat, repeat)
-        out = trial_dir / cat
-        previous = _finished_record(out, cfg)
-        if previous is not None and previous.status == "ok":
-            finals[cat] = record_metrics(previous)
-            print(f"[{trial_id}/{cat}] already finished, not retrained", flush=True)
-            tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, finished=True)
-            if tracker is not None:
-                tracker.close(out)  # a no-op unless the process died before it closed the run
-            continue
-        if previous is not None and previous.status == "failed" and (previous.error or "").startswith(
-            "TrainingDiverged"
-        ):
-            # Divergence is deterministic given the checkpoint; retraining would only diverge again.
-            raise TrainingDiverged(f"{cat}: {previous.error} (recorded in {out / RECORD_NAME})")
+        done = _category_state(plan, trial_id, cat, cfg, trial_dir / cat)
+        if done is not None:
+            finals[cat] = done
+        else:
+            to_train[cat] = cfg
+    if plan.shards != "off" and plan.num_workers == 1:
+        from suite.orchestration.shards import run_shards
 
-        def log(msg: str, _prefix: str = f"[{trial_id}/{cat}] ") -> None:
-            print(_prefix + msg, flush=True)
-
-        def report(metrics: dict[str, Any], _ckpt_dir: str | None, _cat: str = cat) -> None:
-            if metrics.get("final"):
-                return  # the trial's final report is built below from the records
-            current = {k: v for k, v in metrics.items() if k.startswith("val_")}
-            payload = plan.payload(pooled_metrics(finals, current))
-            payload.update({"final": False, "category": _cat, "stage": metrics.get("stage"),
-                            "epoch": metrics.get("epoch")})
-            if _report_with_checkpoint(payload, trial_dir, plan.categories):
+        def report_point(point: tuple[str, int], metrics: dict[str, Any]) -> None:
+            payload = plan.payload(metrics)
+            payload.update({"final": False, "stage": point[0], "epoch": point[1], "n_categories": len(categories)})
+            if _report_with_checkpoint(payload, trial_dir, categories, reported=point):
                 _fault_kill(plan)
 
-        # Opened in the trial process only: under DDP the Train workers never log (rank 0's record
-        # is logged by close()); a retry or --resume reopens the same MLflow run.
-        tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, log=log)
-        try:
-            if plan.num_workers > 1:
-                from suite.orchestration.train_driver import train_with_ray_train
-
-                record = train_with_ray_train(
-                    cfg, out, plan.num_workers, plan.use_gpu,
-                    storage_path=plan.train_storage, run_name=f"{trial_id}-{cat}",
-                    stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name, node=node,
-                    cpus_per_worker=plan.cpus_per_trial, log=log, ablation=ablation,
-                )
-            else:
-                record = run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id,
-                                   sweep=plan.sweep_name, node=node, log=log, ablation=ablation,
-                                   on_epoch=tracker.epoch if tracker is not None else None)
-        except SystemExit:
-            # Tune ends a trial its scheduler stopped by raising SystemExit inside tune.report.
-            _mark_stopped(out)
-            if tracker is not None:
-                _mark_selection(out, plan.select_on)
-                tracker.close(out, "stopped")
-            raise
-        except BaseException:
-            if tracker is not None:
-                _mark_selection(out, plan.select_on)
-                tracker.close(out, "failed")
-            raise
-        finally:
-            _mark_selection(out, plan.select_on)
-        if tracker is not None:
-            tracker.close(out)
-        finals[cat] = record_metrics(record)
+        run_shards(plan, trial_id, trial_dir, categories, to_train, finals, ablation, reported, report_point)
+    else:
+        for cat, cfg in to_train.items():
+            finals[cat] = _train_in_process(plan, trial_id, trial_dir, categories, cat, cfg, finals, ablation)
     final = plan.payload(pooled_metrics(finals))
     final.update({"final": True, "n_categories": len(finals)})
-    _report_with_checkpoint(final, trial_dir, plan.categories)
+    _report_with_checkpoint(final, trial_dir, categories)
+
+
+def _train_in_process(
+    plan: TrialPlan, trial_id: str, trial_dir: Path, categories: list[str], cat: str, cfg: Config,
+    finals: dict[str, dict[str, float]], ablation: dict[str, str],
+) -> dict[str, float]:
+    """Train one category in this process (``--shards off``) or as a Ray Train run (DDP); every
+    periodic validation is reported as the mean of the finished categories and this one."""
+    from suite.pipeline import run_trial
+
+    out = trial_dir / cat
+    node = _node_facts()
+
+    def log(msg: str, _prefix: str = f"[{trial_id}/{cat}] ") -> None:
+        print(_prefix + msg, flush=True)
+
+    def report(metrics: dict[str, Any], _ckpt_dir: str | None) -> None:
+        if metrics.get("final"):
+            return  # the trial's final report is built from the records
+        current = {k: v for k, v in metrics.items() if k.startswith("val_")}
+        payload = plan.payload(pooled_metrics(finals, current))
+        payload.update({"final": False, "category": cat, "stage": metrics.get("stage"),
+                        "epoch": metrics.get("epoch")})
+        if _report_with_checkpoint(payload, trial_dir, categories):
+            _fault_kill(plan)
+
+    # Opened in the trial process only: under DDP the Train workers never log (rank 0's record
+    # is logged by close()); a retry or --resume reopens the same MLflow run.
+    tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, log=log)
+    try:
+        if plan.num_workers > 1:
+            from suite.orchestration.train_driver import train_with_ray_train
+
+            record = train_with_ray_train(
+                cfg, out, plan.num_workers, plan.use_gpu,
+                storage_path=plan.train_storage, run_name=f"{trial_id}-{cat}",
+                stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name, node=node,
+                cpus_per_worker=plan.cpus_per_trial, log=log, ablation=ablation, report=report,
+            )
+        else:
+            record = run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id,
+                               sweep=plan.sweep_name, node=node, log=log, ablation=ablation,
+                               on_epoch=tracker.epoch if tracker is not None else None)
+    except SystemExit:
+        # Tune ends a trial its scheduler stopped by raising SystemExit inside tune.report.
+        _mark_stopped(out)
+        if tracker is not None:
+            _mark_selection(out, plan.select_on)
+            tracker.close(out, "stopped")
+        raise
+    except BaseException:
+        if tracker is not None:
+            _mark_selection(out, plan.select_on)
+            tracker.close(out, "failed")
+        raise
+    finally:
+        _mark_selection(out, plan.select_on)
+    if tracker is not None:
+        tracker.close(out)
+    return record_metrics(record)

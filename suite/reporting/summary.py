@@ -71,7 +71,7 @@ def best_per_category(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.D
                 "label": best["label"],
                 "selection": pct(best[sel_col]),
                 **{f"test.{m}": pct(best.get(f"test.{m}", math.nan)) for m in ("i_auroc", "p_auroc", "aupro", "i_f1max", "p_f1max")},
-                "seeds": int(best["n"]),
+                "seeds": int(best["seeds"]),
                 "candidates": len(group),
             }
         )
@@ -103,6 +103,40 @@ def pooled_best(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.DataFra
     return result.reset_index(drop=True), note
 
 
+def sweep_scheduling_lines(run_dirs: Sequence[str | Path]) -> list[str]:
+    """How full each sweep kept its slots and how many trials TPE sampled at random, from the
+    ``runs`` entries the driver appends to ``sweep.json`` (next to, or one level above, a run folder).
+
+    Utilisation = busy slot-seconds ÷ (slots × wall time) of the sweep's last run.
+    """
+    import json
+
+    lines: list[str] = []
+    for folder in run_dirs:
+        folder = Path(folder)
+        meta_path = next((p for p in (folder / "sweep.json", folder.parent / "sweep.json") if p.is_file()), None)
+        if meta_path is None:
+            continue
+        try:
+            runs = json.loads(meta_path.read_text()).get("runs") or []
+        except (OSError, ValueError):
+            continue
+        if not runs:
+            continue
+        last = runs[-1]
+        usage = last.get("utilisation") or {}
+        if usage.get("slots"):
+            lines.append(
+                f"Sweep `{meta_path.parent.name}`: utilisation {pct(usage.get('utilisation', math.nan)):.0f}% "
+                f"({usage.get('busy_s', 0):.0f} busy slot-seconds / ({usage['slots']} slot(s) x "
+                f"{usage.get('wall_s', 0):.0f} s wall); shards: {last.get('shards', 'off')}."
+            )
+        for study, c in (last.get("random_trials") or {}).items():
+            lines.append(f"Sweep `{meta_path.parent.name}`, study {study}: {c['random']} of {c['asked']} trial(s) "
+                         f"sampled at random by TPE (n_startup_trials = {c['n_startup_trials']}).")
+    return lines + ([""] if lines else [])
+
+
 def summary_markdown(
     frame: pd.DataFrame,
     record_set: agg.RecordSet | None = None,
@@ -116,6 +150,7 @@ def summary_markdown(
     lines = ["# Sweep summary", ""]
     if run_dirs:
         lines += ["Run folders: " + ", ".join(f"`{d}`" for d in run_dirs), ""]
+        lines += sweep_scheduling_lines(run_dirs)
     counts = agg.status_counts(frame)
     lines += [
         f"Records: {len(frame)} — " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".",

@@ -65,3 +65,32 @@ def test_concurrent_trials_run_on_both_nodes(two_node_cluster, tmp_path):
     nodes = {r.node["ray_node_id"] for r in records}
     assert len(nodes) == 2, f"both trials ran on one node: {nodes}"
     assert nodes <= {n["node_id"] for n in desc["nodes"]}
+
+
+@pytest.mark.parametrize("shards", ["elastic", "reserve"])
+def test_a_pooled_trials_categories_train_at_once_on_both_nodes(two_node_cluster, tmp_path, shards):
+    """One trial, two categories: its two shards run side by side, one per 1-CPU node, and the trial
+    reports the mean of both at each validation epoch (elastic: CPUs outside the trial's placement
+    group; reserve: the trial's own bundles — ray #25239: both must not hang)."""
+    import json
+
+    space = tmp_path / "space.py"
+    space.write_text('"""one point"""\nCONFIGS = [{"augment.coverage": 0.3}]\n')
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=3", "train.eval_every=1", "eval.aupro=false",
+                                                 "eval.save_maps=0"])
+    opts = SweepOptions(space=str(space), categories=["synth_texture", "synth_object"], shards=shards,
+                        storage=str(tmp_path / "shared"), name="shards", address=two_node_cluster.address, verbose=0)
+    result = run_sweep(cfg, opts)
+
+    records = [read_record(p) for p in find_records(tmp_path / "shared" / "shards" / "records")]
+    assert len(records) == 2 and all(r.status == "ok" for r in records)
+    assert len({r.trial_id for r in records}) == 1
+    assert len({r.node["ray_node_id"] for r in records}) == 2, "both shards ran on one node"
+    a, b = records
+    assert a.started < b.finished and b.started < a.finished, "the shards ran one after another"
+    # Tune got one matched report per stage-1 validation epoch (both categories), then the final one.
+    (result_json,) = (tmp_path / "shared" / "shards" / "tune-pooled").glob("*/result.json")
+    reports = [json.loads(line) for line in result_json.read_text().splitlines()]
+    assert [(r["stage"], r["epoch"]) for r in reports if not r["final"]] == [("stage1", 1), ("stage1", 2), ("stage1", 3)]
+    assert all(r["n_categories"] == 2 for r in reports)
+    assert reports[-1]["final"] and result["utilisation"]["slots"] == 2

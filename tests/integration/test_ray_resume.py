@@ -1,6 +1,7 @@
-"""Kill a running sweep (the CLI in a subprocess, with the Ray instance it started) once some
-trials have finished, then ``--resume`` it: every trial ends with a record and no stage 1 is
-trained twice (counted from the stage cache's "build" events)."""
+"""Kill a running sharded sweep (the CLI in a subprocess, with the Ray instance it started; each
+trial trains its two categories as concurrent shards) once some trainings have finished, then
+``--resume`` it: every (trial, category) ends with a record and no stage 1 is trained twice
+(counted from the stage cache's "build" events)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = '''\
-"""four stage-1 settings"""
-CONFIGS = [{"augment.coverage": c} for c in (0.1, 0.2, 0.3, 0.4)]
+"""three stage-1 settings"""
+CONFIGS = [{"augment.coverage": c} for c in (0.1, 0.2, 0.3)]
 '''
 
 
@@ -55,7 +56,7 @@ def test_killed_sweep_resumes_without_retraining(tmp_path, ray_tmp, kill_session
     storage = tmp_path / "st"
     command = [
         sys.executable, str(REPO / "run_suite.py"), "sweep", "--space", str(space), "--storage", str(storage),
-        "--name", "resumable", "--categories", "synth_texture", "--num-cpus", "2", "--concurrent", "1",
+        "--name", "resumable", "--categories", "synth_texture,synth_object", "--num-cpus", "2", "--concurrent", "1",
         "--preset", "tiny",
     ]
     overrides = ["train.stage1.epochs=4", "train.checkpoint_every=1", "eval.aupro=false", "eval.save_maps=0",
@@ -76,7 +77,7 @@ def test_killed_sweep_resumes_without_retraining(tmp_path, ray_tmp, kill_session
         proc.wait(timeout=30)
         log1.close()
     finished_before = ok_records(records_dir)
-    assert finished_before < 4, "every trial finished before the kill; nothing left to resume"
+    assert finished_before < 6, "every training finished before the kill; nothing left to resume"
 
     second = subprocess.Popen(command + ["--resume"] + overrides, cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -88,9 +89,11 @@ def test_killed_sweep_resumes_without_retraining(tmp_path, ray_tmp, kill_session
     assert "resuming" in output
 
     records = [read_record(p) for p in find_records(records_dir)]
-    assert len(records) == 4 and all(r.status == "ok" for r in records)
-    assert sorted(r.config["augment"]["coverage"] for r in records) == [0.1, 0.2, 0.3, 0.4]
+    assert len(records) == 6 and all(r.status == "ok" for r in records)
+    assert sorted((r.config["augment"]["coverage"], r.category) for r in records) == [
+        (c, cat) for c in (0.1, 0.2, 0.3) for cat in ("synth_object", "synth_texture")]
+    assert "category shard(s) started" in output
     builds = Counter(e["key"] for e in StageCache(storage / "stage_cache").events() if e["event"] == "build")
     stage1 = {k: n for k, n in builds.items() if "-stage1-" in k}
-    assert len(stage1) == 4 and set(stage1.values()) == {1}, f"a stage 1 was trained twice: {stage1}"
+    assert len(stage1) == 6 and set(stage1.values()) == {1}, f"a stage 1 was trained twice: {stage1}"
     assert set(builds.values()) == {1}

@@ -9,7 +9,7 @@ import pytest
 from suite.cli import build_parser, main, new_run_dir
 
 REPO = Path(__file__).resolve().parents[2]
-SUBCOMMANDS = ["datasets", "train", "sweep", "report", "demo", "bench"]
+SUBCOMMANDS = ["datasets", "train", "sweep", "plan", "report", "demo", "bench"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -211,3 +211,62 @@ def test_a_bug_keeps_its_traceback_and_success_says_done(tmp_path, monkeypatch, 
     assert main(["train", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "[train] done in" in err and "error:" not in err
+
+
+def _fake_plan_records(storage, space_file, categories):
+    """Records of every (config, category) the plan will look up, as an earlier sweep left them."""
+    from suite.config import build_config
+    from suite.orchestration.spaces import check_space, load_space
+    from suite.planning import training_config
+    from suite.records import TrialRecord, write_record
+
+    space = load_space(str(space_file))
+    base = check_space(space, build_config(preset="tiny", base={"data": {"category": categories[0]}}))
+    for i, point in enumerate(space.points):
+        for cat in categories:
+            cfg = training_config(base, point, cat)
+            rec = TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic", category=cat,
+                              method="rcae", stage_times={"data": 1.0, "stage1": 4.0, "stage2": 1.0,
+                                                          "stage3": 1.0, "eval": 2.0, "total": 9.0},
+                              started=0.0, finished=10.0)
+            write_record(rec, storage / "old" / "records" / f"t{i}" / cat / "record.json")
+
+
+def test_plan_json_from_records_trains_nothing(tmp_path, capsys, monkeypatch):
+    import json
+
+    from suite import planning
+
+    monkeypatch.setattr(planning, "calibrate", lambda *a, **k: pytest.fail("plan calibrated despite records"))
+    space = tmp_path / "two.py"
+    space.write_text('CONFIGS = [{"model.depth": 1}, {"model.depth": 2}]\n')
+    storage = tmp_path / "sweeps"
+    cats = ["synth_texture", "synth_object"]
+    _fake_plan_records(storage, space, cats)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    assert main(["plan", "--space", str(space), "--preset", "tiny", "--categories", ",".join(cats),
+                 "--storage", str(storage), "--slots", "2", "--json", "--sweep-start-s", "5"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["trainings"] == 4 and plan["slots"] == 2
+    assert plan["timing_source"].startswith("records")
+    # tiny: stage1 2 epochs -> 2 s/epoch; each training 10 s busy = 1 + 8... (+1 s trial start)
+    assert plan["per_epoch_s"]["stage1"] == pytest.approx(2.0)
+    for key in ("predicted_wall_s", "utilisation", "trainings", "cpu_hours", "gpu_hours", "per_epoch_s"):
+        assert key in plan
+    assert plan["predicted_wall_s"] > 5.0 and 0 < plan["utilisation"] <= 1.0
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # a plan writes nothing
+
+
+def test_plan_table_is_readable(tmp_path, capsys, monkeypatch):
+    from suite import planning
+
+    monkeypatch.setattr(planning, "calibrate", lambda *a, **k: pytest.fail("plan calibrated despite records"))
+    space = tmp_path / "two.py"
+    space.write_text('CONFIGS = [{"model.depth": 1}, {"model.depth": 2}]\n')
+    storage = tmp_path / "sweeps"
+    _fake_plan_records(storage, space, ["synth_texture"])
+    assert main(["plan", "--space", str(space), "--preset", "tiny", "--category", "synth_texture",
+                 "--storage", str(storage), "--slots", "1"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("trainings", "per-epoch seconds", "CPU-hours", "predicted wall", "utilisation", "ASHA"):
+        assert needle in out

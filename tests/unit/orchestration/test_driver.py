@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from suite.config import ConfigError, build_config
-from suite.orchestration.driver import SweepOptions, _asha_plan, _check_options
+from suite.orchestration.driver import SweepOptions, _asha_plan, _check_options, trials_in_flight
 from suite.orchestration.spaces import load_space
 
 
@@ -13,7 +13,12 @@ def test_asha_sets_a_validation_cadence_only_when_needed():
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=8"])
     opts = SweepOptions(space="noise", categories=["a", "b"])
     new, on, max_t = _asha_plan(cfg, load_space("noise"), opts)
-    assert on and new.train.eval_every == 2 and new.train.checkpoint_every == 2 and max_t == 2 * 4 + 1
+    # sharded: one matched report per validation epoch for both categories, plus the final one
+    assert on and new.train.eval_every == 2 and new.train.checkpoint_every == 2 and max_t == 4 + 1
+    _, _, max_t = _asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", categories=["a", "b"], shards="off"))
+    assert max_t == 2 * 4 + 1  # one after another: each category's validations in turn
+    _, _, max_t = _asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", categories=["a", "b"], num_workers=2))
+    assert max_t == 2 * 4 + 1  # DDP trials never shard
     _, on, _ = _asha_plan(cfg, load_space("ablation_depth"), opts)
     assert not on  # grid ablations run every row to the end
     _, on, _ = _asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", objective="multi"))
@@ -28,8 +33,20 @@ def test_asha_sets_a_validation_cadence_only_when_needed():
         ({"p_weight": 2.0}, "p_weight"),
         ({"storage": "s3://bucket/x"}, "filesystem path"),
         ({"categories": []}, "category"),
+        ({"shards": "sometimes"}, "shards"),
     ],
 )
 def test_bad_options_are_rejected(change, message):
     with pytest.raises(ConfigError, match=message):
         _check_options(SweepOptions(space="noise", **change))
+
+
+def test_trials_in_flight_fill_the_slots_with_shards_and_no_more():
+    # grid/list: every trial at once (all their (row, seed, category) shards queue for slots)
+    assert trials_in_flight("grid", 180, 15, 8, sharded=True) == 180
+    # optuna + shards: ceil(slots / categories) + 1 trials keep the shard queue full
+    assert trials_in_flight("optuna", 50, 15, 64, sharded=True) == 6
+    assert trials_in_flight("optuna", 50, 4, 4, sharded=True) == 2
+    assert trials_in_flight("optuna", 1, 4, 4, sharded=True) == 1
+    # one after another: one trial per slot
+    assert trials_in_flight("optuna", 50, 15, 8, sharded=False) == 8

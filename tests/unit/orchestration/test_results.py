@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from suite.config import build_config
-from suite.orchestration.results import best_trials, pooled_metrics, trial_table, write_pareto
+from suite.orchestration.results import answer_from_records, best_trials, pooled_metrics, trial_table, write_pareto
 from suite.records import TrialRecord, write_record
 
 
@@ -69,3 +69,22 @@ def test_utilisation_is_busy_slot_seconds_over_slots_times_wall():
     usage = utilisation(records + [_timed(None, None), _timed(50.0, 60.0)], slots=2, wall_s=10.0, start=100.0)
     assert usage["utilisation"] == pytest.approx(0.75) and usage["untimed"] == 1
     assert math.isnan(utilisation(records, slots=0, wall_s=10.0)["utilisation"])
+
+
+def test_a_repeated_configuration_is_answered_from_the_oldest_ok_record_of_another_trial(tmp_path):
+    _record(tmp_path, "t1", "a", 0.9, 2.0, status="failed")
+    assert answer_from_records(tmp_path, build_config(preset="tiny", overrides=["data.category=a"]).hash(), "t9") is None
+    _record(tmp_path, "t2", "a", 0.7, 2.0)
+    _record(tmp_path, "t3", "a", 0.8, 2.0)
+    _record(tmp_path, "t4", "b", 0.6, 2.0)
+    for trial, finished in (("t2", 20.0), ("t3", 10.0)):
+        path = tmp_path / trial / "a" / "record.json"
+        data = json.loads(path.read_text())
+        data["finished"] = finished
+        path.write_text(json.dumps(data))
+    key = build_config(preset="tiny", overrides=["data.category=a"]).hash()
+    found = answer_from_records(tmp_path, key, exclude_trial="t9")
+    assert found is not None and found.trial_id == "t3"  # ok and oldest; t1 failed, t4 another category
+    assert answer_from_records(tmp_path, key, exclude_trial="t3").trial_id == "t2"  # never its own record
+    other_seed = build_config(preset="tiny", overrides=["data.category=a", "runtime.seed=1"]).hash()
+    assert answer_from_records(tmp_path, other_seed, exclude_trial="t9") is None  # another seed is another training

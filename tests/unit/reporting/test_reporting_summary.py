@@ -56,3 +56,30 @@ def test_summary_warns_when_validation_ranks_poorly_and_saturates():
             "the selected configuration may not be the best on test.") in text
     assert "Warning: validation saturates: 67% of configurations (2 of 3) reach val I-AUROC >= 0.98" in text
     assert "| val P-AUROC vs test P-AUROC | 0 | not enough configurations |" in text
+
+
+def test_summary_counts_distinct_seeds_not_records():
+    # TPE proposed the same (configuration, seed) twice: two records, one seed
+    records = [
+        TrialRecord(config={"model": {"method": "rcae", "depth": 3}}, config_hash="h3", dataset="mvtec",
+                    category="bottle", method="rcae", seed=seed, trial_id=trial,
+                    metrics={"val": {"i_auroc": 0.8}, "test": {"i_auroc": 0.7}})
+        for trial, seed in (("t1", 0), ("t2", 0), ("t3", 1))
+    ]
+    best, _ = S.best_per_category(agg.records_frame(records))
+    assert best.iloc[0]["seeds"] == 2
+    best, _ = S.best_per_category(agg.records_frame(records[:2]))
+    assert best.iloc[0]["seeds"] == 1
+
+
+def test_summary_states_the_sweeps_utilisation_and_random_trials(tmp_path, fake_frame):
+    import json
+
+    sweep = tmp_path / "noise-1"
+    (sweep / "records").mkdir(parents=True)
+    (sweep / "sweep.json").write_text(json.dumps({"runs": [{
+        "utilisation": {"utilisation": 0.75, "busy_s": 15.0, "slots": 2, "wall_s": 10.0},
+        "random_trials": {"pooled": {"random": 5, "asked": 6, "n_startup_trials": 10}}, "shards": "elastic"}]}))
+    text, _ = S.summary_markdown(fake_frame, run_dirs=[sweep / "records"])
+    assert "Sweep `noise-1`: utilisation 75% (15 busy slot-seconds / (2 slot(s) x 10 s wall); shards: elastic." in text
+    assert "study pooled: 5 of 6 trial(s) sampled at random by TPE (n_startup_trials = 10)" in text

@@ -1,0 +1,271 @@
+"""Cluster scaling of the Table 2 ablation (issue 11, item 7): simulated now, real later.
+
+``simulate`` (this file's default): ``run_suite.py plan``'s scheduler simulation
+(``suite.planning``) for MVTec AD's 15 categories x the Table 2 grid (``search_spaces/
+ablation_components.py``: ConvAE, RcAE, RcAE + DPN, RcAE + DPN + CRD) x 3 seeds at the ``paper``
+preset (1024 px, N = 5, 1500/400/300 epochs) on 8, 64 and 256 GPUs, one GPU per training (shard),
+grid semantics (every training queued at once), the shared stage cache as the driver keys it
+(``suite.stage_cache.stage_key``: RcAE's stage 1 is shared by the three RcAE rows of a seed).
+
+Per-epoch times at the paper preset on a GPU cannot be measured on this CPU-only machine, and the
+paper (``../shared/papers/rcae.txt``) names the GPU (an RTX 4090) but no training time. They are
+an ASSUMPTION, stated in the JSON (``assumption``) and the table caption:
+
+- seconds per training image per epoch on 2 CPU cores at 128 px from ``../shared/CALIBRATION.md``
+  (stage 1: 3.9 s/epoch for bottle's 209 images at batch 8; stage 2: ~1.5 min for 40 epochs; stage 3:
+  ~5.5 min for 30 epochs with the CRD on a 2x pooled input, x4 for the paper's full-resolution CRD);
+- scaled by pixels to 1024 px (x64) and divided by ``GPU_SPEEDUP = 100`` (an RTX 4090 vs 2 CPU
+  cores on these small-width conv nets; an assumption, not a measurement: wall time scales with
+  ``1 / GPU_SPEEDUP``, utilisation barely moves);
+- ConvAE's stage 1 costs as RcAE's (same blocks; one pass instead of a sampled recursion depth);
+- per training 30 s of data loading and 60 s of test evaluation (AUPRO, maps, cost) on the GPU;
+- training images per category: MVTec AD's train/good counts x 0.8 (10 % validation, 10 %
+  calibration held out).
+
+``real`` (``--real``): a measured run on a ``ray.cluster_utils.Cluster`` of 4 nodes x 1 CPU on
+this machine, 4 categories (a folder dataset of copies of one synthetic category), 2 configurations,
+``tiny`` preset: the sharded path against the old pooled path and the fully sequential one (see
+``real``): wall times, peak concurrent trainings from the records' timestamps, nodes used.
+
+    python benchmarks/cluster_scaling.py            # writes benchmarks/results/cluster_scaling.json
+    python benchmarks/cluster_scaling.py --real     # adds the measured half to the same JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+GPUS = (8, 64, 256)
+SEEDS = 3
+GPU_SPEEDUP = 100.0
+PIXEL_SCALE = (1024 / 128) ** 2
+# CALIBRATION.md, 2 cores, 128 px, seconds per epoch / images (bottle: 209 train images)
+CPU_S_PER_IMAGE_128 = {
+    "stage1": 3.9 / 209,  # RcAE N=5, width 16, batch 8
+    "stage2": (1.5 * 60 / 40) / 209,  # DPN
+    "stage3": (5.5 * 60 / 30) / 209 * 4,  # CRD at 2x pooled input, x4 pixels for crd_pool 1 (paper)
+}
+PRE_S, POST_S = 30.0, 60.0
+# MVTec AD train/good images per category (Bergmann et al., CVPR 2019)
+MVTEC_TRAIN = {"bottle": 209, "cable": 224, "capsule": 219, "carpet": 280, "grid": 264, "hazelnut": 391,
+               "leather": 245, "metal_nut": 220, "pill": 267, "screw": 320, "tile": 230, "toothbrush": 60,
+               "transistor": 213, "wood": 247, "zipper": 240}
+HELD_OUT = 0.2  # data.val_fraction + data.calib_fraction
+
+
+def assumed_timing(category: str, stages: tuple[str, ...]):
+    """GPU seconds per epoch per stage at 1024 px for one category (the module docstring's assumption)."""
+    from suite.planning import Timing
+
+    n = MVTEC_TRAIN[category] * (1 - HELD_OUT)
+    per_epoch = {s: CPU_S_PER_IMAGE_128[s] * PIXEL_SCALE / GPU_SPEEDUP * n for s in stages}
+    return Timing(per_epoch, pre_s=PRE_S, post_s=POST_S, source=f"assumed (CALIBRATION.md x{PIXEL_SCALE:.0f} px "
+                                                               f"/ {GPU_SPEEDUP:.0f})")
+
+
+def simulate(gpus=GPUS, seeds: int = SEEDS) -> dict:
+    from suite import planning
+    from suite.config import build_config
+    from suite.orchestration.spaces import check_space, load_space
+
+    space = load_space("ablation_components")
+    cats = list(MVTEC_TRAIN)
+    base = check_space(space, build_config(preset="paper", base={"data": {"dataset": "mvtec", "category": cats[0],
+                                                                        "root": "/data/mvtec_ad"}}))  # a path: nothing is read
+    base = planning.sweep_eval_config(base, use_asha=False)  # grid: no ASHA
+
+    def stages_of(cfg) -> tuple[str, ...]:
+        enabled = ["stage1"]
+        if cfg.model.method == "rcae" and cfg.model.use_dpn:
+            enabled.append("stage2")
+        if cfg.model.method == "rcae" and cfg.model.use_crd:
+            enabled.append("stage3")
+        return tuple(enabled)
+
+    def timing_for(cfg, category, point):
+        return assumed_timing(category, stages_of(cfg))
+
+    with tempfile.TemporaryDirectory() as empty_cache:  # keys only: nothing is cached yet
+        points, cached = planning.sweep_points(base, space, cats, timing_for=timing_for, repeats=seeds,
+                                               stage_cache=empty_cache)
+    rows = []
+    for n in gpus:
+        spec = planning.PlanSpec(kind=space.kind, categories=cats, n_points=len(space.points), n_trials=seeds,
+                                 slots=n, shards=True, cpus_per_slot=1.0, gpus_per_slot=1, cached_keys=cached,
+                                 sweep_start_s=60.0, trial_start_s=planning.TRIAL_START_S)
+        plan = planning.plan_sweep(spec, points)
+        rows.append({"gpus": n, "trainings": plan["trainings"], "predicted_wall_s": plan["predicted_wall_s"],
+                     "predicted_wall_h": plan["predicted_wall_s"] / 3600, "utilisation": plan["utilisation"],
+                     "gpu_hours": plan["gpu_hours"], "busy_gpu_hours": plan["busy_slot_s"] / 3600,
+                     "makespan_s": plan["makespan_s"]})
+    longest = max(sum(s.seconds for s in planning.training_segments(p.timing, p.epochs, 0)) for p in points)
+    return {
+        "mode": "simulated",
+        "what": "MVTec AD 15 categories x Table 2 grid (4 rows) x 3 seeds, paper preset, 1 GPU per training",
+        "assumption": {
+            "per_epoch_source": "../shared/CALIBRATION.md CPU seconds/image at 128 px (2 cores), x64 pixels to "
+                                f"1024 px, / GPU_SPEEDUP {GPU_SPEEDUP:g} (RTX 4090 vs 2 CPU cores; assumed, not measured); "
+                                "ConvAE stage 1 = RcAE stage 1; CRD x4 for crd_pool 1",
+            "cpu_s_per_image_128": CPU_S_PER_IMAGE_128, "gpu_speedup": GPU_SPEEDUP, "pre_s": PRE_S,
+            "post_s": POST_S, "train_images": "MVTec AD train/good x 0.8", "sweep_start_s": 60.0,
+            "epochs": {"stage1": 1500, "stage2": 400, "stage3": 300},
+        },
+        "per_epoch_s_bottle": assumed_timing("bottle", ("stage1", "stage2", "stage3")).per_epoch_s,
+        "longest_training_h": longest / 3600,
+        "stage_cache_shared": "RcAE stage 1 (and stage 2 of RcAE+DPN+CRD when keys match) built once per "
+                              "(category, seed) by the stage-cache key",
+        "rows": rows,
+    }
+
+
+REAL_NODES = 4
+REAL_CATEGORIES = ("cat_a", "cat_b", "cat_c", "cat_d")
+
+
+def _folder_dataset(root: Path, image_size: int) -> Path:
+    """A folder dataset of four categories, each a copy of the synthetic ``synth_object``."""
+    from suite.data.synthetic import generate_synthetic
+
+    generated = root / "generated"
+    generate_synthetic(generated, image_size=image_size)
+    data = root / "folder"
+    for name in REAL_CATEGORIES:
+        shutil.copytree(generated / "synth_object", data / name)
+    return data
+
+
+def _peak_concurrency(records) -> int:
+    """Most records whose [started, finished) intervals overlap at one instant (a sweep line)."""
+    events = sorted([(r.started, 1) for r in records] + [(r.finished, -1) for r in records],
+                    key=lambda e: (e[0], e[1]))
+    peak = running = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def real(args: argparse.Namespace) -> dict:
+    """The measured half: a ``ray.cluster_utils.Cluster`` of 4 nodes x 1 CPU on this machine, a
+    4-category folder dataset (copies of one synthetic category), 2 configurations, ``tiny`` preset.
+
+    Three sweeps of the same 8 trainings, in this order: sharded (``--shards elastic``: a trial's
+    categories run as concurrent tasks), the old pooled path (``--shards off``: each trial trains
+    its categories one after another in its own process; the two trials run side by side), and the
+    fully sequential path (``--shards off --concurrent 1``: one training after another). Peak
+    concurrency comes from the records' start/finish times (a sweep line over the intervals);
+    nodes from ``node.ray_node_id``. The 4 "nodes" share this machine's CPU cores, so wall time
+    cannot shrink by more than cores / 1 against the sequential path; ``os.cpu_count()`` is stored.
+    """
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from suite.config import build_config
+    from suite.orchestration.driver import SweepOptions, run_sweep
+    from suite.orchestration.env import TRAIN_DRIVER, init_ray
+    from suite.records import find_records, read_record
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    work = Path(tempfile.mkdtemp(prefix="rcs-cs-", dir="/tmp"))
+    temp_dir = work / "ray"
+    (temp_dir / "ray").mkdir(parents=True)
+    old_tmpdir = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = str(temp_dir)
+    node_args = {"num_cpus": 1, "resources": {TRAIN_DRIVER: 1}, "temp_dir": str(temp_dir)}
+    cluster = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
+    runs: dict[str, dict] = {}
+    try:
+        for _ in range(REAL_NODES - 1):
+            cluster.add_node(**node_args)
+        cluster.wait_for_nodes()
+        init_ray(address=cluster.address)
+        data = _folder_dataset(work, image_size=32)
+        space = work / "two_configs.py"
+        space.write_text('"""two configurations"""\nCONFIGS = [{"augment.coverage": 0.2}, {"augment.coverage": 0.4}]\n')
+        epochs = args.epochs
+        cfg = build_config(
+            preset="tiny",
+            base={"data": {"dataset": "folder", "root": str(data)}},
+            overrides=[f"train.stage1.epochs={epochs}", "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"],
+        )
+        for label, shards, concurrent in (("sharded", "elastic", 0), ("pooled_one_after_another", "off", 0),
+                                          ("sequential", "off", 1)):
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            result = run_sweep(cfg, SweepOptions(
+                space=str(space), categories=list(REAL_CATEGORIES), shards=shards, concurrent=concurrent,
+                storage=str(work / "sweeps"), name=label, address=cluster.address, verbose=0,
+                use_stage_cache=False,
+            ))
+            wall = time.perf_counter() - t0
+            records = [read_record(p) for p in find_records(Path(result["records_dir"]))]
+            runs[label] = {
+                "shards": shards, "concurrent": concurrent, "wall_s": round(wall, 2),
+                "trainings": len(records), "ok": sum(r.status == "ok" for r in records),
+                "peak_concurrent_trainings": _peak_concurrency(records),
+                "nodes_used": len({r.node.get("ray_node_id") for r in records}),
+                "utilisation": round(result["utilisation"]["utilisation"], 3),
+                "load_before": round(load, 2),
+            }
+            print(f"[real] {label}: {runs[label]}", flush=True)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        if old_tmpdir is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = old_tmpdir
+        shutil.rmtree(work, ignore_errors=True)
+    seq = runs["sequential"]["wall_s"]
+    return {
+        "nodes": REAL_NODES, "cpus_per_node": 1, "machine_cores": os.cpu_count(), "categories": len(REAL_CATEGORIES),
+        "configurations": 2, "preset": "tiny", "stage1_epochs": args.epochs, "runs": runs,
+        "sharded_vs_sequential": round(runs["sharded"]["wall_s"] / seq, 3),
+        "sharded_vs_pooled_one_after_another": round(runs["sharded"]["wall_s"] / runs["pooled_one_after_another"]["wall_s"], 3),
+    }
+
+
+def markdown(result: dict) -> str:
+    lines = ["| GPUs | trainings | predicted wall | utilisation | GPU-hours (busy) |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['gpus']} | {r['trainings']} | {r['predicted_wall_h']:.1f} h | {r['utilisation']:.0%} | "
+                     f"{r['busy_gpu_hours']:.0f} |")
+    lines.append("")
+    lines.append(f"Simulated by `run_suite.py plan`'s scheduler (`suite.planning`); per-epoch GPU times are an "
+                 f"assumption: {result['assumption']['per_epoch_source']}. Longest single training "
+                 f"{result['longest_training_h']:.1f} h bounds the wall time from below.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cluster_scaling.json"))
+    parser.add_argument("--real", action="store_true", help="measure on a 4-node cluster_utils cluster on this machine")
+    parser.add_argument("--epochs", type=int, default=6, help="stage-1 epochs of each --real training")
+    args = parser.parse_args()
+    result = {"benchmark": "cluster_scaling", "created": time.time()}
+    if args.real:
+        result["real"] = real(args)
+        print(json.dumps(result["real"], indent=2))
+    else:
+        result["simulated"] = simulate()
+        print(markdown(result["simulated"]))
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    previous.update(result)  # the simulated and the real half live side by side
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(previous, indent=2))
+
+
+if __name__ == "__main__":
+    main()

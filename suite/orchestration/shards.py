@@ -1,0 +1,145 @@
+"""Category shards: a pooled trial trains its categories at the same time, one Ray task each.
+
+A trial of an all-categories sweep used to train its categories one after another in its own
+process: 15 categories took 15 trainings' time and ASHA's first decisions saw only the first
+category. Here the trial process is a coordinator: it starts one Ray task per category (a *shard*,
+``cpus_per_trial`` CPUs and a GPU with ``--gpu``), follows their progress files and reports to Tune
+the mean over categories at matching epochs (``suite.orchestration.progress``), then the final mean.
+
+**Resources: elastic by default** (``--shards elastic``). The trial itself holds one unit of the
+custom ``TRAIN_DRIVER`` resource (no CPU: it only waits), and each shard asks the cluster for its
+CPUs outside the trial's placement group (``PlacementGroupSchedulingStrategy(placement_group=None)``;
+a child task left in the trial's group would wait for a bundle that does not exist, ray #25239 /
+#38706). Why elastic: a sweep over 15 categories must run on a cluster with fewer than 15 free
+slots (8 GPUs, or this 2-core machine), and slots freed by a short category are taken by the next
+queued shard of any trial instead of idling until the trial's slowest category ends. The price is
+that a trial's shards may start at different times, so its matched reports wait for its slowest
+shard; the driver keeps about ``slots / categories + 1`` trials in flight so the queue stays full.
+
+``--shards reserve`` is the other path: the trial reserves a placement group of one empty head
+bundle plus one bundle per category (``PlacementGroupFactory``) and its shards run inside those
+bundles, so a trial starts only when all its shards can, and they run side by side. It needs
+``categories x cpus_per_trial`` CPUs free at once (checked before the sweep starts).
+
+``--shards off`` keeps the one-after-another path (and DDP trials, ``--num-workers > 1``, always
+use it: each category there is already a Train run over several workers).
+
+A shard writes its record, checkpoints and progress file in ``records/<trial>/<category>/`` (the
+sweep's storage is shared by every node). Stopping: when ASHA stops the trial (``SystemExit``
+inside ``tune.report``) or a shard fails, the other shards are cancelled (forced: a shard is
+mid-epoch, and its stage checkpoints are what a retry resumes from); ``RecordGaps`` then writes
+their "stopped"/"failed" records from the driver. A shard's task is never retried by Ray
+(``max_retries=0``): the trial is the unit Tune retries from its checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from suite.config import Config
+from suite.orchestration.progress import POLL_S, MatchedProgress, Point, append_progress, read_progress
+from suite.tracking import open_trial_tracker
+
+if TYPE_CHECKING:
+    from suite.orchestration.trial import TrialPlan
+
+SHARD_MODES = ("elastic", "reserve", "off")
+
+
+def shard_bundle(cpus: float, use_gpu: bool) -> dict[str, float]:
+    """The resources of one category shard."""
+    bundle = {"CPU": float(cpus)}
+    if use_gpu:
+        bundle["GPU"] = 1.0
+    return bundle
+
+
+def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str, ablation: dict[str, str]) -> dict:
+    """Body of a shard task: ``run_trial`` for one category; returns the record's report metrics."""
+    from suite.orchestration.trial import _mark_selection, _node_facts, record_metrics
+    from suite.pipeline import run_trial
+
+    out = Path(out_dir)
+    cat = cfg.data.category
+
+    def log(msg: str, _prefix: str = f"[{trial_id}/{cat}] ") -> None:
+        print(_prefix + msg, flush=True)
+
+    def report(metrics: dict[str, Any], _ckpt_dir: str | None) -> None:
+        if not metrics.get("final"):
+            append_progress(out, metrics)
+
+    tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, log=log)
+    try:
+        record = run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name,
+                           node=_node_facts(), log=log, ablation=ablation,
+                           on_epoch=tracker.epoch if tracker is not None else None)
+    except BaseException:
+        _mark_selection(out, plan.select_on)
+        if tracker is not None:
+            tracker.close(out, "failed")
+        raise
+    _mark_selection(out, plan.select_on)
+    if tracker is not None:
+        tracker.close(out)
+    return record_metrics(record)
+
+
+_train_category_task = ray.remote(max_retries=0)(_train_category)
+
+
+def _strategy(plan: "TrialPlan") -> PlacementGroupSchedulingStrategy:
+    if plan.shards == "reserve":
+        # Inside the trial's own placement group: any bundle with room (the head bundle is empty).
+        return PlacementGroupSchedulingStrategy(placement_group=ray.util.get_current_placement_group())
+    return PlacementGroupSchedulingStrategy(placement_group=None)
+
+
+def run_shards(
+    plan: "TrialPlan",
+    trial_id: str,
+    trial_dir: Path,
+    categories: list[str],
+    to_train: dict[str, Config],
+    finals: dict[str, dict[str, float]],
+    ablation: dict[str, str],
+    reported: Point | None,
+    report_point: Any,
+) -> dict[str, dict[str, float]]:
+    """Train ``to_train`` ({category: config}) as concurrent shards; ``finals`` holds the categories
+    already done. ``report_point(point, metrics)`` sends one matched report to Tune (it may raise
+    ``SystemExit`` when the scheduler stops the trial). Returns ``finals`` completed."""
+    progress = MatchedProgress(categories, reported=reported)
+    for cat, metrics in finals.items():
+        progress.finish(cat, metrics)
+    options = {"num_cpus": plan.cpus_per_trial, "num_gpus": 1 if plan.use_gpu else 0,
+               "scheduling_strategy": _strategy(plan)}
+    pending = {
+        _train_category_task.options(**options).remote(plan, cfg, str(trial_dir / cat), trial_id, ablation): cat
+        for cat, cfg in to_train.items()
+    }
+    if pending:
+        print(f"[{trial_id}] {len(pending)} category shard(s) started ({plan.shards}): "
+              f"{', '.join(pending.values())}", flush=True)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                cat = pending.pop(ref)
+                finals[cat] = ray.get(ref)  # a shard's error (e.g. TrainingDiverged) ends the trial here
+                progress.update(cat, read_progress(trial_dir / cat))
+                progress.finish(cat, finals[cat])
+            for cat in categories:
+                if cat not in finals:
+                    progress.update(cat, read_progress(trial_dir / cat))
+            for point, metrics in progress.ready_points():
+                report_point(point, metrics)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return finals

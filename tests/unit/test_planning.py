@@ -1,0 +1,166 @@
+"""suite.planning: the scheduler simulation, ASHA's expected stops, in-flight rules, plan JSON."""
+
+import math
+
+import pytest
+
+from suite import planning
+from suite.planning import PlanPoint, PlanSpec, Segment, Timing, asha_rungs, asha_stops, simulate, trials_in_flight
+
+
+def jobs(*seconds):
+    """One trial per job, each job one segment."""
+    return [[[Segment(s)]] for s in seconds]
+
+
+def test_eight_equal_shards_on_four_slots_take_two_units_fully_used():
+    sim = simulate(jobs(*[1.0] * 8), slots=4, in_flight=8)
+    assert sim.makespan_s == pytest.approx(2.0)
+    assert sim.utilisation == pytest.approx(1.0)
+
+
+def test_five_shards_on_four_slots_leave_three_slots_idle_in_the_second_unit():
+    sim = simulate(jobs(*[1.0] * 5), slots=4, in_flight=5)
+    assert sim.makespan_s == pytest.approx(2.0)
+    assert sim.utilisation == pytest.approx(5 / 8)
+
+
+def test_in_flight_limit_waits_for_a_whole_trial():
+    # two trials of two shards (3 s and 1 s) on 4 slots, one trial at a time: 3 + 3 s
+    trials = [[[Segment(3.0)], [Segment(1.0)]], [[Segment(3.0)], [Segment(1.0)]]]
+    assert simulate(trials, slots=4, in_flight=1).makespan_s == pytest.approx(6.0)
+    assert simulate(trials, slots=4, in_flight=2).makespan_s == pytest.approx(3.0)
+
+
+def test_shared_stage_key_is_built_once_and_waited_for():
+    # both jobs need stage "k" (4 s); the second starts together, waits for it, then does 1 s more
+    trials = [[[Segment(4.0, "k"), Segment(1.0)]], [[Segment(4.0, "k"), Segment(1.0)]]]
+    sim = simulate(trials, slots=2, in_flight=2)
+    assert sim.makespan_s == pytest.approx(5.0)
+    assert sim.busy_s == pytest.approx(10.0)  # the waiting job holds its slot, as records count it
+    # a key already in the cache costs nothing
+    assert simulate(trials, slots=2, in_flight=2, built={"k": 0.0}).makespan_s == pytest.approx(1.0)
+
+
+def test_asha_rungs_match_rays_milestones():
+    assert asha_rungs(5, 1) == [1, 2, 4]  # Ray: 1, 2, 4 (all < max_t)
+    assert asha_rungs(4, 1) == [1, 2]  # milestone 4 = max_t is the last report anyway
+    assert asha_rungs(9, 3) == [3, 6]
+    assert asha_rungs(1, 1) == []
+
+
+def test_asha_expected_halves_at_every_rung():
+    stops = asha_stops(8, [1, 2])
+    assert stops.count(None) == 2  # 8 -> 4 -> 2
+    assert stops.count(1) == 4 and stops.count(2) == 2
+    assert stops[0] is None  # the first trial always continues (nothing to compare with)
+
+
+def test_asha_montecarlo_is_seeded_and_first_trial_survives():
+    a, b = asha_stops(16, [1, 2, 4], "montecarlo", seed=3), asha_stops(16, [1, 2, 4], "montecarlo", seed=3)
+    assert a == b and a[0] is None
+    assert 0 < sum(s is not None for s in a) < 16
+
+
+def test_in_flight_rules_grid_vs_optuna():
+    assert trials_in_flight("grid", 12, slots=4, n_categories=2) == 12  # every row queued
+    assert trials_in_flight("list", 3, slots=64, n_categories=15) == 3
+    assert trials_in_flight("optuna", 20, slots=4, n_categories=2) == 3  # ceil(4/2) + 1
+    assert trials_in_flight("optuna", 2, slots=64, n_categories=15) == 2  # capped by the trials
+    assert trials_in_flight("optuna", 20, slots=4, n_categories=2, shards=False) == 4
+    assert trials_in_flight("optuna", 20, slots=4, n_categories=1, concurrent=2) == 2
+
+
+def test_in_flight_rule_matches_the_driver():
+    driver = pytest.importorskip("suite.orchestration.driver")
+    if not hasattr(driver, "trials_in_flight"):
+        pytest.skip("driver has no trials_in_flight")
+    for kind in ("optuna", "grid", "list"):
+        for n, slots, cats, sharded in [(8, 2, 2, True), (20, 64, 15, True), (5, 4, 1, False), (30, 7, 3, True)]:
+            assert trials_in_flight(kind, n, slots, cats, shards=sharded) == \
+                driver.trials_in_flight(kind, n, cats, slots, sharded), (kind, n, slots, cats, sharded)
+
+
+def _points(cats, per_epoch=1.0, epochs=None, n_points=1):
+    epochs = epochs or {"stage1": 8, "stage2": 0, "stage3": 0}
+    t = Timing({"stage1": per_epoch}, source="test")
+    return [PlanPoint(p, c, t, dict(epochs)) for p in range(n_points) for c in cats]
+
+
+def test_plan_grid_wall_and_json_keys():
+    spec = PlanSpec(kind="grid", categories=["a", "b"], n_points=2, n_trials=2, slots=4,
+                    sweep_start_s=10.0, trial_start_s=0.0)
+    plan = planning.plan_sweep(spec, _points(["a", "b"], n_points=2))
+    assert plan["trainings"] == 8  # 2 points x 2 seeds x 2 categories
+    assert plan["makespan_s"] == pytest.approx(16.0)  # 8 trainings of 8 s on 4 slots
+    assert plan["predicted_wall_s"] == pytest.approx(26.0)
+    assert plan["utilisation"] == pytest.approx(1.0)
+    assert plan["cpu_hours"] == pytest.approx(64 / 3600)
+    for key in planning.PLAN_JSON_KEYS:
+        assert key in plan
+    import json
+
+    json.dumps(plan)  # JSON-ready
+
+
+def test_plan_asha_stops_shorten_optuna_trials():
+    # 8 reports per category (eval_every 1, 8 epochs): max_t 9, grace 3, rungs [3, 6]
+    base = dict(kind="optuna", categories=["a"], n_points=1, n_trials=4, slots=1, eval_every=1,
+                sweep_start_s=0.0, trial_start_s=0.0)
+    off = planning.plan_sweep(PlanSpec(**base), _points(["a"]))
+    on = planning.plan_sweep(PlanSpec(**base, use_asha=True), _points(["a"]))
+    assert off["makespan_s"] == pytest.approx(32.0)
+    assert on["asha"]["rungs"] == [3, 6]
+    # trials 0, 2 pass rung 3; trial 2 stops at 6; 1 and 3 stop at 3: 8 + 3 + 6 + 3
+    assert on["asha"]["expected_stopped"] == 3
+    assert on["makespan_s"] == pytest.approx(20.0)
+
+
+def test_sequential_mode_runs_a_trials_categories_in_one_slot():
+    base = dict(kind="grid", categories=["a", "b"], n_points=1, n_trials=1, slots=2, sweep_start_s=0.0,
+                trial_start_s=0.0)
+    sharded = planning.plan_sweep(PlanSpec(**base, shards=True), _points(["a", "b"]))
+    sequential = planning.plan_sweep(PlanSpec(**base, shards=False), _points(["a", "b"]))
+    assert sharded["makespan_s"] == pytest.approx(8.0) and sharded["utilisation"] == pytest.approx(1.0)
+    assert sequential["makespan_s"] == pytest.approx(16.0) and sequential["utilisation"] == pytest.approx(0.5)
+
+
+def test_slots_from_resources():
+    assert planning.slots_from_resources(8, 0) == 8
+    assert planning.slots_from_resources(8, 0, cpus_per_trial=2) == 4
+    assert planning.slots_from_resources(64, 8, use_gpu=True) == 8
+    assert planning.slots_from_resources(64, 8, use_gpu=True, num_workers=2) == 4
+
+
+def test_timing_from_record_skips_cached_stages_and_splits_overheads():
+    from suite.records import TrialRecord
+
+    rec = TrialRecord(config={"train": {"stage1": {"epochs": 4}, "stage2": {"epochs": 2}}}, config_hash="x",
+                      dataset="synthetic", category="a", method="rcae",
+                      stage_times={"data": 1.0, "stage1": 8.0, "stage2": 1.0, "eval": 2.0, "total": 12.5},
+                      started=100.0, finished=113.0)
+    t = planning.timing_from_record(rec)
+    assert t.per_epoch_s == {"stage1": 2.0, "stage2": 0.5}
+    assert t.pre_s == 1.0 and t.post_s == pytest.approx(13.0 - 1.0 - 9.0)
+    rec.info = {"stage1_from_cache": True}
+    assert planning.timing_from_record(rec) is None
+
+
+def test_timing_key_ignores_category_seed_and_sampled_keys():
+    a = {"data": {"category": "a", "image_size": 32}, "runtime": {"seed": 0}, "model": {"depth": 2}}
+    b = {"data": {"category": "b", "image_size": 32}, "runtime": {"seed": 3}, "model": {"depth": 5}}
+    assert planning.timing_key(a) != planning.timing_key(b)
+    assert planning.timing_key(a, ["model.depth"]) == planning.timing_key(b, ["model.depth"])
+    assert math.isfinite(len(planning.timing_key(a)))
+
+
+def test_planning_imports_without_ray():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nsys.modules['ray'] = None\nimport suite.planning\n"
+            "assert not any(m == 'ray' or m.startswith('ray.') for m in sys.modules if sys.modules[m] is not None)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
