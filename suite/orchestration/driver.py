@@ -599,6 +599,10 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
         raise ConfigError(f"sweep '{name}' already exists under {storage}; pass --resume or choose another --name")
     studies = [(c, [c]) for c in opts.categories] if opts.per_category else [("pooled", list(opts.categories))]
     experiment = "categories" if opts.per_category else "pooled"  # per-category: every study in one experiment
+    if opts.address:
+        from suite.orchestration.env import check_cluster_auth
+
+        check_cluster_auth(opts.address)  # a refused or absent cluster fails before anything is written
     _prepare_watching(opts, meta, name, sweep_dir, [s for s, _ in studies], create=False)  # names free?
     tracking_spec = _prepare_watching(opts, meta, name, sweep_dir, [s for s, _ in studies], create=True)
     sweep_dir.mkdir(parents=True, exist_ok=True)

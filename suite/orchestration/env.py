@@ -12,23 +12,59 @@ fit it plus two 1-CPU workers and the run would hang. So a local instance declar
 resource ``TRAIN_DRIVER`` (one unit per CPU) and such trials request one unit of it instead of a CPU;
 the Train workers then get the CPUs. Cluster nodes must declare it themselves
 (``ray start ... --resources '{"TRAIN_DRIVER": 8}'``) to run DDP trials inside a sweep.
+
+Token authentication (Ray 2.60): a local ``ray.init()`` turns it on and, when missing, writes a token
+to ``~/.ray/auth_token``; from then on ``ray start --head`` on that machine finds the token and turns
+it on too. Nodes joining with ``ray start --address`` and drivers joining with an explicit address
+never turn it on by themselves (``address="auto"`` does when a token is found): they need
+``RAY_AUTH_MODE=token`` and the head's token (``RAY_AUTH_TOKEN``, else the file named by
+``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``). Without them Ray retries for about 20 s and
+ends with a bare "Failed to connect to Ray cluster"; ``init_ray`` asks the cluster once first and
+raises ``ClusterAuthError`` at once, saying where the token is and how to pass it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import ray
+
+from suite.errors import InputError, SuiteError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_DRIVER = "TRAIN_DRIVER"
 
 # Environment passed to every worker of the job: the package path, and no usage reporting.
 _FORWARDED_PREFIXES = ("RCSUITE_",)
+# Never put in the runtime_env: Ray stores it with the job, where anyone who can list jobs reads it.
+# Workers do not need it anyway: the raylet that starts them already holds its node's token.
+_NEVER_FORWARDED = ("RAY_AUTH_TOKEN",)
+
+TOKEN_AUTH_DOCS = "https://docs.ray.io/en/latest/ray-security/token-auth.html"
+DEFAULT_TOKEN_PATH = "~/.ray/auth_token"
+# How long the pre-flight look at a cluster may take; a slower answer is left to ray.init's retries.
+_PROBE_TIMEOUT_S = 3.0
+# How long to wait for anything to listen at the address (a head may still be starting). Ray itself
+# would retry for ~20 tries x ~40 s (seen: 13 min) before its bare "Failed to connect".
+JOIN_WAIT_S = 20.0
+_PROXY_VARS = ("grpc_proxy", "https_proxy", "http_proxy", "GRPC_PROXY", "HTTPS_PROXY", "HTTP_PROXY")
+
+
+class ClusterAuthError(InputError):
+    """Joining a Ray cluster failed its token authentication: no token sent, none found, or a wrong one.
+
+    An input error (exit code 2): the fix is the caller's environment, not the run.
+    """
+
+
+class ClusterConnectError(SuiteError):
+    """The Ray cluster at the given address could not be joined (not running, unreachable, ...)."""
 
 
 def short_temp_dir() -> tuple[str, bool]:
@@ -48,6 +84,8 @@ def worker_runtime_env(extra_env: dict[str, str] | None = None) -> dict[str, Any
     env = {"PYTHONPATH": os.pathsep.join(paths), "RAY_USAGE_STATS_ENABLED": "0"}
     env.update({k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES)})
     env.update(extra_env or {})
+    for key in _NEVER_FORWARDED:
+        env.pop(key, None)
     return {"env_vars": env, "worker_process_setup_hook": "suite.orchestration.env.quiet_worker_logs"}
 
 
@@ -93,7 +131,7 @@ def init_ray(
         configure_logging=True,
     )
     if address:
-        ray.init(address=address, **common)
+        _join_cluster(address, common)
         return {"started": False, "address": ray.get_runtime_context().gcs_address, "temp_dir": None,
                 "temp_dir_created": False}
     cpus = int(num_cpus) if num_cpus else (os.cpu_count() or 1)
@@ -110,6 +148,176 @@ def init_ray(
     )
     return {"started": True, "address": ray.get_runtime_context().gcs_address, "temp_dir": temp_dir,
             "temp_dir_created": created}
+
+
+def _join_cluster(address: str, init_kwargs: dict[str, Any]) -> None:
+    """``ray.init(address=...)`` with Ray's connection errors turned into the suite's one-line errors."""
+    check_cluster_auth(address)
+    try:
+        ray.init(address=address, **init_kwargs)
+    except ConnectionError as err:
+        if _is_auth_failure(err):
+            raise ClusterAuthError(auth_error_message(address, _auth_failure_kind())) from err
+        raise ClusterConnectError(
+            f"could not join the Ray cluster at {address}: {err}. Is its head running "
+            f"(`ray status --address {address}` on a node of the cluster) and reachable from this machine?"
+        ) from err
+    except _AUTH_ERRORS as err:  # RAY_AUTH_MODE=token but no token: raised before connecting
+        raise ClusterAuthError(auth_error_message(address, "missing")) from err
+
+
+_AUTH_ERRORS: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(ray.exceptions, "AuthenticationError", None),) if t is not None
+)
+# What Ray's GCS answers to a missing or wrong token (seen in Ray 2.60 as the text of the
+# AuthenticationError, and inside the RuntimeError that ray.init chains to its ConnectionError).
+_AUTH_MARKERS = ("InvalidAuthToken", "Authentication token is missing or incorrect")
+
+
+def _is_auth_failure(err: BaseException) -> bool:
+    """Whether ``err`` or an exception it was raised from is a token rejection."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _AUTH_ERRORS) or any(m in str(current) for m in _AUTH_MARKERS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def token_auth_enabled() -> bool:
+    """Whether this process sends a token when it talks to a cluster (``RAY_AUTH_MODE=token``)."""
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+        return bool(is_token_auth_enabled())
+    except Exception:  # a Ray without token auth, or a moved private module: read the variable
+        return os.environ.get("RAY_AUTH_MODE", "").strip().lower() == "token"
+
+
+def local_token_source() -> str | None:
+    """Where Ray in this process would read its token from (never the token itself), or None.
+
+    Ray's lookup order: ``$RAY_AUTH_TOKEN``, then the file ``$RAY_AUTH_TOKEN_PATH``, then
+    ``~/.ray/auth_token``.
+    """
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return "$RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH", "").strip()
+    if path:  # Ray does not fall back to ~/.ray/auth_token when this file is missing
+        return f"$RAY_AUTH_TOKEN_PATH={path}" if _non_empty_file(Path(path).expanduser()) else None
+    default = Path(DEFAULT_TOKEN_PATH).expanduser()
+    return str(default) if _non_empty_file(default) else None
+
+
+def _non_empty_file(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _has_local_token() -> bool:
+    """Ray's own answer to "is there a token to send?", else ``local_token_source``'s."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader
+
+        return bool(AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True))
+    except _AUTH_ERRORS:  # e.g. RAY_AUTH_TOKEN_PATH names a missing or empty file
+        return False
+    except Exception:  # a Ray without token auth, or a moved private API
+        return local_token_source() is not None
+
+
+def auth_error_message(address: str, kind: str) -> str:
+    """The one-line ``ClusterAuthError`` text: what went wrong here, where the token is, how to pass it.
+
+    ``kind``: ``"not_sent"`` (this process is not in token mode), ``"rejected"`` (it sent a token
+    the cluster does not accept) or ``"missing"`` (token mode but no token found here).
+    """
+    source = local_token_source()
+    mode = os.environ.get("RAY_AUTH_MODE") or "unset"
+    if kind == "missing":
+        path = os.environ.get("RAY_AUTH_TOKEN_PATH", "").strip()
+        where = (f"$RAY_AUTH_TOKEN_PATH names {path}, which is missing or empty" if path else
+                 f"$RAY_AUTH_TOKEN is unset and {DEFAULT_TOKEN_PATH} is missing or empty")
+        what = (f"RAY_AUTH_MODE=token is set but this process has no Ray authentication token ({where}), "
+                f"so it cannot join the Ray cluster at {address}.")
+    elif kind == "rejected":
+        what = (f"the Ray cluster at {address} rejected this process's authentication token "
+                f"(read from {source or 'nowhere'}): it is not the cluster's token.")
+    else:
+        what = (f"the Ray cluster at {address} requires token authentication and this process sent no token "
+                f"(RAY_AUTH_MODE is {mode} here, not token")
+        what += (f"; the token found in {source} is only sent with RAY_AUTH_MODE=token)." if source else ").")
+    return (
+        f"{what} The cluster's token is on its head node: $RAY_AUTH_TOKEN, the file $RAY_AUTH_TOKEN_PATH or "
+        f"{DEFAULT_TOKEN_PATH} of the user who ran `ray start --head` (`ray get-auth-token` there prints it). "
+        "Give the same token to this process and to every node that joins with `ray start --address`: "
+        "set RAY_AUTH_MODE=token and either RAY_AUTH_TOKEN=<token>, or RAY_AUTH_TOKEN_PATH=<file holding it>, "
+        f"or copy the head's file to {DEFAULT_TOKEN_PATH}. See {TOKEN_AUTH_DOCS}"
+    )
+
+
+def _auth_failure_kind() -> str:
+    if not token_auth_enabled():
+        return "not_sent"
+    return "rejected" if _has_local_token() else "missing"
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or "://" in address:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _listening(target: tuple[str, int], wait_s: float) -> bool:
+    """Whether a TCP connection to ``target`` succeeds within ``wait_s`` (retried every second)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with socket.create_connection(target, timeout=min(_PROBE_TIMEOUT_S, max(wait_s, 0.1))):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(1.0)
+
+
+def check_cluster_auth(address: str, timeout_s: float = _PROBE_TIMEOUT_S, wait_s: float | None = None) -> None:
+    """Fail at once when the cluster at ``address`` will refuse this process, or is not there.
+
+    Raises ``ClusterAuthError`` after one direct request to the cluster's GCS (instead of
+    ``ray.init``'s ~20 s of retries ending in a bare "Failed to connect"), and
+    ``ClusterConnectError`` when nothing listens at ``HOST:PORT`` for ``wait_s`` (default
+    ``JOIN_WAIT_S``; skipped behind a proxy, which a plain TCP connection would not use). Best
+    effort otherwise: ``address="auto"``, a slow answer or a Ray without the private client used
+    here return quietly and leave the verdict to ``ray.init``.
+    """
+    if token_auth_enabled() and not _has_local_token():
+        # Ray's C++ client aborts the whole process when asked to send a token it does not have,
+        # so this must be caught before any request (ray.init checks it too, with a bare message).
+        raise ClusterAuthError(auth_error_message(address, "missing"))
+    target = _host_port(address)
+    if target is None:
+        return
+    # The GCS client would wait ~40 s for an answer from an address where nothing listens.
+    if not _listening(target, JOIN_WAIT_S if wait_s is None else wait_s):
+        if any(os.environ.get(v) for v in _PROXY_VARS):
+            return
+        raise ClusterConnectError(
+            f"nothing answers at {address} (waited {JOIN_WAIT_S if wait_s is None else wait_s:.0f}s): is the "
+            "Ray head running, is that its GCS port (`ray start --head --port`, default 6379), and is it "
+            "reachable from this machine?")
+    try:
+        from ray._raylet import InnerGcsClient
+
+        InnerGcsClient.standalone(address.strip(), None, int(timeout_s * 1000))
+    except Exception as err:  # ImportError/AttributeError/TypeError: a Ray without this client
+        if _is_auth_failure(err):
+            raise ClusterAuthError(auth_error_message(address, _auth_failure_kind())) from err
 
 
 def shutdown_ray(info: dict[str, Any]) -> None:
