@@ -159,10 +159,11 @@ def real(args: argparse.Namespace) -> dict:
     """The measured half: a ``ray.cluster_utils.Cluster`` of 4 nodes x 1 CPU on this machine, a
     4-category folder dataset (copies of one synthetic category), 2 configurations, ``tiny`` preset.
 
-    Three sweeps of the same 8 trainings, in this order: sharded (``--shards elastic``: a trial's
-    categories run as concurrent tasks), the old pooled path (``--shards off``: each trial trains
-    its categories one after another in its own process; the two trials run side by side), and the
-    fully sequential path (``--shards off --concurrent 1``: one training after another). Peak
+    After an untimed warm-up sweep (workers started and torch imported on every node), three sweeps
+    of the same 8 trainings: the fully sequential path (``--shards off --concurrent 1``: one training
+    after another), the old pooled path (``--shards off``: each trial trains its categories one after
+    another in its own process; the two trials run side by side) and the sharded path
+    (``--shards elastic``: a trial's categories run as concurrent tasks). Peak
     concurrency comes from the records' start/finish times (a sweep line over the intervals);
     nodes from ``node.ray_node_id``. The 4 "nodes" share this machine's CPU cores, so wall time
     cannot shrink by more than cores / 1 against the sequential path; ``os.cpu_count()`` is stored.
@@ -198,8 +199,15 @@ def real(args: argparse.Namespace) -> dict:
             base={"data": {"dataset": "folder", "root": str(data)}},
             overrides=[f"train.stage1.epochs={epochs}", "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"],
         )
-        for label, shards, concurrent in (("sharded", "elastic", 0), ("pooled_one_after_another", "off", 0),
-                                          ("sequential", "off", 1)):
+        # Untimed warm-up: every node starts its worker processes and imports torch once, so no timed
+        # run pays that (Ray reuses a job's idle workers across sweeps).
+        warm = work / "warm.py"
+        warm.write_text('"""warm-up"""\nCONFIGS = [{"augment.coverage": 0.3}]\n')
+        run_sweep(cfg, SweepOptions(space=str(warm), categories=list(REAL_CATEGORIES), shards="elastic",
+                                    storage=str(work / "sweeps"), name="warmup", address=cluster.address, verbose=0,
+                                    use_stage_cache=False))
+        for label, shards, concurrent in (("sequential", "off", 1), ("pooled_one_after_another", "off", 0),
+                                          ("sharded", "elastic", 0)):
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
             result = run_sweep(cfg, SweepOptions(
@@ -215,6 +223,7 @@ def real(args: argparse.Namespace) -> dict:
                 "peak_concurrent_trainings": _peak_concurrency(records),
                 "nodes_used": len({r.node.get("ray_node_id") for r in records}),
                 "utilisation": round(result["utilisation"]["utilisation"], 3),
+                "mean_training_s": round(sum(r.finished - r.started for r in records) / max(len(records), 1), 2),
                 "load_before": round(load, 2),
             }
             print(f"[real] {label}: {runs[label]}", flush=True)
@@ -251,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cluster_scaling.json"))
     parser.add_argument("--real", action="store_true", help="measure on a 4-node cluster_utils cluster on this machine")
-    parser.add_argument("--epochs", type=int, default=6, help="stage-1 epochs of each --real training")
+    parser.add_argument("--epochs", type=int, default=30, help="stage-1 epochs of each --real training")
     args = parser.parse_args()
     result = {"benchmark": "cluster_scaling", "created": time.time()}
     if args.real:

@@ -674,7 +674,7 @@ def timing_dict(timing: Timing) -> dict[str, Any]:
 
 
 def sweep_eval_config(cfg: Any, use_asha: bool) -> Any:
-    """The eval/checkpoint cadence the driver sets (mirrors ``driver._asha_plan``): with ASHA and
+    """The eval/checkpoint cadence a sweep sets (``driver._asha_plan`` calls this): with ASHA and
     ``train.eval_every = 0``, ``eval_every = max(1, stage1.epochs // 4)``; checkpoints follow it."""
     from suite.config import with_overrides
 
@@ -689,8 +689,9 @@ def sweep_eval_config(cfg: Any, use_asha: bool) -> Any:
 
 def training_config(base_cfg: Any, overrides: dict[str, Any], category: str, repeat: int = 0,
                     cpus_per_trial: float = 1.0) -> Any:
-    """The config one training runs (mirrors ``TrialPlan.config_for``: category, seed + repeat,
-    ``runtime.threads = cpus_per_trial`` when the base leaves it at 0)."""
+    """The config one training of a sweep runs (``TrialPlan.config_for`` calls this): category, seed +
+    repeat, and ``runtime.threads = cpus_per_trial`` when the base leaves it at 0 (torch's default
+    would use every core of the node, not the trial's share)."""
     from suite.config import with_overrides
 
     updates = {**overrides, "data.category": category}

@@ -157,16 +157,12 @@ def _check_options(opts: SweepOptions) -> None:
 
 def _asha_plan(cfg: Config, space: SearchSpace, opts: SweepOptions) -> tuple[Config, bool, int]:
     """(config with eval/checkpoint cadence set, whether ASHA runs, max reports per trial)."""
+    from suite.planning import sweep_eval_config
+
     use_asha = opts.asha and opts.objective != "multi" and space.kind == "optuna"
-    updates: dict[str, Any] = {}
-    if use_asha and cfg.train.eval_every == 0:
-        updates["train.eval_every"] = max(1, cfg.train.stage1.epochs // 4)
-    every = updates.get("train.eval_every", cfg.train.eval_every)
-    if every and cfg.train.checkpoint_every == 0:
-        # Each periodic report carries a checkpoint; make it a mid-stage one so a retry resumes there.
-        updates["train.checkpoint_every"] = every
-    if updates:
-        cfg = with_overrides(cfg, updates)
+    # Each periodic report carries a checkpoint; a mid-stage one, so a retry resumes there.
+    cfg = sweep_eval_config(cfg, use_asha)
+    every = cfg.train.eval_every
     epochs = cfg.train.stage1.epochs
     spec = space.space.get("train.stage1.epochs")
     if spec:

@@ -39,7 +39,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from suite.config import Config, with_overrides
+from suite.config import Config
 from suite.orchestration.results import COST_KEYS, answer_from_records, as_float, pooled_metrics
 from suite.orchestration.spaces import SearchSpace, decode_params
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, read_record, write_record
@@ -81,13 +81,10 @@ class TrialPlan:
         return dict(config["point"]), int(config.get("repeat", 0))
 
     def config_for(self, overrides: dict[str, Any], category: str, repeat: int = 0) -> Config:
-        updates = {**overrides, "data.category": category}
-        if repeat:
-            updates["runtime.seed"] = self.base_cfg.runtime.seed + repeat
-        if self.base_cfg.runtime.threads == 0:
-            # One trial = cpus_per_trial CPUs; torch's default would use every core of the node.
-            updates["runtime.threads"] = max(1, int(self.cpus_per_trial))
-        return with_overrides(self.base_cfg, updates)
+        """The config of one training: ``suite.planning.training_config`` (so ``plan`` times the same)."""
+        from suite.planning import training_config
+
+        return training_config(self.base_cfg, overrides, category, repeat, self.cpus_per_trial)
 
     def objective_value(self, metrics: dict[str, Any]) -> float:
         i = as_float(metrics.get("val_i_auroc"))
