@@ -168,72 +168,54 @@ def real(args: argparse.Namespace) -> dict:
     nodes from ``node.ray_node_id``. The 4 "nodes" share this machine's CPU cores, so wall time
     cannot shrink by more than cores / 1 against the sequential path; ``os.cpu_count()`` is stored.
     """
-    import ray
-    from ray.cluster_utils import Cluster
-
     from suite.config import build_config
+    from suite.orchestration.cluster import simulated_cluster
     from suite.orchestration.driver import SweepOptions, run_sweep
-    from suite.orchestration.env import TRAIN_DRIVER, init_ray
     from suite.records import find_records, read_record
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     work = Path(tempfile.mkdtemp(prefix="rcs-cs-", dir="/tmp"))
-    temp_dir = work / "ray"
-    (temp_dir / "ray").mkdir(parents=True)
-    old_tmpdir = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = str(temp_dir)
-    node_args = {"num_cpus": 1, "resources": {TRAIN_DRIVER: 1}, "temp_dir": str(temp_dir)}
-    cluster = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
     runs: dict[str, dict] = {}
     try:
-        for _ in range(REAL_NODES - 1):
-            cluster.add_node(**node_args)
-        cluster.wait_for_nodes()
-        init_ray(address=cluster.address)
-        data = _folder_dataset(work, image_size=32)
-        space = work / "two_configs.py"
-        space.write_text('"""two configurations"""\nCONFIGS = [{"augment.coverage": 0.2}, {"augment.coverage": 0.4}]\n')
-        epochs = args.epochs
-        cfg = build_config(
-            preset="tiny",
-            base={"data": {"dataset": "folder", "root": str(data)}},
-            overrides=[f"train.stage1.epochs={epochs}", "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"],
-        )
-        # Untimed warm-up: every node starts its worker processes and imports torch once, so no timed
-        # run pays that (Ray reuses a job's idle workers across sweeps).
-        warm = work / "warm.py"
-        warm.write_text('"""warm-up"""\nCONFIGS = [{"augment.coverage": 0.3}]\n')
-        run_sweep(cfg, SweepOptions(space=str(warm), categories=list(REAL_CATEGORIES), shards="elastic",
-                                    storage=str(work / "sweeps"), name="warmup", address=cluster.address, verbose=0,
-                                    use_stage_cache=False))
-        for label, shards, concurrent in (("sequential", "off", 1), ("pooled_one_after_another", "off", 0),
-                                          ("sharded", "elastic", 0)):
-            load = os.getloadavg()[0]
-            t0 = time.perf_counter()
-            result = run_sweep(cfg, SweepOptions(
-                space=str(space), categories=list(REAL_CATEGORIES), shards=shards, concurrent=concurrent,
-                storage=str(work / "sweeps"), name=label, address=cluster.address, verbose=0,
-                use_stage_cache=False,
-            ))
-            wall = time.perf_counter() - t0
-            records = [read_record(p) for p in find_records(Path(result["records_dir"]))]
-            runs[label] = {
-                "shards": shards, "concurrent": concurrent, "wall_s": round(wall, 2),
-                "trainings": len(records), "ok": sum(r.status == "ok" for r in records),
-                "peak_concurrent_trainings": _peak_concurrency(records),
-                "nodes_used": len({r.node.get("ray_node_id") for r in records}),
-                "utilisation": round(result["utilisation"]["utilisation"], 3),
-                "mean_training_s": round(sum(r.finished - r.started for r in records) / max(len(records), 1), 2),
-                "load_before": round(load, 2),
-            }
-            print(f"[real] {label}: {runs[label]}", flush=True)
+        with simulated_cluster(nodes=REAL_NODES, cpus_per_node=1) as cluster:
+            data = _folder_dataset(work, image_size=32)
+            space = work / "two_configs.py"
+            space.write_text('"""two configurations"""\nCONFIGS = [{"augment.coverage": 0.2}, {"augment.coverage": 0.4}]\n')
+            epochs = args.epochs
+            cfg = build_config(
+                preset="tiny",
+                base={"data": {"dataset": "folder", "root": str(data)}},
+                overrides=[f"train.stage1.epochs={epochs}", "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"],
+            )
+            # Untimed warm-up: every node starts its worker processes and imports torch once, so no timed
+            # run pays that (Ray reuses a job's idle workers across sweeps).
+            warm = work / "warm.py"
+            warm.write_text('"""warm-up"""\nCONFIGS = [{"augment.coverage": 0.3}]\n')
+            run_sweep(cfg, SweepOptions(space=str(warm), categories=list(REAL_CATEGORIES), shards="elastic",
+                                        storage=str(work / "sweeps"), name="warmup", address=cluster.address, verbose=0,
+                                        use_stage_cache=False))
+            for label, shards, concurrent in (("sequential", "off", 1), ("pooled_one_after_another", "off", 0),
+                                              ("sharded", "elastic", 0)):
+                load = os.getloadavg()[0]
+                t0 = time.perf_counter()
+                result = run_sweep(cfg, SweepOptions(
+                    space=str(space), categories=list(REAL_CATEGORIES), shards=shards, concurrent=concurrent,
+                    storage=str(work / "sweeps"), name=label, address=cluster.address, verbose=0,
+                    use_stage_cache=False,
+                ))
+                wall = time.perf_counter() - t0
+                records = [read_record(p) for p in find_records(Path(result["records_dir"]))]
+                runs[label] = {
+                    "shards": shards, "concurrent": concurrent, "wall_s": round(wall, 2),
+                    "trainings": len(records), "ok": sum(r.status == "ok" for r in records),
+                    "peak_concurrent_trainings": _peak_concurrency(records),
+                    "nodes_used": len({r.node.get("ray_node_id") for r in records}),
+                    "utilisation": round(result["utilisation"]["utilisation"], 3),
+                    "mean_training_s": round(sum(r.finished - r.started for r in records) / max(len(records), 1), 2),
+                    "load_before": round(load, 2),
+                }
+                print(f"[real] {label}: {runs[label]}", flush=True)
     finally:
-        ray.shutdown()
-        cluster.shutdown()
-        if old_tmpdir is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = old_tmpdir
         shutil.rmtree(work, ignore_errors=True)
     seq = runs["sequential"]["wall_s"]
     return {

@@ -100,6 +100,7 @@ NON_CONFIG_KEYS = frozenset(
         "runtime.preset",
         "runtime.device",
         "runtime.num_workers",
+        "runtime.cache_mb",
         "runtime.threads",
         "eval.save_maps",
         "eval.cost",

@@ -166,7 +166,15 @@ class EvalConfig:
 class RuntimeConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_workers: int = 0  # DataLoader workers
+    # Training / evaluation images stream from disk (suite.data.streaming): decoded images are kept
+    # in one LRU cache per trial process of at most cache_mb MB (0 = no cache, decode on every use;
+    # the default holds a whole category at the cpu/demo/tiny presets' sizes, i.e. every image is
+    # decoded once as before). num_workers DataLoader processes decode the batches (0 = in the
+    # trial's process). Neither changes results (tests/unit/data/test_streaming.py): like `threads`
+    # they are runtime settings, ignored by the stage-cache key (which reads only runtime.seed here)
+    # and, as `threads`, part of config_hash only when changed from the default.
+    num_workers: int = 0  # DataLoader worker processes decoding training / evaluation batches
+    cache_mb: float = 2048.0  # budget of the decoded-image cache in MB (8-bit images take 3*S*S bytes)
     threads: int = 0  # torch intra-op threads (0 = leave torch's default)
     preset: str | None = None  # the preset the config was built from (set by build_config; reports show it)
 
@@ -376,6 +384,8 @@ RANGES: tuple[tuple[str, float, float, bool, bool], ...] = (
     ("augment.reference_size", 1, math.inf, True, True),
     ("pseudo.clean_fraction", 0.0, 0.95, True, True),
     ("model.depth", 1, math.inf, True, True),
+    ("runtime.num_workers", 0, 64, True, True),
+    ("runtime.cache_mb", 0.0, math.inf, True, False),
 )
 
 

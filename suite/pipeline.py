@@ -14,6 +14,8 @@ Out folder layout::
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -24,7 +26,18 @@ import torch
 
 from suite import metrics as M
 from suite.config import Config, save_yaml
-from suite.data import load_arrays, load_category
+from suite.data import load_category
+from suite.data.streaming import (
+    FileImages,
+    ImageCache,
+    ImageSource,
+    ImagesLike,
+    SpilledImages,
+    iter_batches,
+    read_masks,
+    sequential_batches,
+    spill,
+)
 from suite.data.augment import pseudo_anomalies
 from suite.data.synthetic import natural_defects
 from suite.methods.base import TrainContext, TrainedMethod
@@ -40,8 +53,54 @@ def method_trainer(method: str) -> Callable[[TrainContext], TrainedMethod]:
     return method_spec(method).train_fn()
 
 
+def validation_anomalies(
+    val_images: ImagesLike, donors: ImagesLike, cfg: Config
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The synthetic anomalies of the validation set: images (A, 3, H, W) and masks (A, 1, H, W),
+    ``A = max(1, round(len(val_images) * data.val_anomaly_ratio))``; see ``validation_set``.
+
+    ``donors`` (the train normals) may be an ``ImageSource``: "augment" reads its first 8 images,
+    "hard" picks one donor per anomaly at random, so it gets the source as an array spilled to a
+    temporary file and memory-mapped (only the donors it picks are read), unless the whole source
+    fits the source's cache budget, in which case it is loaded (and cached) as before.
+    """
+    gen = torch.Generator().manual_seed(cfg.runtime.seed + 7919)
+    n_anom = max(1, int(round(len(val_images) * cfg.data.val_anomaly_ratio)))
+    src = val_images[torch.arange(n_anom) % len(val_images)]
+    if cfg.data.val_anomalies == "hard":
+        from suite.data.val_anomalies import hard_defects
+
+        with _donor_array(donors) as donor_array:
+            defective, defect_masks = hard_defects(
+                src.numpy(), donor_array, seed=cfg.runtime.seed + 7919, difficulty=cfg.data.val_difficulty
+            )
+        return torch.from_numpy(defective), torch.from_numpy(defect_masks)
+    if cfg.data.val_anomalies == "natural":
+        defective, defect_masks = natural_defects(src.numpy(), seed=cfg.runtime.seed + 7919)
+        return torch.from_numpy(defective), torch.from_numpy(defect_masks)
+    return pseudo_anomalies(src, cfg.augment, gen, donors=donors[: min(8, len(donors))])
+
+
+@contextlib.contextmanager
+def _donor_array(donors: ImagesLike):
+    """``donors`` as a numpy array for ``hard_defects`` (which indexes it at random)."""
+    if isinstance(donors, torch.Tensor):
+        yield donors.numpy()
+        return
+    if donors.nbytes <= donors.cache.budget_bytes:
+        yield donors.materialize().numpy()
+        return
+    with tempfile.TemporaryDirectory(prefix="rcsuite-donors-") as folder:
+        path = spill(donors, len(donors), donors.image_size, Path(folder) / "donors.npy")
+        array = np.load(path, mmap_mode="r")
+        try:
+            yield array
+        finally:
+            del array  # unmapped before the folder goes
+
+
 def validation_set(
-    val_images: torch.Tensor, donors: torch.Tensor, cfg: Config
+    val_images: ImagesLike, donors: ImagesLike, cfg: Config
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Held-out train normals plus synthetic anomalies made from them (never test images).
 
@@ -51,37 +110,48 @@ def validation_set(
     corruption of any method. "augment" uses RcAE's training corruption (easiest for RcAE).
 
     Returns images (M, 3, H, W), masks (M, 1, H, W), labels (M,). Deterministic given the seed.
+    (``run_trial`` builds the same set with ``validation_anomalies`` and keeps it on disk.)
     """
-    gen = torch.Generator().manual_seed(cfg.runtime.seed + 7919)
-    n_anom = max(1, int(round(len(val_images) * cfg.data.val_anomaly_ratio)))
-    src = val_images[torch.arange(n_anom) % len(val_images)]
-    if cfg.data.val_anomalies == "hard":
-        from suite.data.val_anomalies import hard_defects
-
-        defective, defect_masks = hard_defects(
-            src.numpy(), donors.numpy(), seed=cfg.runtime.seed + 7919, difficulty=cfg.data.val_difficulty
-        )
-        anomalous, masks = torch.from_numpy(defective), torch.from_numpy(defect_masks)
-    elif cfg.data.val_anomalies == "natural":
-        defective, defect_masks = natural_defects(src.numpy(), seed=cfg.runtime.seed + 7919)
-        anomalous, masks = torch.from_numpy(defective), torch.from_numpy(defect_masks)
-    else:
-        anomalous, masks = pseudo_anomalies(src, cfg.augment, gen, donors=donors[: min(8, len(donors))])
-    images = torch.cat([val_images, anomalous])
-    all_masks = torch.cat([torch.zeros_like(masks[:1]).expand(len(val_images), -1, -1, -1), masks])
-    labels = torch.cat([torch.zeros(len(val_images)), torch.ones(n_anom)]).long()
+    anomalous, masks = validation_anomalies(val_images, donors, cfg)
+    normals = val_images if isinstance(val_images, torch.Tensor) else val_images.materialize()
+    images = torch.cat([normals, anomalous])
+    all_masks = torch.cat([torch.zeros_like(masks[:1]).expand(len(normals), -1, -1, -1), masks])
+    labels = torch.cat([torch.zeros(len(normals)), torch.ones(len(anomalous))]).long()
     return images, all_masks, labels
+
+
+def streamed_validation_set(
+    val_images: ImageSource, donors: ImagesLike, cfg: Config, folder: str | Path
+) -> tuple[SpilledImages, np.ndarray, np.ndarray]:
+    """``validation_set`` with the images written to ``folder/val_images.npy`` and read back
+    through ``val_images``' cache (a ``SpilledImages``), masks as uint8: the same values, but only
+    the anomalies are ever all in memory at once (``hard_defects`` paints them in one call)."""
+    anomalous, masks = validation_anomalies(val_images, donors, cfg)
+    n_val, n_anom = len(val_images), len(anomalous)
+
+    def rows():
+        yield from val_images
+        yield from anomalous
+
+    path = spill(rows(), n_val + n_anom, val_images.image_size, Path(folder) / "val_images.npy")
+    size = val_images.image_size
+    all_masks = np.zeros((n_val + n_anom, 1, size, size), np.uint8)
+    all_masks[n_val:] = masks.numpy()
+    labels = np.concatenate([np.zeros(n_val, np.int64), np.ones(n_anom, np.int64)])
+    return SpilledImages(path, val_images.cache, val_images.num_workers), all_masks, labels
 
 
 @torch.inference_mode()
 def predict_all(
-    method: TrainedMethod, images: torch.Tensor, device: torch.device, batch_size: int = 16, keep: bool = False
+    method: TrainedMethod, images: ImagesLike, device: torch.device, batch_size: int = 16, keep: bool = False
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Maps (N, H, W) and scores (N,) for all images; with ``keep``, every output array too."""
+    """Maps (N, H, W) and scores (N,) for all images (a tensor or an ``ImageSource``, read
+    ``batch_size`` at a time); with ``keep``, every output array too (all of them: for a few
+    images only, e.g. the gallery's)."""
     maps, scores = [], []
     kept: dict[str, list[np.ndarray]] = {}
-    for i in range(0, len(images), batch_size):
-        out = method.predict(images[i : i + batch_size].to(device))
+    for batch in iter_batches(images, sequential_batches(len(images), batch_size)):
+        out = method.predict(batch.to(device))
         maps.append(out["map"][:, 0].float().cpu().numpy())
         scores.append(method.score(out["map"]).float().cpu().numpy())
         if keep:
@@ -99,7 +169,7 @@ EXTRA_MAX_SIZE = 256  # extra maps (variants, diagnostics) are scored at most at
 
 @torch.inference_mode()
 def extra_metrics(
-    method: TrainedMethod, images: torch.Tensor, masks: np.ndarray, labels: np.ndarray, device: torch.device,
+    method: TrainedMethod, images: ImagesLike, masks: np.ndarray, labels: np.ndarray, device: torch.device,
     with_aupro: bool, batch_size: int = 16,
 ) -> dict[str, dict[str, float]]:
     """Metrics of every ``method.extra_maps`` map: name -> metrics. Image scores use
@@ -108,8 +178,8 @@ def extra_metrics(
     if method.extra_maps is None:
         return {}
     collected: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-    for i in range(0, len(images), batch_size):
-        for name, amap in method.extra_maps(images[i : i + batch_size].to(device)).items():
+    for batch in iter_batches(images, sequential_batches(len(images), batch_size)):
+        for name, amap in method.extra_maps(batch.to(device)).items():
             scores = method.score(amap).float().cpu().numpy()
             factor = max(1, amap.shape[-1] // EXTRA_MAX_SIZE)
             if factor > 1:
@@ -171,6 +241,7 @@ def gallery_indices(scores: np.ndarray, labels: np.ndarray, count: int) -> list[
 
 
 def _save_gallery(path: Path, idx: list[int], images, masks, labels, names, maps, scores, kept, steps) -> None:
+    """``kept``: ``predict_all(..., keep=True)`` outputs of the images ``idx``, in that order."""
     arrays: dict[str, Any] = {
         "images": images[idx].numpy().astype(np.float16),
         "masks": masks[idx, 0].astype(np.uint8),
@@ -182,7 +253,7 @@ def _save_gallery(path: Path, idx: list[int], images, masks, labels, names, maps
     }
     for key in ("recons", "details"):
         if key in kept:
-            arrays[key] = np.clip(kept[key][idx], 0, 1).astype(np.float16)
+            arrays[key] = np.clip(kept[key], 0, 1).astype(np.float16)
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
@@ -247,7 +318,8 @@ def run_trial(
         started=time.time(),
     )
     try:
-        _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch)
+        with tempfile.TemporaryDirectory(prefix="rcsuite-trial-") as scratch:  # the spilled validation set
+            _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch)
     except BaseException as err:
         record.status = "failed"
         record.error = f"{type(err).__name__}: {err}"
@@ -270,7 +342,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) -> None:
+def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch) -> None:
     t_start = time.perf_counter()
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
@@ -281,21 +353,25 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) ->
     t0 = time.perf_counter()
     splits = load_category(cfg.data, seed=cfg.runtime.seed)
     size = cfg.data.image_size
-    train_x, _, _ = load_arrays(splits.train, size)
-    test_x, test_m, test_y = load_arrays(splits.test, size)
-    train_images = torch.from_numpy(train_x)
-    calib_images = torch.from_numpy(load_arrays(splits.calib, size)[0]) if splits.calib else None
+    # Every split streams from disk through one cache of runtime.cache_mb (suite.data.streaming):
+    # with a budget holding them all (the default at small sizes) each image is decoded once, as
+    # when load_arrays held them; at 1024 px memory stays within the budget.
+    cache = ImageCache.from_mb(cfg.runtime.cache_mb)
+    workers = cfg.runtime.num_workers
+    train_images = FileImages(splits.train, size, cache, workers)
+    calib_images = FileImages(splits.calib, size, cache, workers) if splits.calib else None
+    test_images = FileImages(splits.test, size, cache, workers)
+    test_m, test_y = read_masks(splits.test, size), test_images.labels
     val = None
     if splits.val:
-        val_x, _, _ = load_arrays(splits.val, size)
-        val = validation_set(torch.from_numpy(val_x), train_images, cfg)
+        val = streamed_validation_set(FileImages(splits.val, size, cache, workers), train_images, cfg, scratch)
     record.stage_times["data"] = time.perf_counter() - t0
-    record.cost["n_train"], record.cost["n_val"], record.cost["n_test"] = len(train_x), len(splits.val), len(test_x)
-    record.cost["n_calib"] = len(splits.calib)
+    record.cost["n_train"], record.cost["n_val"] = len(train_images), len(splits.val)
+    record.cost["n_test"], record.cost["n_calib"] = len(test_images), len(splits.calib)
     log(
-        f"[data] {cfg.data.dataset}/{cfg.data.category}: {len(train_x)} train, {len(splits.val)} val normals, "
+        f"[data] {cfg.data.dataset}/{cfg.data.category}: {len(train_images)} train, {len(splits.val)} val normals, "
         f"{len(splits.calib)} calibration normals, "
-        f"{len(test_x)} test at {size}px ({record.stage_times['data']:.1f}s)"
+        f"{len(test_images)} test at {size}px ({record.stage_times['data']:.1f}s)"
     )
 
     iteration = 0
@@ -303,7 +379,7 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) ->
     def val_metrics(method_like: TrainedMethod) -> dict[str, float]:
         assert val is not None
         vmaps, vscores, _ = predict_all(method_like, val[0], device)
-        return evaluate(vmaps, vscores, val[1].numpy(), val[2].numpy(), with_aupro=False)
+        return evaluate(vmaps, vscores, val[1], val[2], with_aupro=False)
 
     def on_epoch_end(stage: str, epoch: int, loss: float, probe: TrainedMethod | None) -> None:
         nonlocal iteration
@@ -343,19 +419,22 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch=None) ->
     t0 = time.perf_counter()
     if val is not None:
         record.metrics["val"] = val_metrics(method)
-    tmaps, tscores, kept = predict_all(method, torch.from_numpy(test_x), device, keep=cfg.eval.save_maps > 0)
+    tmaps, tscores, _ = predict_all(method, test_images, device)
     record.metrics["test"] = evaluate(tmaps, tscores, test_m, test_y, with_aupro=cfg.eval.aupro)
     if val is not None:
-        _split_extras(extra_metrics(method, val[0], val[1].numpy(), val[2].numpy(), device, False), "val", record)
-    _split_extras(extra_metrics(method, torch.from_numpy(test_x), test_m, test_y, device, cfg.eval.aupro), "test",
-                  record)
+        _split_extras(extra_metrics(method, val[0], val[1], val[2], device, False), "val", record)
+    _split_extras(extra_metrics(method, test_images, test_m, test_y, device, cfg.eval.aupro), "test", record)
     record.stage_times["eval"] = time.perf_counter() - t0
     if cfg.eval.save_maps > 0:
         idx = gallery_indices(tscores, test_y, cfg.eval.save_maps)
+        # Outputs (reconstructions per step) only for the gallery's few images: kept for the whole
+        # test set they would be depth x its size.
+        kept = predict_all(method, test_images[idx], device, keep=True)[2] if idx else {}
         names = [f"{s.defect}/{Path(s.image_path).name}" for s in splits.test]
-        _save_gallery(out / "gallery.npz", idx, torch.from_numpy(test_x), test_m, test_y, names, tmaps, tscores,
+        _save_gallery(out / "gallery.npz", idx, test_images, test_m, test_y, names, tmaps, tscores,
                       kept, method.steps)
         record.artifacts["gallery"] = "gallery.npz"
+    record.info["image_cache"] = cache.stats()
     if cfg.eval.cost:
         record.cost.update(_measure_cost(method, cfg, device))
     record.stage_times["total"] = time.perf_counter() - t_start

@@ -180,6 +180,8 @@ class Segment:
 
     seconds: float
     key: str | None = None
+    busy: bool = True  # False: the slot is held but no training runs yet (a shard's start-up), so
+    # it counts towards wall time but not towards busy slot-seconds, as the sweep's records count it
 
 
 @dataclass
@@ -208,7 +210,7 @@ def training_segments(timing: Timing, epochs: dict[str, int], eval_every: int, *
     keys = keys or {}
     e1 = epochs.get("stage1", 0)
     n_val = e1 // eval_every if eval_every else 0
-    segs = [Segment(trial_start_s + timing.pre_s)]
+    segs = [Segment(trial_start_s, busy=False), Segment(timing.pre_s)]
     if stop_report is not None:
         done = min(e1, stop_report * eval_every)
         segs.append(Segment(done * timing.per_epoch_s.get("stage1", 0.0) + stop_report * timing.val_s))
@@ -267,8 +269,9 @@ def simulate(trials: Sequence[Sequence[Sequence[Segment]]], slots: int, in_fligh
                 queue.extend((next_trial, job) for job in jobs)
             next_trial += 1
 
-    def run(job: Sequence[Segment], start: float) -> float:
-        cur = start
+    def run(job: Sequence[Segment], start: float) -> tuple[float, float]:
+        """(end, seconds not counted busy: start-up segments)."""
+        cur, idle = start, 0.0
         for seg in job:
             if seg.key is not None and seg.key in built:
                 cur = max(cur, built[seg.key])  # wait for the builder, then load (free)
@@ -276,15 +279,16 @@ def simulate(trials: Sequence[Sequence[Sequence[Segment]]], slots: int, in_fligh
             if seg.key is not None:
                 built[seg.key] = cur + seg.seconds
             cur += seg.seconds
-        return cur
+            idle += 0.0 if seg.busy else seg.seconds
+        return cur, idle
 
     admit()
     while queue or running:
         while free and queue:
             trial, job = queue.popleft()
-            end = run(job, now)
+            end, idle = run(job, now)
             spans.append((now, end))
-            busy += end - now
+            busy += end - now - idle
             heapq.heappush(running, (end, seq, trial))
             seq += 1
             free -= 1

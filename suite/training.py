@@ -1,6 +1,6 @@
 """Plain per-stage training loops with checkpoints, resume and an epoch callback. No Ray here.
 
-A stage trains one module on an in-memory tensor of images with a ``loss_fn(model, batch, generator)``.
+A stage trains one module on a tensor of images (or an ``ImageSource`` streaming them) with a ``loss_fn(model, batch, generator)``.
 It checkpoints (model + optimizer + generator state + config + epoch) atomically at the stage end and
 every ``checkpoint_every`` epochs, resumes from such a checkpoint, stops on a wall-time budget, and
 fails with ``TrainingDiverged`` when the loss is not finite. When ``torch.distributed`` is initialised
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from suite.config import StageConfig
+from suite.data.streaming import ImagesLike, iter_batches
 from suite.errors import SuiteError
 from suite.records import code_versions
 
@@ -221,7 +222,7 @@ def _train_epoch(
     epoch: int,
     train_model: nn.Module,
     loss_fn: LossFn,
-    data: torch.Tensor,
+    data: ImagesLike,
     batch: int,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -231,7 +232,8 @@ def _train_epoch(
     rank: int,
     world: int,
 ) -> float:
-    """One pass over this rank's share of a fresh permutation of ``data``; returns the mean loss.
+    """One pass over this rank's share of a fresh permutation of ``data`` (a tensor or an
+    ``ImageSource``); returns the mean loss.
 
     Raises ``TrainingDiverged`` on the first non-finite batch loss.
     """
@@ -241,11 +243,11 @@ def _train_epoch(
         # Every rank must run the same number of steps or DDP's allreduce hangs.
         order = order[: max(world, n - n % world)][rank::world]
     total, count = 0.0, 0
-    for i in range(0, max(len(order), 1), batch):
-        idx = order[i : i + batch]
-        if len(idx) == 0:
-            break
-        xb = data[idx].to(device, non_blocking=True)
+    # The batches are fixed by the generator before any image is read, so streaming them (decoded
+    # by DataLoader workers, suite.data.streaming) yields exactly what data[idx] would.
+    index_batches = [order[i : i + batch] for i in range(0, len(order), batch)]
+    for idx, xb in zip(index_batches, iter_batches(data, index_batches)):
+        xb = xb.to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=use_amp):
             loss = loss_fn(train_model, xb, generator)
         if not torch.isfinite(loss):
@@ -281,7 +283,7 @@ def train_stage(
     name: str,
     model: nn.Module,
     loss_fn: LossFn,
-    data: torch.Tensor,
+    data: ImagesLike,
     cfg: StageConfig,
     *,
     device: torch.device,
@@ -296,7 +298,8 @@ def train_stage(
     optimizer_factory: OptimizerFactory | None = None,
     lr_schedule: str = "constant",
 ) -> StageResult:
-    """Train ``model`` for ``cfg.epochs`` epochs over ``data`` (an (N, ...) tensor kept on the CPU).
+    """Train ``model`` for ``cfg.epochs`` epochs over ``data``: an (N, ...) tensor kept on the CPU,
+    or an ``ImageSource`` streaming the images from disk (the same batches, in the same order).
 
     Resumes from ``checkpoint_path`` when it exists (a completed checkpoint returns at once).
     ``on_epoch_end(epoch, mean_loss)`` runs on rank 0 after each epoch (1-based epoch).

@@ -2,7 +2,10 @@
 
 ``load_category(data_cfg, seed)`` returns a ``CategorySplits`` of file references (train / val
 normals, test images with masks), validated without decoding pixels; ``load_arrays(samples, size)``
-decodes them into float arrays. ``list_categories(dataset, root)`` reports which categories exist.
+decodes them into float arrays; ``suite.data.streaming`` (``FileImages``, ``ImageCache``; it needs
+torch, so this package does not import it) decodes them on demand behind a byte-budgeted cache, as
+``run_trial`` does.
+``list_categories(dataset, root)`` reports which categories exist.
 Every dataset is one ``DatasetSpec`` in ``suite.data.registry``; the functions here look it up.
 
 Real data lives under ``shared_data_dir()`` (``$RCSUITE_DATA_DIR``, default ``<repo>/../shared/data``);

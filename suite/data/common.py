@@ -2,7 +2,8 @@
 
 A dataset loader turns a category into two lists of ``Sample`` (train normals, test images); the
 dispatcher in ``suite.data`` validates them (``validate_samples``), splits off a validation set
-(``split_train_val``) and returns a ``CategorySplits``. Pixels are only decoded by ``load_arrays``.
+(``split_train_val``) and returns a ``CategorySplits``. Pixels are only decoded by ``read_image`` /
+``read_mask``: all at once by ``load_arrays``, on demand by ``suite.data.streaming``.
 
 Errors are ``DatasetError`` (a ``ValueError``); a missing file or folder raises
 ``DatasetNotFoundError``, which is also a ``FileNotFoundError``. Every message names the file.

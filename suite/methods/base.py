@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from suite.config import Config
+from suite.data.streaming import ImagesLike
 from suite.stage_cache import StageCache, stage_key
 from suite.records import code_versions
 from suite.training import CheckpointError, atomic_torch_save, freeze, load_checkpoint, stage_generator, train_stage
@@ -30,9 +31,14 @@ from suite.training import CheckpointError, atomic_torch_save, freeze, load_chec
 class TrainContext:
     cfg: Config
     device: torch.device
-    train_images: torch.Tensor  # (N, 3, H, W) clean normals on the CPU
+    # (N, 3, H, W) clean normals on the CPU: in run_trial an ``ImageSource`` (suite.data.streaming)
+    # that decodes on demand behind the trial's cache budget and indexes like the tensor it replaces
+    # (len, shape, [int | slice | index tensor] -> tensor); a plain tensor works too. Read batches
+    # (``images[idx]``, ``iter_batches``); ``images[:]`` loads every image at once, for a method
+    # that truly needs them together (say so where it does: it costs N*3*H*W*4 bytes).
+    train_images: ImagesLike
     checkpoint_dir: Path  # this trial's own stage checkpoints (resume after a crash)
-    calib_images: torch.Tensor | None = None  # held-out normals for scoring statistics (never trained on)
+    calib_images: ImagesLike | None = None  # held-out normals for scoring statistics (never trained on)
     stage_cache: StageCache | None = None  # shared across trials and sweeps
     log: Callable[[str], None] = print
     # Called after each epoch with (stage, epoch, loss, probe); ``probe`` is a TrainedMethod scoring
@@ -171,7 +177,10 @@ def fit_single_stage(
     """Fit a method without gradient training (a memory bank, per-pixel statistics) as ``stage1``.
 
     ``fit(module, train_images, generator)`` fills ``module``'s parameters or buffers in place (no
-    optimiser, no epochs). What it fills must be in the module's ``state_dict`` (parameters or
+    optimiser, no epochs). ``train_images`` is ``ctx.train_images`` as it is: in ``run_trial`` an
+    ``ImageSource`` streaming from disk, so a fit should read it in batches (``images[a:b]``,
+    ``suite.data.streaming.iter_batches``); ``images[:]`` loads all of it at once where the
+    statistics truly need every image together. What it fills must be in the module's ``state_dict`` (parameters or
     registered buffers), so the stage cache and resume treat it like a trained stage. ``module``
     is frozen and ``method`` returned with ``stage_times`` and ``info["stage1_from_cache"]``.
     """

@@ -1,7 +1,14 @@
-"""Describe the Ray cluster (nodes, CPUs, GPUs, custom resources) for printing before a sweep."""
+"""Describe the Ray cluster (nodes, CPUs, GPUs, custom resources) for printing before a sweep, and
+``simulated_cluster``: a multi-node ``ray.cluster_utils.Cluster`` on this machine for tests and
+benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -47,3 +54,40 @@ def format_cluster(desc: dict[str, Any]) -> str:
             f"{node['cpus']:g} CPU, {node['gpus']:g} GPU, {node['memory_gb']} GB{extra}"
         )
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def simulated_cluster(nodes: int, cpus_per_node: int = 1, prefix: str = "rcs-c") -> Iterator[Any]:
+    """A ``ray.cluster_utils.Cluster`` of ``nodes`` nodes on this machine, joined by this process.
+
+    Each node has ``cpus_per_node`` CPUs and as many ``TRAIN_DRIVER`` units (see ``env.py``). Its
+    temp folder is a new short ``/tmp/<prefix>XXXX`` that also holds Ray's address file
+    (``$RAY_TMPDIR`` points there meanwhile), so other Ray users on this machine cannot find this
+    cluster with ``address="auto"``. Everything is shut down and removed on exit.
+    """
+    from ray.cluster_utils import Cluster
+
+    from suite.orchestration.env import TRAIN_DRIVER, init_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    temp_dir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.makedirs(os.path.join(temp_dir, "ray"))
+    old_tmpdir = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = temp_dir
+    node_args = {"num_cpus": cpus_per_node, "resources": {TRAIN_DRIVER: cpus_per_node}, "temp_dir": temp_dir}
+    cluster = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(**node_args)
+        cluster.wait_for_nodes()
+        init_ray(address=cluster.address)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        if old_tmpdir is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = old_tmpdir
+        shutil.rmtree(temp_dir, ignore_errors=True)

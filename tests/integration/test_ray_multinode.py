@@ -3,19 +3,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-
 import pytest
 
 ray = pytest.importorskip("ray")
 
-from ray.cluster_utils import Cluster  # noqa: E402
-
 from suite.config import build_config  # noqa: E402
-from suite.orchestration.cluster import describe_cluster  # noqa: E402
-from suite.orchestration.env import TRAIN_DRIVER, init_ray  # noqa: E402
+from suite.orchestration.cluster import describe_cluster, simulated_cluster  # noqa: E402
 from suite.orchestration.driver import SweepOptions, run_sweep  # noqa: E402
 from suite.records import find_records, read_record  # noqa: E402
 
@@ -24,30 +17,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    if ray.is_initialized():
-        ray.shutdown()
-    temp_dir = tempfile.mkdtemp(prefix="rcs-c", dir="/tmp")
-    # Cluster writes its address file under $RAY_TMPDIR/ray; keep it away from /tmp/ray (other Ray
-    # users on this machine would otherwise find this cluster with address="auto").
-    os.makedirs(os.path.join(temp_dir, "ray"))
-    old_tmpdir = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = temp_dir
-    node_args = {"num_cpus": 1, "resources": {TRAIN_DRIVER: 1}, "temp_dir": temp_dir}
-    cluster = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
-    try:
-        cluster.add_node(**node_args)
-        cluster.wait_for_nodes()
-        info = init_ray(address=cluster.address)
-        assert not info["started"]
+    with simulated_cluster(nodes=2, cpus_per_node=1) as cluster:
         yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        if old_tmpdir is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = old_tmpdir
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_concurrent_trials_run_on_both_nodes(two_node_cluster, tmp_path):

@@ -40,7 +40,8 @@ def toy_train(ctx: TrainContext) -> TrainedMethod:
 
     def fit(module: nn.Module, images: torch.Tensor, generator: torch.Generator) -> None:
         FITS.append(len(images))
-        module.mean.copy_(images.mean(dim=0).to(module.mean.device))
+        # The mean image needs every normal at once: images[:] loads the streamed set explicitly.
+        module.mean.copy_(images[:].mean(dim=0).to(module.mean.device))
 
     def score(maps: torch.Tensor) -> torch.Tensor:
         return maps.flatten(1).quantile(ctx.cfg.toy_mean.quantile, dim=1)

@@ -164,3 +164,8 @@ def test_planning_imports_without_ray():
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_start_up_holds_the_slot_but_is_not_busy_time():
+    sim = simulate([[[Segment(2.0, busy=False), Segment(8.0)]]], slots=1, in_flight=1)
+    assert sim.makespan_s == 10.0 and sim.busy_s == 8.0 and sim.utilisation == 0.8
