@@ -25,7 +25,9 @@ bundles, so a trial starts only when all its shards can, and they run side by si
 use it: each category there is already a Train run over several workers).
 
 A shard writes its record, checkpoints and progress file in ``records/<trial>/<category>/`` (the
-sweep's storage is shared by every node). Stopping: when ASHA stops the trial (``SystemExit``
+sweep's storage is shared by every node). One shard at a time owns a folder: the coordinator
+writes a new token there before it starts a shard, and a shard left over from a trial process
+that died (Ray ends it only once it notices) exits as soon as the token is not its own. Stopping: when ASHA stops the trial (``SystemExit``
 inside ``tune.report``) or a shard fails, the other shards are cancelled (forced: a shard is
 mid-epoch, and its stage checkpoints are what a retry resumes from); ``RecordGaps`` then writes
 their "stopped"/"failed" records from the driver. A shard's task is never retried by Ray
@@ -34,6 +36,10 @@ their "stopped"/"failed" records from the driver. A shard's task is never retrie
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +54,8 @@ if TYPE_CHECKING:
     from suite.orchestration.trial import TrialPlan
 
 SHARD_MODES = ("elastic", "reserve", "off")
+ATTEMPT_NAME = ".shard_attempt"  # the token of the shard that owns a category folder
+FENCE_POLL_S = 0.5
 
 
 def shard_bundle(cpus: float, use_gpu: bool) -> dict[str, float]:
@@ -58,13 +66,49 @@ def shard_bundle(cpus: float, use_gpu: bool) -> dict[str, float]:
     return bundle
 
 
-def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str, ablation: dict[str, str]) -> dict:
+def _claim(out: Path) -> str:
+    """Write a new attempt token for the category folder; the shard launched with it owns the folder."""
+    token = uuid.uuid4().hex
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{ATTEMPT_NAME}.{token}.tmp"
+    tmp.write_text(token)
+    tmp.replace(out / ATTEMPT_NAME)
+    return token
+
+
+def _exit_when_superseded(out: Path, token: str) -> None:
+    """Watch the folder's attempt token from a daemon thread; exit this process once it changes.
+
+    A shard whose trial process died (SIGKILL, node loss) is ended by Ray only after it notices
+    the owner is gone; meanwhile a retried trial may already run a new shard in the same folder.
+    The retry writes a new token first, so the orphan stops within ``FENCE_POLL_S`` instead of
+    training on beside it.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(FENCE_POLL_S)
+            try:
+                current = (out / ATTEMPT_NAME).read_text().strip()
+            except OSError:
+                continue
+            if current != token:
+                print(f"[shard] {out}: a newer attempt took over this category; exiting", flush=True)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="shard-fence", daemon=True).start()
+
+
+def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str, ablation: dict[str, str],
+                    token: str | None = None) -> dict:
     """Body of a shard task: ``run_trial`` for one category; returns the record's report metrics."""
     from suite.orchestration.trial import _mark_selection, _node_facts, record_metrics
     from suite.pipeline import run_trial
 
     out = Path(out_dir)
     cat = cfg.data.category
+    if token is not None:
+        _exit_when_superseded(out, token)
 
     def log(msg: str, _prefix: str = f"[{trial_id}/{cat}] ") -> None:
         print(_prefix + msg, flush=True)
@@ -119,7 +163,8 @@ def run_shards(
     options = {"num_cpus": plan.cpus_per_trial, "num_gpus": 1 if plan.use_gpu else 0,
                "scheduling_strategy": _strategy(plan)}
     pending = {
-        _train_category_task.options(**options).remote(plan, cfg, str(trial_dir / cat), trial_id, ablation): cat
+        _train_category_task.options(**options).remote(plan, cfg, str(trial_dir / cat), trial_id, ablation,
+                                                        _claim(trial_dir / cat)): cat
         for cat, cfg in to_train.items()
     }
     if pending:
