@@ -102,7 +102,7 @@ def _exit_when_superseded(out: Path, token: str) -> None:
 def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str, ablation: dict[str, str],
                     token: str | None = None) -> dict:
     """Body of a shard task: ``run_trial`` for one category; returns the record's report metrics."""
-    from suite.orchestration.trial import _mark_selection, _node_facts, record_metrics
+    from suite.orchestration.trial import _mark_selection, _mark_stopped, _node_facts, record_metrics
     from suite.pipeline import run_trial
 
     out = Path(out_dir)
@@ -122,6 +122,15 @@ def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str,
         record = run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name,
                            node=_node_facts(), log=log, ablation=ablation,
                            on_epoch=tracker.epoch if tracker is not None else None)
+    except SystemExit:
+        # ray.cancel(force=True) ends a shard with SystemExit: its trial was stopped (ASHA) or
+        # another of its categories failed. Interrupted, not failed: a retry trains it again.
+        _mark_stopped(out, "cancelled by its trial (the scheduler stopped the trial, or another of its "
+                           "categories failed)")
+        _mark_selection(out, plan.select_on)
+        if tracker is not None:
+            tracker.close(out, "stopped")
+        raise
     except BaseException:
         _mark_selection(out, plan.select_on)
         if tracker is not None:

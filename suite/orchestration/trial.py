@@ -133,12 +133,12 @@ def _mark_selection(out: Path, select_on: str) -> None:
         write_record(record, path)
 
 
-def _mark_stopped(out: Path) -> None:
+def _mark_stopped(out: Path, reason: str = "stopped early by the scheduler (ASHA)") -> None:
     path = out / RECORD_NAME
     if path.exists():
         record = read_record(path)
         record.status = "stopped"
-        record.error = "stopped early by the scheduler (ASHA)"
+        record.error = reason
         write_record(record, path)
 
 

@@ -39,3 +39,28 @@ def test_a_shard_exits_once_a_newer_attempt_claims_its_folder(tmp_path):
 def test_shard_bundle_asks_for_cpus_and_a_gpu_only_with_gpu():
     assert shard_bundle(2, use_gpu=False) == {"CPU": 2.0}
     assert shard_bundle(1, use_gpu=True) == {"CPU": 1.0, "GPU": 1.0}
+
+
+def test_a_cancelled_shard_leaves_a_stopped_record_not_a_failed_one(tmp_path, monkeypatch):
+    """ray.cancel(force=True) raises SystemExit in the shard; run_trial has then written "failed"."""
+    from types import SimpleNamespace
+
+    import suite.pipeline
+    from suite.config import build_config
+    from suite.orchestration.shards import _train_category
+    from suite.records import TrialRecord, read_record, write_record
+
+    cfg = build_config(preset="tiny")
+
+    def cancelled_run_trial(config, out, *args, **kwargs):
+        write_record(TrialRecord(config=config.to_dict(), config_hash=config.hash(), dataset="synthetic",
+                                 category=config.data.category, method="rcae", status="failed",
+                                 error="SystemExit: 1"), out / "record.json")
+        raise SystemExit(1)
+
+    monkeypatch.setattr(suite.pipeline, "run_trial", cancelled_run_trial)
+    plan = SimpleNamespace(tracking=None, stage_cache=None, sweep_name="s", select_on="val")
+    with pytest.raises(SystemExit):
+        _train_category(plan, cfg, str(tmp_path), "t1", {})
+    record = read_record(tmp_path / "record.json")
+    assert record.status == "stopped" and "cancelled by its trial" in record.error and record.selection == "val"
