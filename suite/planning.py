@@ -76,8 +76,8 @@ PLAN_JSON_KEYS = ("predicted_wall_s", "utilisation", "trainings", "cpu_hours", "
 
 def trials_in_flight(kind: str, n_trials: int, slots: int, n_categories: int, *, shards: bool = True,
                      concurrent: int = 0) -> int:
-    """How many trials the driver keeps admitted at once (mirrors ``driver.trials_in_flight``; a
-    test checks they agree).
+    """How many trials the driver keeps admitted at once (the sweep driver calls this too, so the
+    plan simulates what the sweep does).
 
     - grid / list spaces: every trial (all (row, seed, category) trainings queue at once);
     - Optuna, sharded: ``min(n_trials, ceil(slots / n_categories) + 1)`` (enough trials that the

@@ -22,7 +22,7 @@ Modes: *pooled* (default) — each trial trains every category, as concurrent Ra
 process (``--shards off``; always so for DDP trials), and reports the mean over categories;
 *per-category* — one study per category, all in one Tune experiment so their trials run at the
 same time (``suite.orchestration.studies``: one seeded sampler and one ASHA per study). Trials in
-flight: ``trials_in_flight``; the cluster's training slots: ``shard_slots``. A trial whose
+flight: ``suite.planning.trials_in_flight``; the cluster's training slots: ``shard_slots``. A trial whose
 (configuration, category, seed) another trial already ran answers from that record instead of
 training (``suite.orchestration.trial``); the sweep prints how many trials TPE sampled at random.
 
@@ -76,6 +76,7 @@ from suite.orchestration.spaces import SearchSpace, check_space, encoded_choices
 from suite.orchestration.shards import SHARD_MODES, shard_bundle
 from suite.orchestration.studies import STUDY_KEY, MultiStudySearch, PerStudyScheduler
 from suite.orchestration.trial import TrialPlan, run_sweep_trial
+from suite.planning import slots_from_resources, trials_in_flight
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, code_versions, write_record
 from suite import tracking
 
@@ -298,28 +299,12 @@ class CloseRuns(tune.Callback):
 
 def shard_slots(opts: SweepOptions) -> int:
     """How many trainings (one category of one trial) the cluster runs at once: its CPUs (GPUs with
-    ``--gpu``) divided by what one training takes."""
-    per_training = opts.num_workers * opts.cpus_per_trial
-    slots = int(float(ray.cluster_resources().get("CPU", 1)) // per_training + 1e-9)
-    if opts.use_gpu:
-        slots = min(slots, int(float(ray.cluster_resources().get("GPU", 0)) // opts.num_workers))
+    ``--gpu``) divided by what one training takes (``suite.planning.slots_from_resources``)."""
+    total = ray.cluster_resources()
+    slots = slots_from_resources(float(total.get("CPU", 1)), float(total.get("GPU", 0)),
+                                 cpus_per_trial=opts.cpus_per_trial, num_workers=opts.num_workers,
+                                 use_gpu=opts.use_gpu)
     return max(1, slots)
-
-
-def trials_in_flight(kind: str, n_trials_total: int, n_categories: int, slots: int, sharded: bool) -> int:
-    """Trials Tune keeps running at once.
-
-    Grid and list spaces: all of them (every (row, seed, category) training is queued and runs as
-    slots allow). Optuna with shards: enough trials that their shards fill the slots plus one more
-    trial, so a slot freed by a short category finds queued work, but no more (each extra trial
-    in flight is one more proposal TPE makes without the results it is waiting for). Otherwise
-    one trial per slot.
-    """
-    if kind != "optuna":
-        return max(1, n_trials_total)
-    if sharded:
-        return max(1, min(n_trials_total, -(-slots // max(1, n_categories)) + 1))
-    return max(1, min(n_trials_total, slots))
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -377,7 +362,7 @@ def _run_study(
     from ray.tune.schedulers import ASHAScheduler
 
     multi = len(studies) > 1
-    categories = list(opts.categories) if not multi else [c for _, cats in studies for c in cats]
+    categories = list(opts.categories)
     plan = TrialPlan(
         base_cfg=base_cfg, space=space, categories=categories, sweep_name=name,
         records_dir=str(sweep_dir / "records"),
@@ -403,9 +388,8 @@ def _run_study(
     )
     slots = shard_slots(opts)
     total = n_trials * len(studies) if space.kind == "optuna" else len(space.points) * n_trials * len(studies)
-    in_flight = trials_in_flight(space.kind, total, per_trial_categories, slots, _sharded(opts))
-    if opts.concurrent:
-        in_flight = min(in_flight, opts.concurrent)
+    in_flight = trials_in_flight(space.kind, total, slots, per_trial_categories, shards=_sharded(opts),
+                                 concurrent=opts.concurrent)
     print(f"[sweep] {slots} training slot(s); up to {in_flight} trial(s) in flight", flush=True)
     if opts.resume and tune.Tuner.can_restore(str(exp_path)):
         print(f"[sweep] resuming {exp_path}", flush=True)

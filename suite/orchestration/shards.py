@@ -48,7 +48,6 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from suite.config import Config
 from suite.orchestration.progress import POLL_S, MatchedProgress, Point, append_progress, read_progress
-from suite.tracking import open_trial_tracker
 
 if TYPE_CHECKING:
     from suite.orchestration.trial import TrialPlan
@@ -102,7 +101,7 @@ def _exit_when_superseded(out: Path, token: str) -> None:
 def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str, ablation: dict[str, str],
                     token: str | None = None) -> dict:
     """Body of a shard task: ``run_trial`` for one category; returns the record's report metrics."""
-    from suite.orchestration.trial import _mark_selection, _mark_stopped, _node_facts, record_metrics
+    from suite.orchestration.trial import _node_facts, tracked_training
     from suite.pipeline import run_trial
 
     out = Path(out_dir)
@@ -117,29 +116,16 @@ def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str,
         if not metrics.get("final"):
             append_progress(out, metrics)
 
-    tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, log=log)
-    try:
-        record = run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name,
-                           node=_node_facts(), log=log, ablation=ablation,
-                           on_epoch=tracker.epoch if tracker is not None else None)
-    except SystemExit:
-        # ray.cancel(force=True) ends a shard with SystemExit: its trial was stopped (ASHA) or
-        # another of its categories failed. Interrupted, not failed: a retry trains it again.
-        _mark_stopped(out, "cancelled by its trial (the scheduler stopped the trial, or another of its "
-                           "categories failed)")
-        _mark_selection(out, plan.select_on)
-        if tracker is not None:
-            tracker.close(out, "stopped")
-        raise
-    except BaseException:
-        _mark_selection(out, plan.select_on)
-        if tracker is not None:
-            tracker.close(out, "failed")
-        raise
-    _mark_selection(out, plan.select_on)
-    if tracker is not None:
-        tracker.close(out)
-    return record_metrics(record)
+    def train(tracker: Any):
+        return run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name,
+                         node=_node_facts(), log=log, ablation=ablation,
+                         on_epoch=tracker.epoch if tracker is not None else None)
+
+    # ray.cancel(force=True) ends a shard with SystemExit: its trial was stopped (ASHA) or another of
+    # its categories failed. Interrupted, not failed: a retry trains it again.
+    return tracked_training(plan, trial_id, cat, cfg, out, log, train,
+                            "cancelled by its trial (the scheduler stopped the trial, or another of its "
+                            "categories failed)")
 
 
 _train_category_task = ray.remote(max_retries=0)(_train_category)

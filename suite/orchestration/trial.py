@@ -332,37 +332,51 @@ def _train_in_process(
         if _report_with_checkpoint(payload, trial_dir, categories):
             _fault_kill(plan)
 
-    # Opened in the trial process only: under DDP the Train workers never log (rank 0's record
-    # is logged by close()); a retry or --resume reopens the same MLflow run.
-    tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, log=log)
-    try:
+    def train(tracker: Any) -> TrialRecord:
         if plan.num_workers > 1:
             from suite.orchestration.train_driver import train_with_ray_train
 
-            record = train_with_ray_train(
+            # Under DDP the Train workers never log; rank 0's record is logged by the tracker's close().
+            return train_with_ray_train(
                 cfg, out, plan.num_workers, plan.use_gpu,
                 storage_path=plan.train_storage, run_name=f"{trial_id}-{cat}",
                 stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name, node=node,
                 cpus_per_worker=plan.cpus_per_trial, log=log, ablation=ablation, report=report,
             )
-        else:
-            record = run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id,
-                               sweep=plan.sweep_name, node=node, log=log, ablation=ablation,
-                               on_epoch=tracker.epoch if tracker is not None else None)
+        return run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id,
+                         sweep=plan.sweep_name, node=node, log=log, ablation=ablation,
+                         on_epoch=tracker.epoch if tracker is not None else None)
+
+    # Tune ends a trial its scheduler stopped by raising SystemExit inside tune.report.
+    return tracked_training(plan, trial_id, cat, cfg, out, log, train, "stopped early by the scheduler (ASHA)")
+
+
+def tracked_training(
+    plan: TrialPlan, trial_id: str, cat: str, cfg: Config, out: Path, log: Any, train: Any, stop_reason: str,
+) -> dict[str, float]:
+    """Run ``train(tracker)`` for one category with its tracker (MLflow / TensorBoard) open; returns
+    the record's report metrics.
+
+    Whatever the ending, the record gets the sweep's selection split and the tracker is closed from
+    it: ``SystemExit`` (the trial was stopped, or this shard cancelled) marks the record "stopped"
+    with ``stop_reason``, any other exception leaves it "failed". A retry or ``--resume`` reopens
+    the same MLflow run.
+    """
+    tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, log=log)
+    try:
+        record = train(tracker)
     except SystemExit:
-        # Tune ends a trial its scheduler stopped by raising SystemExit inside tune.report.
-        _mark_stopped(out)
+        _mark_stopped(out, stop_reason)
+        _mark_selection(out, plan.select_on)
         if tracker is not None:
-            _mark_selection(out, plan.select_on)
             tracker.close(out, "stopped")
         raise
     except BaseException:
+        _mark_selection(out, plan.select_on)
         if tracker is not None:
-            _mark_selection(out, plan.select_on)
             tracker.close(out, "failed")
         raise
-    finally:
-        _mark_selection(out, plan.select_on)
+    _mark_selection(out, plan.select_on)
     if tracker is not None:
         tracker.close(out)
     return record_metrics(record)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from suite.config import ConfigError, build_config
-from suite.orchestration.driver import SweepOptions, _asha_plan, _check_options, trials_in_flight
+from suite.orchestration.driver import SweepOptions, _asha_plan, _check_options
+from suite.planning import trials_in_flight
 from suite.orchestration.spaces import load_space
 
 
@@ -43,10 +44,10 @@ def test_bad_options_are_rejected(change, message):
 
 def test_trials_in_flight_fill_the_slots_with_shards_and_no_more():
     # grid/list: every trial at once (all their (row, seed, category) shards queue for slots)
-    assert trials_in_flight("grid", 180, 15, 8, sharded=True) == 180
+    assert trials_in_flight("grid", 180, 8, 15, shards=True) == 180
     # optuna + shards: ceil(slots / categories) + 1 trials keep the shard queue full
-    assert trials_in_flight("optuna", 50, 15, 64, sharded=True) == 6
-    assert trials_in_flight("optuna", 50, 4, 4, sharded=True) == 2
-    assert trials_in_flight("optuna", 1, 4, 4, sharded=True) == 1
+    assert trials_in_flight("optuna", 50, 64, 15, shards=True) == 6
+    assert trials_in_flight("optuna", 50, 4, 4, shards=True) == 2
+    assert trials_in_flight("optuna", 1, 4, 4, shards=True) == 1
     # one after another: one trial per slot
-    assert trials_in_flight("optuna", 50, 15, 8, sharded=False) == 8
+    assert trials_in_flight("optuna", 50, 8, 15, shards=False) == 8
