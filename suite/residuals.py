@@ -33,7 +33,8 @@ REDUCTIONS = ("mean", "max")
 
 def _check_pair(image: Tensor, recon: Tensor, what: str) -> None:
     if image.dim() != 4 or recon.dim() != 4:
-        raise ValueError(f"{what}: expected two (N, C, H, W) tensors, got {tuple(image.shape)} and {tuple(recon.shape)}")
+        shapes = f"{tuple(image.shape)} and {tuple(recon.shape)}"
+        raise ValueError(f"{what}: expected two (N, C, H, W) tensors, got {shapes}")
     if image.shape != recon.shape:
         raise ValueError(f"{what}: shapes differ: {tuple(image.shape)} vs {tuple(recon.shape)}")
 
@@ -158,7 +159,8 @@ def ssim_structure_residual(
     var_y = (local_mean(y * y) - mu_y * mu_y).clamp_min(0)
     cov = local_mean(x * y) - mu_x * mu_y
     cs = (2 * cov + SSIM_C2) / (var_x + var_y + SSIM_C2)
-    return reduce_channels(1.0 - cs, reduce)
+    # |cs| <= 1 (Cauchy-Schwarz); the clamp only removes float rounding just outside [0, 2].
+    return reduce_channels((1.0 - cs).clamp(0.0, 2.0), reduce)
 
 
 Residual = Callable[..., Tensor]

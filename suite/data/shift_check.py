@@ -71,7 +71,8 @@ def image_statistics(images) -> dict[str, np.ndarray]:
     x = _as_tensor(images)
     gray = luminance(x)
     flat = gray.flatten(1)
-    lap = gray[..., :-2, 1:-1] + gray[..., 2:, 1:-1] + gray[..., 1:-1, :-2] + gray[..., 1:-1, 2:] - 4 * gray[..., 1:-1, 1:-1]
+    centre = gray[..., 1:-1, 1:-1]
+    lap = gray[..., :-2, 1:-1] + gray[..., 2:, 1:-1] + gray[..., 1:-1, :-2] + gray[..., 1:-1, 2:] - 4 * centre
     if x.shape[1] == 3:
         r, g, b = x[:, 0].flatten(1), x[:, 1].flatten(1), x[:, 2].flatten(1)
         rg, yb = r - g, 0.5 * (r + g) - b
