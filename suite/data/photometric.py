@@ -165,9 +165,10 @@ NORMALISE_MODES = ("shift", "gain")
 def normalise_offset(images: Tensor, reference: float, q: float = 0.5, mode: str = "shift") -> Tensor:
     """Move each image's ``background_level(images, q)`` to ``reference``.
 
-    ``shift``: ``x + (reference - level)`` on every channel (an additive illumination offset; the
-    colour balance is kept). ``gain``: ``x · reference / level`` (a multiplicative change such as
-    exposure; level floored at 1e-3). The result is clamped to [0, 1]: the models' outputs and the
+    ``shift``: ``x + (reference - level)`` on every channel (undoes an additive offset exactly;
+    the colour balance is kept). ``gain``: ``x · reference / level`` (level floored at 1e-3; undoes
+    a multiplicative change such as exposure or lamp intensity exactly, which ``shift`` only
+    corrects at the background level). The result is clamped to [0, 1]: the models' outputs and the
     corruption colours live in [0, 1], so an unclamped input would ask for values no
     reconstruction can produce, and the clamp only touches pixels within ``|reference - level|``
     of black or white (saturated shadows and highlights, whose exact value carries no structure).
