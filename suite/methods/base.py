@@ -22,8 +22,9 @@ from torch import nn
 
 from suite.config import Config
 from suite.data.streaming import ImagesLike
-from suite.stage_cache import StageCache, stage_key
+from suite.methods.registry import method_spec
 from suite.records import code_versions
+from suite.stage_cache import StageCache, stage_key
 from suite.training import CheckpointError, atomic_torch_save, freeze, load_checkpoint, stage_generator, train_stage
 
 
@@ -88,7 +89,7 @@ def cached_stage(
     if cache is None:
         run(str(own))
         return time.perf_counter() - t0, False
-    key = stage_key(ctx.cfg, stage)
+    key = stage_key(ctx.cfg, stage, method_spec(ctx.cfg.model.method))
     if cache.has(key):
         load_stage_weights(module, cache.path(key))
         cache.note(key, "hit")

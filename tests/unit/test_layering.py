@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PURE = ["suite.config", "suite.data", "suite.models", "suite.losses", "suite.metrics", "suite.scoring",
+PURE = ["suite.config", "suite.data", "suite.models", "suite.methods.rcae.losses", "suite.metrics", "suite.scoring",
         "suite.cost", "suite.records", "suite.training", "suite.pipeline", "suite.aggregate", "suite.methods.registry",
         "suite.methods.base", "suite.tracking"]
 # Ray-free modules inside suite/orchestration (the package itself must not import Ray eagerly either).
