@@ -30,7 +30,7 @@ import yaml
 from suite.config_aliases import legacy_keys, upgrade_flat, upgrade_keys  # noqa: F401 (upgrade_flat re-exported)
 from suite.config_presets import PRESETS
 from suite.errors import ConfigError
-from suite.methods.registry import method_names, method_sections, method_spec, method_specs
+from suite.methods.registry import aliases, method_names, method_sections, method_spec, method_specs
 
 # Bumped when what ``config_hash`` covers changes meaning (2: only values that differ from the
 # defaults are hashed, so a field added with a default leaves existing hashes unchanged).
@@ -276,7 +276,9 @@ def _merge_into(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
         full = f"{prefix}{key}"
         if key not in types_:
             valid = ", ".join(sorted(types_))
-            raise ConfigError(f"unknown config key '{full}'; valid keys here: {valid}")
+            moved = sorted(k.partition(".")[2] for k in aliases() if k.partition(".")[0] == prefix.rstrip("."))
+            hint = f" (old keys, now in a method's section: {', '.join(moved)})" if moved else ""
+            raise ConfigError(f"unknown config key '{full}'; valid keys here: {valid}{hint}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _merge_into(current, value, f"{full}.")
