@@ -6,8 +6,14 @@ import torch
 
 from suite.config import build_config
 from suite.pipeline import run_trial
+from suite.methods.registry import method_spec
 from suite.stage_cache import StageCache, stage_key
 from suite.training import load_checkpoint
+
+
+def _key(cfg, stage):
+    return stage_key(cfg, stage, method_spec(cfg.model.method))
+
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +86,7 @@ def test_each_training_switch_changes_its_stage_and_no_earlier_one(tmp_path, ove
     base, switched = tiny(), tiny(override)
     stages = ["stage1", "stage2", "stage3"]
     for s in stages:
-        same = stage_key(base, s) == stage_key(switched, s)
+        same = _key(base, s) == _key(switched, s)
         assert same == (stages.index(s) < stages.index(stage)), (s, override)
     cache = tmp_path / "cache"
     run_trial(base, tmp_path / "base", stage_cache=cache)
@@ -88,6 +94,6 @@ def test_each_training_switch_changes_its_stage_and_no_earlier_one(tmp_path, ove
     assert record.status == "ok"
     assert record.info[f"{stage}_from_cache"] is False
     store = StageCache(cache)
-    before = load_checkpoint(store.path(stage_key(base, stage)))["model"]
-    after = load_checkpoint(store.path(stage_key(switched, stage)))["model"]
+    before = load_checkpoint(store.path(_key(base, stage)))["model"]
+    after = load_checkpoint(store.path(_key(switched, stage)))["model"]
     assert any(k not in before or before[k].shape != v.shape or not torch.equal(before[k], v) for k, v in after.items())
