@@ -2,7 +2,8 @@
 
 The table is the registry's (``MethodSpec.aliases``). Configs are upgraded as they are read
 (``upgrade_keys``: old records, sweeps and search spaces keep loading); ``legacy_keys`` maps back
-where that is one-to-one so ``config_hash`` of a configuration does not change with the move.
+where that is one-to-one so ``config_hash`` of a configuration does not change with the move;
+``report_view`` names a record's settings the same for records from before and after it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from suite.methods.registry import aliases
+from suite.methods.registry import aliases, method_specs
 
 
 def upgrade_keys(updates: dict[str, Any]) -> dict[str, Any]:
@@ -52,4 +53,21 @@ def legacy_keys(flat: dict[str, Any]) -> dict[str, Any]:
             for t in targets:
                 del out[t]
             out[old] = value
+    return out
+
+
+def report_view(flat: dict[str, Any], method: str) -> dict[str, Any]:
+    """A record's flat config as reports name it, the same for records from before and after the
+    move: the record's method's aliased fields under their old keys (``rcae.depth`` ->
+    ``model.depth`` for an RcAE record), the other methods' aliased fields left out (they did not
+    shape that record)."""
+    upgraded = upgrade_flat(flat)
+    section = next((s.config_section for s in method_specs() if s.name == method), None)
+    out = dict(upgraded)
+    for old, targets in aliases().items():
+        for target in targets:
+            out.pop(target, None)
+        own = [t for t in targets if t.partition(".")[0] == section and t in upgraded]
+        if own:
+            out[old] = upgraded[own[0]]
     return out

@@ -227,3 +227,19 @@ def test_config_hashes_did_not_change_with_the_move():
     # only RcAE's depth changed is another configuration
     assert build_config("tiny", overrides=["rcae.depth=3"]).hash() != "02d052c6d5"
 
+
+
+def test_reports_see_old_and_new_records_under_the_same_keys():
+    from suite.config import flatten
+    from suite.config_aliases import report_view
+
+    new = flatten(build_config(overrides=["rcae.depth=3", "model.method=rcae"]).to_dict())
+    old = dict(new)
+    for key in [k for k in old if k.startswith(("rcae.", "convae."))]:
+        del old[key]
+    old.update({"model.depth": 3, "model.skip": True, "eval.crd_output": "logits"})
+    assert report_view(new, "rcae")["model.depth"] == report_view(old, "rcae")["model.depth"] == 3
+    assert not any(k.startswith(("rcae.depth", "convae.")) for k in report_view(new, "rcae"))
+    convae = flatten(build_config(overrides=["model.method=convae", "convae.depth=2"]).to_dict())
+    assert report_view(convae, "convae")["model.depth"] == 2 and "model.use_dpn" not in report_view(convae, "convae")
+    assert "model.depth" not in report_view(new, "fae")
