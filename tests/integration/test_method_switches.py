@@ -37,7 +37,7 @@ def test_same_seed_same_numbers_whether_earlier_stages_were_cached_or_trained(tm
 
 def test_records_carry_per_depth_signal_and_every_scoring_variant(tmp_path):
     record = run_trial(tiny(), tmp_path / "t")
-    depth = record.config["model"]["depth"]
+    depth = record.config["rcae"]["depth"]
     for split in ("val", "test"):
         diag = record.diagnostics[split]
         assert sorted(diag["recon"]) == [str(n) for n in range(1, depth + 1)]
