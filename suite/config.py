@@ -5,11 +5,8 @@ then ``key.sub=value`` overrides (in that order). Unknown keys are an error that
 the valid ones; values are checked against the field's type (``Literal`` fields against their
 choices, in one place: ``_coerce``). ``config_hash`` gives a stable short hash used to name runs
 and recognise finished ones. Besides the shared sections, every registered method may own a section
-(``suite.methods.registry``), named by that method's spec.
-
-Defaults are the ``cpu``-sized settings that run the full pipeline on one category in minutes on a
-2-core machine; the ``paper`` preset is the RcAE paper's setup (1024 px, N=5, 1500/400/300 epochs,
-Adam lr 1e-4, betas 0.9/0.999, eps 1e-8).
+(``suite.methods.registry``), named by that method's spec; keys that moved into one are read under
+their old names too (``suite.config_aliases``). Presets: ``suite.config_presets``.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
-from suite.config_aliases import legacy_keys, upgrade_flat, upgrade_keys  # noqa: F401 (upgrade_flat re-exported)
+from suite.config_aliases import legacy_keys, upgrade_keys
 from suite.config_presets import PRESETS
 from suite.errors import ConfigError
 from suite.methods.registry import aliases, method_names, method_sections, method_spec, method_specs
@@ -88,7 +85,8 @@ class PseudoConfig:
     # or colour, families the RcAE never saw. One family is drawn per image.
     families: list[Literal["augment", "occluders"]] = field(default_factory=lambda: ["augment"])
     clean_fraction: float = 0.0  # share of stage-3 images left clean with an empty mask
-    coverage_sampling: Literal["fixed", "uniform"] = "fixed"  # augment family: fixed | uniform (as augment.coverage_sampling)
+    # augment family: fixed | uniform (as augment.coverage_sampling)
+    coverage_sampling: Literal["fixed", "uniform"] = "fixed"
     opacity: list[float] = field(default_factory=lambda: [1.0, 1.0])  # blend alpha range (1 = opaque)
     texture_root: str | None = None  # occluders: folder of texture images (e.g. DTD); None = procedural
 
@@ -122,22 +120,26 @@ class TrainConfig:
     # stage 1: sampled (one depth per batch, the paper) | all (L_rec summed over every depth
     # 1..N each step, from one batched all-depth pass)
     depth_loss: Literal["sampled", "all"] = "sampled"
-    depth_sampling: Literal["uniform", "linear"] = "uniform"  # sampled depth: uniform on 1..N (paper) | linear (p(n) ∝ n)
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # constant (paper) | cosine (decay to 0 over each stage's epochs)
+    # sampled depth: uniform on 1..N (paper) | linear (p(n) ∝ n)
+    depth_sampling: Literal["uniform", "linear"] = "uniform"
+    # constant (paper) | cosine (decay to 0 over each stage's epochs)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
 
 
 @dataclass
 class EvalConfig:
     top_k: float = 0.01  # image score = mean of the top-k pixels; <1 = fraction of pixels, >=1 = count
     smooth_sigma: float = 2.0  # Gaussian smoothing of pixel maps (0 = off)
-    # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD, else |I - I_D^N| of the last depth, as
-    # the paper's rungs) | residual_final (|I - I_D^N|) | residual_mean (mean |I - I_D^n| over
-    # all depths) | crd | fused (mean of residual_final and crd, each standardised)
+    # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD,
+    # else |I - I_D^N| of the last depth, as the paper's rungs) | residual_final (|I - I_D^N|) |
+    # residual_mean (mean |I - I_D^n| over all depths) | crd | fused (mean of residual_final and
+    # crd, each standardised)
     anomaly_map: Literal["auto", "residual_final", "residual_mean", "crd", "fused"] = "auto"
     # applied to whichever map the rung uses, CRD included: none | pixel (per-pixel z-score by
     # statistics of held-out normals)
     standardize: Literal["none", "pixel"] = "pixel"
-    fit_on: Literal["calib", "train"] = "calib"  # normals the scoring statistics are fitted on: calib (held out) | train
+    # normals the scoring statistics are fitted on: calib (held out) | train
+    fit_on: Literal["calib", "train"] = "calib"
     scoring_variants: bool = True  # also score every variant (record.scorings; inference only)
     diagnostics: bool = True  # per-depth signal of |I - I_R^n|, |I - I_D^n| and CRD (record.diagnostics)
     aupro: bool = True  # compute AUPRO (exact; the costliest pixel metric)
@@ -350,7 +352,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'pseudo.families': [] is not allowed; valid values: {', '.join(allowed)}")
     lo, hi = cfg.pseudo.opacity if len(cfg.pseudo.opacity) == 2 else (-1.0, -1.0)
     if not 0.0 < lo <= hi <= 1.0:
-        raise ConfigError(f"config key 'pseudo.opacity': {cfg.pseudo.opacity} must be [low, high] with 0 < low <= high <= 1")
+        raise ConfigError(
+            f"config key 'pseudo.opacity': {cfg.pseudo.opacity} must be [low, high] with 0 < low <= high <= 1")
     spec = method_spec(cfg.model.method)
     if spec.validate is not None:
         spec.validate(cfg)
@@ -408,8 +411,6 @@ def build_config(
     """Defaults, then ``preset``, then ``base`` (a nested dict), then YAML ``file``, then overrides."""
     cfg = Config()
     if preset:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
         _merge_into(cfg, preset_overrides(preset))
         cfg.runtime.preset = preset
     if base:

@@ -1,5 +1,9 @@
 """Named starting points of a ``Config`` (``build_config(preset=...)``): the shared sections only.
 
+Defaults are the ``cpu``-sized settings that run the full pipeline on one category in minutes on a
+2-core machine; the ``paper`` preset is the RcAE paper's setup (1024 px, N=5, 1500/400/300 epochs,
+Adam lr 1e-4, betas 0.9/0.999, eps 1e-8).
+
 Each method adds its own section's values for a preset in its spec (``MethodSpec.presets``), e.g.
 RcAE's depth and widths. Plain data: imports nothing.
 """

@@ -193,7 +193,8 @@ def extra_metrics(
         small = masks.reshape(len(maps_arr), *masks.shape[-2:])
         factor = small.shape[-1] // maps_arr.shape[-1]
         if factor > 1:
-            small = torch.nn.functional.max_pool2d(torch.from_numpy(small[:, None].astype(np.float32)), factor)[:, 0].numpy()
+            pooled = torch.nn.functional.max_pool2d(torch.from_numpy(small[:, None].astype(np.float32)), factor)
+            small = pooled[:, 0].numpy()
         aupro = with_aupro and name.startswith("variant:")
         out[name] = evaluate(maps_arr, np.concatenate(scores_), small, labels, with_aupro=aupro)
     return out

@@ -1,6 +1,7 @@
 """Plain per-stage training loops with checkpoints, resume and an epoch callback. No Ray here.
 
-A stage trains one module on a tensor of images (or an ``ImageSource`` streaming them) with a ``loss_fn(model, batch, generator)``.
+A stage trains one module on a tensor of images (or an ``ImageSource`` streaming them) with a
+``loss_fn(model, batch, generator)``.
 It checkpoints (model + optimizer + generator state + config + epoch) atomically at the stage end and
 every ``checkpoint_every`` epochs, resumes from such a checkpoint, stops on a wall-time budget, and
 fails with ``TrainingDiverged`` when the loss is not finite. When ``torch.distributed`` is initialised

@@ -3,10 +3,10 @@
 A method (``suite.methods.registry.MethodSpec``) names a ``train(ctx: TrainContext) ->
 TrainedMethod``. Gradient-trained methods go through ``train_single_stage`` (or ``cached_stage``
 with ``suite.training.train_stage``); methods fitted in one pass without gradients (memory banks,
-statistics) go through ``fit_single_stage``. Both share the stage cache and the trial's resume. ``TrainedMethod.predict``
-maps a batch of images (B, 3, H, W) in [0, 1] on the device to a dict with at least ``"map"``
-(B, 1, H, W) and optionally ``"recons"`` / ``"details"`` (B, S, 3, H, W) for the gallery; image
-scores come from ``score``.
+statistics) go through ``fit_single_stage``. Both share the stage cache and the trial's resume.
+``TrainedMethod.predict`` maps a batch of images (B, 3, H, W) in [0, 1] on the device to a dict
+with at least ``"map"`` (B, 1, H, W) and optionally ``"recons"`` / ``"details"`` (B, S, 3, H, W) for
+the gallery; image scores come from ``score``.
 """
 
 from __future__ import annotations

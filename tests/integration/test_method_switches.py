@@ -43,7 +43,8 @@ def test_records_carry_per_depth_signal_and_every_scoring_variant(tmp_path):
         assert sorted(diag["recon"]) == [str(n) for n in range(1, depth + 1)]
         assert sorted(diag["detail"]) == sorted(diag["recon"]) and list(diag["crd"]) == ["all"]
         assert all(0 <= v["p_auroc"] <= 1 and 0 <= v["i_auroc"] <= 1 for f in diag.values() for v in f.values())
-    expected = {f"{k}|{s}" for k in ("auto", "residual_final", "residual_mean", "crd", "fused") for s in ("none", "pixel")}
+    kinds = ("auto", "residual_final", "residual_mean", "crd", "fused")
+    expected = {f"{k}|{s}" for k in kinds for s in ("none", "pixel")}
     assert set(record.scorings) == expected
     assert record.scorings["auto|pixel"] == record.scorings["crd|pixel"]
     assert "aupro" in record.scorings["fused|none"]["test"] and "aupro" not in record.scorings["fused|none"]["val"]

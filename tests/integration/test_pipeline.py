@@ -64,7 +64,8 @@ def test_ablation_switches_and_convae(tmp_path):
 
 def test_periodic_validation_reports_for_schedulers(tmp_path):
     reports = []
-    run_trial(tiny("train.stage1.epochs=4", "train.eval_every=2"), tmp_path / "t", report=lambda m, d: reports.append(m))
+    run_trial(tiny("train.stage1.epochs=4", "train.eval_every=2"), tmp_path / "t",
+              report=lambda m, d: reports.append(m))
     intermediate = [m for m in reports if not m["final"]]
     assert [m["epoch"] for m in intermediate] == [2, 4]
     assert all("val_i_auroc" in m for m in reports)

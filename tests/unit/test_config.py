@@ -148,7 +148,8 @@ def test_choice_keys_name_the_key_and_the_valid_values(override, key):
 
 
 @pytest.mark.parametrize(
-    "override, key", [("augment.clean_fraction=1.5", "augment.clean_fraction"), ("data.val_difficulty=-0.1", "data.val_difficulty")]
+    "override, key",
+    [("augment.clean_fraction=1.5", "augment.clean_fraction"), ("data.val_difficulty=-0.1", "data.val_difficulty")]
 )
 def test_range_errors_state_the_value_and_the_range(override, key):
     with pytest.raises(ConfigError, match=key) as info:
