@@ -244,3 +244,25 @@ def test_reports_see_old_and_new_records_under_the_same_keys():
     convae = flatten(build_config(overrides=["model.method=convae", "convae.depth=2"]).to_dict())
     assert report_view(convae, "convae")["model.depth"] == 2 and "model.use_dpn" not in report_view(convae, "convae")
     assert "model.depth" not in report_view(new, "fae")
+
+
+def test_validation_calls_only_the_selected_methods_hook():
+    calls = []
+
+    def hook(cfg):
+        calls.append(cfg.model.method)
+        raise ConfigError("config key 'hooked.x': the hook ran")
+
+    spec = MethodSpec(name="hooked", display_name="Hooked", colour="k", trainer="x:train", validate=hook)
+    register_method(spec)
+    try:
+        build_config(preset="tiny", overrides=["model.method=rcae"])
+        build_config(preset="tiny", overrides=["model.method=convae", "rcae.crd_steps=[9]"])  # not RcAE's turn
+        assert calls == []
+        with pytest.raises(ConfigError, match="the hook ran"):
+            build_config(preset="tiny", overrides=["model.method=hooked"])
+        assert calls == ["hooked"]
+        with pytest.raises(ConfigError, match="rcae.crd_steps"):
+            build_config(preset="tiny", overrides=["rcae.crd_steps=[9]"])
+    finally:
+        unregister_method("hooked")

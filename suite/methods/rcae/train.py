@@ -20,7 +20,7 @@ from suite.data.augment import training_pair
 from suite.data.occluders import texture_bank
 from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
 from suite.methods.rcae.losses import all_depths_loss, detail_loss, detection_loss, reconstruction_loss, sample_depth
-from suite.methods.rcae.networks import build_networks, crd_channels  # noqa: F401 (crd_channels re-exported)
+from suite.methods.rcae.networks import build_networks
 from suite.methods.rcae.pseudo import crd_training_batch
 from suite.methods.rcae.scorer import RcAEInference, RcAEScorer, crd_steps
 from suite.scoring import gaussian_blur, topk_mean
