@@ -1,4 +1,4 @@
-"""RcAE's stage-3 pseudo-anomalies: what the CRD learns to segment, with exact masks.
+"""Stage-3 pseudo-anomalies: what the CRD learns to segment, with exact masks.
 
 Per image, in this order (all draws from one CPU ``torch.Generator``):
 

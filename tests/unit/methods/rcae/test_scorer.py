@@ -7,7 +7,7 @@ import torch
 from suite import metrics as M
 from suite.config import build_config
 from suite.methods.rcae.scorer import RcAEInference, RcAEScorer
-from suite.methods.rcae.train import build_networks
+from suite.methods.rcae.networks import build_networks
 
 
 class HandMadeScorer(RcAEScorer):
