@@ -13,16 +13,16 @@ process (driver, Ray workers, subprocesses):
 
 ``register_method`` adds a spec at run time in one process only (a toy method inside a test).
 Spec modules stay plain data (a dataclass for the config section, strings naming the trainer; they
-import only this module and ``suite.errors``), so building a ``Config`` imports no networks; the
-trainer is imported when a trial runs.
+import only this module, ``suite.errors`` and their ``config.py``), so building a ``Config``
+imports no networks; the trainer is imported when a trial runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import importlib.metadata
+import importlib.util
 import inspect
 import json
 import os
