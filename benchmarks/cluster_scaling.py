@@ -86,9 +86,9 @@ def simulate(gpus=GPUS, seeds: int = SEEDS) -> dict:
 
     def stages_of(cfg) -> tuple[str, ...]:
         enabled = ["stage1"]
-        if cfg.model.method == "rcae" and cfg.model.use_dpn:
+        if cfg.model.method == "rcae" and cfg.rcae.use_dpn:
             enabled.append("stage2")
-        if cfg.model.method == "rcae" and cfg.model.use_crd:
+        if cfg.model.method == "rcae" and cfg.rcae.use_crd:
             enabled.append("stage3")
         return tuple(enabled)
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from suite.config import flatten
+from suite.config_aliases import report_view
 from suite.data.registry import dataset_names, dataset_spec, dataset_specs
 from suite.methods.registry import display_name, method_specs
 from suite.records import TrialRecord, find_records, read_record
@@ -202,8 +203,8 @@ def record_row(record: TrialRecord, path: str | Path | None = None) -> dict[str,
         "version.rcsuite": (record.versions or {}).get("rcsuite"),
         "version.torch": (record.versions or {}).get("torch"),
     }
-    for key, value in flatten(record.config or {}, "config.").items():
-        row[key] = _hashable(value)
+    for key, value in report_view(flatten(record.config or {}), record.method).items():
+        row[f"config.{key}"] = _hashable(value)
     for split in SPLITS:
         values = (record.metrics or {}).get(split, {}) or {}
         for name in METRICS:

@@ -5,11 +5,8 @@ then ``key.sub=value`` overrides (in that order). Unknown keys are an error that
 the valid ones; values are checked against the field's type (``Literal`` fields against their
 choices, in one place: ``_coerce``). ``config_hash`` gives a stable short hash used to name runs
 and recognise finished ones. Besides the shared sections, every registered method may own a section
-(``suite.methods.registry``), named by that method's spec.
-
-Defaults are the ``cpu``-sized settings that run the full pipeline on one category in minutes on a
-2-core machine; the ``paper`` preset is the RcAE paper's setup (1024 px, N=5, 1500/400/300 epochs,
-Adam lr 1e-4, betas 0.9/0.999, eps 1e-8).
+(``suite.methods.registry``), named by that method's spec; keys that moved into one are read under
+their old names too (``suite.config_aliases``). Presets: ``suite.config_presets``.
 """
 
 from __future__ import annotations
@@ -25,15 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from suite.errors import InputError
+import yaml
+
+from suite.config_aliases import legacy_keys, upgrade_keys
+from suite.config_presets import PRESETS
+from suite.errors import ConfigError
+from suite.methods.registry import aliases, method_names, method_sections, method_spec, method_specs
 
 # Bumped when what ``config_hash`` covers changes meaning (2: only values that differ from the
 # defaults are hashed, so a field added with a default leaves existing hashes unchanged).
 HASH_SCHEMA = 2
-
-
-class ConfigError(ValueError, InputError):
-    """A configuration key or value is invalid; the message names it."""
 
 
 @dataclass
@@ -87,33 +85,17 @@ class PseudoConfig:
     # or colour, families the RcAE never saw. One family is drawn per image.
     families: list[Literal["augment", "occluders"]] = field(default_factory=lambda: ["augment"])
     clean_fraction: float = 0.0  # share of stage-3 images left clean with an empty mask
-    coverage_sampling: Literal["fixed", "uniform"] = "fixed"  # augment family: fixed | uniform (as augment.coverage_sampling)
+    # augment family: fixed | uniform (as augment.coverage_sampling)
+    coverage_sampling: Literal["fixed", "uniform"] = "fixed"
     opacity: list[float] = field(default_factory=lambda: [1.0, 1.0])  # blend alpha range (1 = opaque)
     texture_root: str | None = None  # occluders: folder of texture images (e.g. DTD); None = procedural
 
 
 @dataclass
 class ModelConfig:
-    method: str = "rcae"  # a registered method (suite.methods.registry)
-    depth: int = 5  # recursion depth N (RcAE) / number of stacked blocks (ConvAE)
-    width: int = 16  # base channel width of the conv AE blocks
-    # channels of every intermediate code I_C^i; 3 = the image's channels (the paper). Other
-    # values add a 1x1 stem (3 -> k) before and a 1x1 head (k -> 3) after the recursion.
-    code_channels: int = 3
-    skip: bool = True  # skip connections inside the AE blocks
-    shared_weights: bool = True  # RcAE: one shared E and D (False = a distinct E_i, D_i per level)
-    use_dpn: bool = True  # stage 2: detail-preservation network
-    use_crd: bool = True  # stage 3: cross-recursion detection
-    dpn_width: int = 16
-    # DPN training input: clean (the paper: clean normals, I_R^n of I) | corrupted (stage-1
-    # corruption on the input, clean target, so it learns not to put pseudo-defects back)
-    dpn_input: Literal["clean", "corrupted"] = "clean"
-    crd_width: int = 8
-    crd_steps: list[int] | None = None  # recursion steps CRD sees; None = 1..N (Table 6: [5], [1, 3, 5])
-    crd_pool: int = 2  # CRD runs on inputs average-pooled by this factor and upsamples its output
-    # CRD input per step: paper (I_D^n ⊕ I) | discrepancy (|I_D^n - I| standardised per pixel by
-    # clean-normal statistics, ⊕ |I_D^n - I_D^(n-1)|, ⊕ I)
-    crd_input: Literal["paper", "discrepancy"] = "paper"
+    # a registered method (suite.methods.registry); its own settings are its section (cfg.<section>,
+    # e.g. rcae.depth), the old model.* keys are aliases of them
+    method: str = "rcae"
 
 
 @dataclass
@@ -138,23 +120,26 @@ class TrainConfig:
     # stage 1: sampled (one depth per batch, the paper) | all (L_rec summed over every depth
     # 1..N each step, from one batched all-depth pass)
     depth_loss: Literal["sampled", "all"] = "sampled"
-    depth_sampling: Literal["uniform", "linear"] = "uniform"  # sampled depth: uniform on 1..N (paper) | linear (p(n) ∝ n)
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # constant (paper) | cosine (decay to 0 over each stage's epochs)
+    # sampled depth: uniform on 1..N (paper) | linear (p(n) ∝ n)
+    depth_sampling: Literal["uniform", "linear"] = "uniform"
+    # constant (paper) | cosine (decay to 0 over each stage's epochs)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
 
 
 @dataclass
 class EvalConfig:
     top_k: float = 0.01  # image score = mean of the top-k pixels; <1 = fraction of pixels, >=1 = count
     smooth_sigma: float = 2.0  # Gaussian smoothing of pixel maps (0 = off)
-    # RcAE/ConvAE pixel map: auto (the CRD map with CRD, else |I - I_D^N| of the last depth, as
-    # the paper's rungs) | residual_final (|I - I_D^N|) | residual_mean (mean |I - I_D^n| over
-    # all depths) | crd | fused (mean of residual_final and crd, each standardised)
+    # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD,
+    # else |I - I_D^N| of the last depth, as the paper's rungs) | residual_final (|I - I_D^N|) |
+    # residual_mean (mean |I - I_D^n| over all depths) | crd | fused (mean of residual_final and
+    # crd, each standardised)
     anomaly_map: Literal["auto", "residual_final", "residual_mean", "crd", "fused"] = "auto"
     # applied to whichever map the rung uses, CRD included: none | pixel (per-pixel z-score by
     # statistics of held-out normals)
     standardize: Literal["none", "pixel"] = "pixel"
-    fit_on: Literal["calib", "train"] = "calib"  # normals the scoring statistics are fitted on: calib (held out) | train
-    crd_output: Literal["logits", "sigmoid"] = "logits"  # CRD map scored as logits | sigmoid (saturates: top-k ties)
+    # normals the scoring statistics are fitted on: calib (held out) | train
+    fit_on: Literal["calib", "train"] = "calib"
     scoring_variants: bool = True  # also score every variant (record.scorings; inference only)
     diagnostics: bool = True  # per-depth signal of |I - I_R^n|, |I - I_D^n| and CRD (record.diagnostics)
     aupro: bool = True  # compute AUPRO (exact; the costliest pixel metric)
@@ -183,9 +168,7 @@ CORE_SECTIONS = ("data", "augment", "pseudo", "model", "train", "eval", "runtime
 
 
 def _method_sections() -> dict[str, Any]:
-    from suite.methods.registry import config_sections
-
-    return {name: cls() for name, cls in config_sections().items()}
+    return {name: cls() for name, cls in method_sections().items()}
 
 
 @dataclass
@@ -218,66 +201,6 @@ class Config:
 
     def hash(self) -> str:
         return config_hash(self)
-
-
-# ----------------------------------------------------------------------------------------------
-# presets
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # The RcAE paper's setup (Training Setup section): 1024 px, N=5, Adam(1e-4, 0.9/0.999, 1e-8),
-    # 1500/400/300 epochs for stages 1/2/3.
-    "paper": {
-        "data": {"image_size": 1024},
-        # "Applied to random blocks of size 32, 64, or 128 with varying coverage (0-100%)".
-        "augment": {"coverage": 1.0, "coverage_sampling": "uniform", "reference_size": 1024},
-        "model": {"depth": 5, "crd_pool": 1},
-        # The CRD's map M_A as it is, no standardisation (the paper describes none).
-        "eval": {"anomaly_map": "auto", "standardize": "none", "crd_output": "sigmoid"},
-        "train": {
-            "stage1": {"epochs": 1500, "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "batch_size": 8},
-            "stage2": {"epochs": 400, "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "batch_size": 8},
-            "stage3": {"epochs": 300, "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "batch_size": 4},
-        },
-    },
-    # Full pipeline on one category on 2 CPU cores (bottle: ~50 single-thread minutes, README):
-    # 128 px, width 16, CRD on 2x pooled input.
-    "cpu": {
-        "data": {"image_size": 128},
-        "augment": {"coverage": 0.5, "coverage_sampling": "uniform", "clean_fraction": 0.1},
-        "pseudo": {"families": ["augment", "occluders"], "clean_fraction": 0.25, "opacity": [0.3, 1.0]},
-        "model": {"depth": 5, "width": 16, "crd_pool": 2},
-        "train": {
-            "stage1": {"epochs": 150, "lr": 1e-3, "batch_size": 16},
-            "stage2": {"epochs": 40, "lr": 1e-3, "batch_size": 16},
-            "stage3": {"epochs": 30, "lr": 1e-3, "batch_size": 8},
-            "depth_sampling": "linear",
-            "lr_schedule": "cosine",
-        },
-    },
-    # The demo's trials (`make demo`): the full pipeline in well under a minute on 2 cores, 64 px.
-    "demo": {
-        "data": {"image_size": 64},
-        "model": {"depth": 4, "width": 8, "dpn_width": 8, "crd_width": 4, "crd_pool": 1},
-        "train": {
-            "stage1": {"epochs": 36, "lr": 2e-3, "batch_size": 16},
-            "stage2": {"epochs": 8, "lr": 2e-3, "batch_size": 16},
-            "stage3": {"epochs": 12, "lr": 2e-3, "batch_size": 8},
-            "eval_every": 9,
-        },
-        "eval": {"save_maps": 3},
-    },
-    # Seconds per trial: for tests and smoke runs.
-    "tiny": {
-        "data": {"image_size": 32},
-        "model": {"depth": 2, "width": 8, "dpn_width": 8, "crd_width": 4, "crd_pool": 1},
-        "train": {
-            "stage1": {"epochs": 2, "lr": 2e-3, "batch_size": 8},
-            "stage2": {"epochs": 1, "lr": 2e-3, "batch_size": 8},
-            "stage3": {"epochs": 1, "lr": 2e-3, "batch_size": 8},
-        },
-        "eval": {"aupro": True, "cost": True},
-    },
-}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,12 +271,16 @@ def _merge_into(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
     """Apply a nested dict of updates to a dataclass instance, validating every key."""
     if not isinstance(updates, dict):
         raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {updates!r}")
+    if isinstance(obj, Config):
+        updates = upgrade_keys(updates)
     types_ = _field_types(obj)
     for key, value in updates.items():
         full = f"{prefix}{key}"
         if key not in types_:
             valid = ", ".join(sorted(types_))
-            raise ConfigError(f"unknown config key '{full}'; valid keys here: {valid}")
+            moved = sorted(k.partition(".")[2] for k in aliases() if k.partition(".")[0] == prefix.rstrip("."))
+            hint = f" (old keys, now in a method's section: {', '.join(moved)})" if moved else ""
+            raise ConfigError(f"unknown config key '{full}'; valid keys here: {valid}{hint}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _merge_into(current, value, f"{full}.")
@@ -383,7 +310,6 @@ RANGES: tuple[tuple[str, float, float, bool, bool], ...] = (
     ("augment.noise_std", 0.0, math.inf, True, True),
     ("augment.reference_size", 1, math.inf, True, True),
     ("pseudo.clean_fraction", 0.0, 0.95, True, True),
-    ("model.depth", 1, math.inf, True, True),
     ("runtime.num_workers", 0, 64, True, True),
     ("runtime.cache_mb", 0.0, math.inf, True, False),
 )
@@ -397,16 +323,15 @@ def _check_range(key: str, value: float, low: float, high: float, low_in: bool, 
 
 
 def _dataset_names() -> tuple[str, ...]:
+    # Here, not at the top: the dataset loaders pull torch and image decoders into a light path.
     from suite.data.registry import dataset_names
 
     return tuple(dataset_names())
 
 
 def validate(cfg: Config) -> Config:
-    """Check every field's type and choices, the ranges, cross-field constraints and each
+    """Check every field's type and choices, the ranges, cross-field constraints and the selected
     method's own checks; raises ConfigError naming the key."""
-    from suite.methods.registry import method_names, method_specs
-
     for name, section in cfg.sections().items():
         _check_fields(section, f"{name}.")
     d = cfg.data
@@ -415,7 +340,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'data.dataset': {d.dataset!r} is not one of {', '.join(datasets)}")
     if cfg.model.method not in method_names():
         raise ConfigError(f"config key 'model.method': {cfg.model.method!r} is not one of {', '.join(method_names())}")
-    from suite.data.registry import dataset_spec
+    from suite.data.registry import dataset_spec  # as in _dataset_names
 
     if dataset_spec(d.dataset).needs_root and not d.root:
         raise ConfigError(f"config key 'data.root' is required for dataset '{d.dataset}'")
@@ -427,17 +352,16 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'pseudo.families': [] is not allowed; valid values: {', '.join(allowed)}")
     lo, hi = cfg.pseudo.opacity if len(cfg.pseudo.opacity) == 2 else (-1.0, -1.0)
     if not 0.0 < lo <= hi <= 1.0:
-        raise ConfigError(f"config key 'pseudo.opacity': {cfg.pseudo.opacity} must be [low, high] with 0 < low <= high <= 1")
-    for spec in method_specs():
-        if spec.validate is not None:
-            spec.validate(cfg)
+        raise ConfigError(
+            f"config key 'pseudo.opacity': {cfg.pseudo.opacity} must be [low, high] with 0 < low <= high <= 1")
+    spec = method_spec(cfg.model.method)
+    if spec.validate is not None:
+        spec.validate(cfg)
     return cfg
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse ``key.sub=value``; the value is read as YAML (so 3, 0.5, true, [1,3,5], null work)."""
-    import yaml
-
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form key.sub=value")
     key, raw = text.split("=", 1)
@@ -469,8 +393,6 @@ def nest(key: str, value: Any) -> dict[str, Any]:
 
 def preset_overrides(preset: str) -> dict[str, Any]:
     """The nested overrides of a preset: its shared sections plus each method's own preset values."""
-    from suite.methods.registry import method_specs
-
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
     out = copy.deepcopy(PRESETS[preset])
@@ -489,8 +411,6 @@ def build_config(
     """Defaults, then ``preset``, then ``base`` (a nested dict), then YAML ``file``, then overrides."""
     cfg = Config()
     if preset:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
         _merge_into(cfg, preset_overrides(preset))
         cfg.runtime.preset = preset
     if base:
@@ -505,8 +425,6 @@ def build_config(
 
 
 def _apply_yaml(cfg: Config, path: Path) -> Config:
-    import yaml
-
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
@@ -534,8 +452,6 @@ def load_yaml(path: str | Path) -> Config:
 
 
 def save_yaml(cfg: Config, path: str | Path) -> None:
-    import yaml
-
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
@@ -560,9 +476,9 @@ def config_hash(cfg: Config | dict[str, Any], length: int = 10) -> str:
     is hashed as it is.
     """
     if isinstance(cfg, Config):
-        defaults = flatten(Config().to_dict())
-        values = flatten(json.loads(canonical_json(cfg.to_dict())))
-        changed = {k: v for k, v in values.items() if k not in defaults or json.loads(canonical_json(defaults[k])) != v}
+        defaults = legacy_keys(flatten(json.loads(canonical_json(Config().to_dict()))))
+        values = legacy_keys(flatten(json.loads(canonical_json(cfg.to_dict()))))
+        changed = {k: v for k, v in values.items() if k not in defaults or defaults[k] != v}
         data: Any = {"schema": HASH_SCHEMA, "values": changed}
     else:
         data = cfg

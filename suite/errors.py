@@ -26,3 +26,12 @@ class InputError(SuiteError):
     """The user's input (arguments, config, search space, dataset, a path given) is invalid."""
 
     exit_code = 2
+
+
+class ConfigError(ValueError, InputError):
+    """A configuration key or value is invalid; the message names it (a ``ValueError`` too, as it
+    always was, so callers catching that keep working)."""
+
+
+class PluginError(InputError):
+    """A method plugin (entry point or module listed in ``RCSUITE_METHOD_MODULES``) failed to load."""

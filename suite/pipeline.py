@@ -26,6 +26,7 @@ import torch
 
 from suite import metrics as M
 from suite.config import Config, save_yaml
+from suite.cost import TrainingMemory, count_params, measure_cost
 from suite.data import load_category
 from suite.data.streaming import (
     FileImages,
@@ -40,6 +41,7 @@ from suite.data.streaming import (
 )
 from suite.data.augment import pseudo_anomalies
 from suite.data.synthetic import natural_defects
+from suite.data.val_anomalies import hard_defects
 from suite.methods.base import TrainContext, TrainedMethod
 from suite.methods.registry import method_spec
 from suite.records import RECORD_NAME, TrialRecord, code_versions, node_info, write_record
@@ -68,8 +70,6 @@ def validation_anomalies(
     n_anom = max(1, int(round(len(val_images) * cfg.data.val_anomaly_ratio)))
     src = val_images[torch.arange(n_anom) % len(val_images)]
     if cfg.data.val_anomalies == "hard":
-        from suite.data.val_anomalies import hard_defects
-
         with _donor_array(donors) as donor_array:
             defective, defect_masks = hard_defects(
                 src.numpy(), donor_array, seed=cfg.runtime.seed + 7919, difficulty=cfg.data.val_difficulty
@@ -193,7 +193,8 @@ def extra_metrics(
         small = masks.reshape(len(maps_arr), *masks.shape[-2:])
         factor = small.shape[-1] // maps_arr.shape[-1]
         if factor > 1:
-            small = torch.nn.functional.max_pool2d(torch.from_numpy(small[:, None].astype(np.float32)), factor)[:, 0].numpy()
+            pooled = torch.nn.functional.max_pool2d(torch.from_numpy(small[:, None].astype(np.float32)), factor)
+            small = pooled[:, 0].numpy()
         aupro = with_aupro and name.startswith("variant:")
         out[name] = evaluate(maps_arr, np.concatenate(scores_), small, labels, with_aupro=aupro)
     return out
@@ -260,8 +261,6 @@ def _save_gallery(path: Path, idx: list[int], images, masks, labels, names, maps
 
 
 def _measure_cost(method: TrainedMethod, cfg: Config, device: torch.device) -> dict[str, Any]:
-    from suite.cost import count_params, measure_cost
-
     size = cfg.data.image_size
     example = torch.rand(1, 3, size, size, device=device)
     params = sum(count_params(m) for m in method.modules.values())
@@ -407,8 +406,6 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
         log=log,
         on_epoch_end=on_epoch_end,
     )
-    from suite.cost import TrainingMemory
-
     train_memory = TrainingMemory(device).start() if cfg.eval.cost else None
     method = method_trainer(cfg.model.method)(ctx)
     if train_memory is not None:

@@ -730,6 +730,7 @@ def sweep_points(base_cfg: Any, space: Any, categories: Sequence[str], *, cpus_p
     timing. With ``stage_cache``, grid/list points get stage-cache keys for each of ``repeats``
     seeds (``suite.stage_cache.stage_key``) so the simulation shares stages as the cache would; keys
     already in the cache are returned too (they cost nothing)."""
+    from suite.methods.registry import method_spec
     from suite.stage_cache import stage_key
 
     overrides = [expected_overrides(space)] if space.kind == "optuna" else [dict(p) for p in space.points]
@@ -745,7 +746,7 @@ def sweep_points(base_cfg: Any, space: Any, categories: Sequence[str], *, cpus_p
                 table = []
                 for repeat in range(repeats):
                     c = training_config(base_cfg, over, cat, repeat, cpus_per_trial)
-                    keys = {s: stage_key(c, s) for s in timing.per_epoch_s}
+                    keys = {s: stage_key(c, s, method_spec(c.model.method)) for s in timing.per_epoch_s}
                     cached.update(k for k in keys.values() if (cache / f"{k}.pt").exists())
                     table.append(keys)
                 keys_for = table.__getitem__

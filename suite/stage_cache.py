@@ -1,8 +1,8 @@
 """A content-addressed cache of trained stage checkpoints shared by trials and sweeps.
 
 Stage 1 (RcAE) is the expensive part and many trials share its settings, so a stage checkpoint is
-stored under the hash of everything that affects it (data, category, model, augmentation, the stage's
-training settings, seed and the settings of the stages before it). Two processes that need the same
+stored under the hash of everything that may affect it: every config key except a short deny-list
+of scoring and runtime keys, other methods' sections and later stages' settings. Two processes that need the same
 missing stage serialise on a file lock: the second waits and then loads what the first wrote. Files
 are written to a temp name and renamed, so a reader never sees half a checkpoint. Pure Python: works
 on any shared filesystem with POSIX locks, no Ray.
@@ -18,56 +18,67 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from suite.config import Config, config_hash
-
+from suite.config import Config, config_hash, flatten
+from suite.methods.registry import MethodSpec, method_sections
 
 # Bumped when a change to shared training code makes earlier cached stages stale (2: per-stage
-# random generators; 3: keys from the method registry with a per-method code fingerprint).
+# random generators; 3: keys from the method registry with a per-method code fingerprint; 4: the
+# key covers every config key but the deny-list below).
 # Changes inside a method's own folder are caught by that fingerprint.
-STAGE_FORMAT = 3
+STAGE_FORMAT = 4
 
-# data keys that only shape the validation set, never the weights
-VALIDATION_ONLY_DATA = ("val_anomaly_ratio", "val_anomalies", "val_difficulty")
+# Config keys (a section, or a dotted key) that never shape trained weights: scoring and
+# evaluation, validation-set-only data settings, where and how a trial runs. Everything else is
+# in every stage's key unless the method says it does not read it (``MethodSpec.unused_keys``), so
+# a forgotten field costs a retraining, never a stale hit.
+NOT_WEIGHT_SHAPING: tuple[str, ...] = (
+    "eval",  # scoring only, applied after training
+    "model.method",  # in the key's name
+    "data.val_anomaly_ratio", "data.val_anomalies", "data.val_difficulty",  # the validation set only
+    "runtime.device", "runtime.threads", "runtime.num_workers", "runtime.cache_mb", "runtime.preset",
+    "train.checkpoint_every", "train.eval_every",  # when checkpoints / validation reports happen
+)
 
 
-def stage_key_material(cfg: Config, stage: str) -> dict[str, Any]:
-    """The config subset that determines the weights a stage ends with.
+def _covered(key: str, prefixes) -> bool:
+    return any(key == p or key.startswith(f"{p}.") for p in prefixes)
 
-    Generic part: the data, the seed, the time budget, the lr schedule and the training settings of
-    this stage and every stage before it; the method's name and code fingerprint (the sources of
-    its folder); its own config section minus the fields that only change scoring; the shared
-    sections it names in ``cache_sections``; and its ``cache_material`` for the stage.
+
+def weight_shaping_keys(cfg: Config, stage: str, spec: MethodSpec) -> list[str]:
+    """The flat config keys whose values are in ``stage``'s cache key for ``spec``'s method.
+
+    Every key of the config except: ``NOT_WEIGHT_SHAPING``; the method's ``unused_keys`` and its
+    own section's ``scoring_fields``; other methods' sections; the training settings of later
+    stages and the method's keys that first shape a later stage (``stage_keys``).
     """
-    from suite.methods.registry import method_spec
-
-    spec = method_spec(cfg.model.method)
     if stage not in spec.stages:
         raise ValueError(f"unknown stage {stage!r} for method {spec.name!r} (its stages: {', '.join(spec.stages)})")
-    data = {k: v for k, v in cfg.data.__dict__.items() if k not in VALIDATION_ONLY_DATA}
-    upto = spec.stages[: spec.stages.index(stage) + 1]
+    later = spec.stages[spec.stages.index(stage) + 1:]
+    others = [s for s in method_sections() if s != spec.config_section]
+    scoring = [f"{spec.config_section}.{f}" for f in spec.scoring_fields]
+    later_keys = [f"train.{s}" for s in later] + [k for k, first in spec.stage_keys.items() if first in later]
+    denied = (*NOT_WEIGHT_SHAPING, *spec.unused_keys, *others, *scoring, *later_keys)
+    return [k for k in flatten(cfg.to_dict()) if not _covered(k, denied)]
+
+
+def stage_key_material(cfg: Config, stage: str, spec: MethodSpec) -> dict[str, Any]:
+    """What determines the weights ``stage`` ends with: the method's name and code fingerprint (the
+    sources of its folder) and the values of ``weight_shaping_keys``."""
+    flat = flatten(cfg.to_dict())
     material: dict[str, Any] = {
         "format": STAGE_FORMAT,
         "method": spec.name,
         "code": spec.code_fingerprint(),
         "stage": stage,
-        "data": data,
-        "train": {s: getattr(cfg.train, s).__dict__ for s in upto},
-        "lr_schedule": cfg.train.lr_schedule,
-        "seed": cfg.runtime.seed,
-        "max_time_s": cfg.train.max_time_s,
+        "config": {k: flat[k] for k in weight_shaping_keys(cfg, stage, spec)},
     }
-    for section in spec.cache_sections:
-        material[section] = getattr(cfg, section).__dict__
-    if spec.config_section:
-        own = getattr(cfg, spec.config_section).__dict__
-        material[spec.config_section] = {k: v for k, v in own.items() if k not in spec.scoring_fields}
-    if spec.cache_material is not None:
-        material["method_material"] = spec.cache_material(cfg, stage)
     return json.loads(json.dumps(material, default=str))
 
 
-def stage_key(cfg: Config, stage: str) -> str:
-    return f"{cfg.data.dataset}-{cfg.data.category}-{cfg.model.method}-{stage}-{config_hash(stage_key_material(cfg, stage), 16)}"
+def stage_key(cfg: Config, stage: str, spec: MethodSpec) -> str:
+    """The cache key of ``stage`` of ``spec``'s method (``spec`` is the one ``cfg.model.method`` names)."""
+    digest = config_hash(stage_key_material(cfg, stage, spec), 16)
+    return f"{cfg.data.dataset}-{cfg.data.category}-{spec.name}-{stage}-{digest}"
 
 
 class StageCache:

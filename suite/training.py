@@ -1,6 +1,7 @@
 """Plain per-stage training loops with checkpoints, resume and an epoch callback. No Ray here.
 
-A stage trains one module on a tensor of images (or an ``ImageSource`` streaming them) with a ``loss_fn(model, batch, generator)``.
+A stage trains one module on a tensor of images (or an ``ImageSource`` streaming them) with a
+``loss_fn(model, batch, generator)``.
 It checkpoints (model + optimizer + generator state + config + epoch) atomically at the stage end and
 every ``checkpoint_every`` epochs, resumes from such a checkpoint, stops on a wall-time budget, and
 fails with ``TrainingDiverged`` when the loss is not finite. When ``torch.distributed`` is initialised
@@ -11,14 +12,18 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from suite.config import StageConfig
 from suite.data.streaming import ImagesLike, iter_batches
@@ -41,18 +46,12 @@ def resolve_device(device: str) -> torch.device:
 def stage_generator(seed: int, stage: str) -> torch.Generator:
     """A CPU generator for one training stage, seeded from (seed, stage) alone, so a stage's random
     draws do not depend on whether the stages before it were trained or loaded from a cache."""
-    import zlib
-
     gen = torch.Generator()
     gen.manual_seed((int(seed) * 1_000_003 + zlib.crc32(stage.encode())) % (2**63))
     return gen
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    import random
-
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
@@ -115,8 +114,6 @@ OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
 
 def _progress(name: str, total: int, initial: int):
-    from tqdm.auto import tqdm
-
     return tqdm(
         total=total,
         initial=initial,

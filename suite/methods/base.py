@@ -3,10 +3,10 @@
 A method (``suite.methods.registry.MethodSpec``) names a ``train(ctx: TrainContext) ->
 TrainedMethod``. Gradient-trained methods go through ``train_single_stage`` (or ``cached_stage``
 with ``suite.training.train_stage``); methods fitted in one pass without gradients (memory banks,
-statistics) go through ``fit_single_stage``. Both share the stage cache and the trial's resume. ``TrainedMethod.predict``
-maps a batch of images (B, 3, H, W) in [0, 1] on the device to a dict with at least ``"map"``
-(B, 1, H, W) and optionally ``"recons"`` / ``"details"`` (B, S, 3, H, W) for the gallery; image
-scores come from ``score``.
+statistics) go through ``fit_single_stage``. Both share the stage cache and the trial's resume.
+``TrainedMethod.predict`` maps a batch of images (B, 3, H, W) in [0, 1] on the device to a dict
+with at least ``"map"`` (B, 1, H, W) and optionally ``"recons"`` / ``"details"`` (B, S, 3, H, W) for
+the gallery; image scores come from ``score``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from torch import nn
 
 from suite.config import Config
 from suite.data.streaming import ImagesLike
-from suite.stage_cache import StageCache, stage_key
+from suite.methods.registry import method_spec
 from suite.records import code_versions
+from suite.stage_cache import StageCache, stage_key
 from suite.training import CheckpointError, atomic_torch_save, freeze, load_checkpoint, stage_generator, train_stage
 
 
@@ -88,7 +89,7 @@ def cached_stage(
     if cache is None:
         run(str(own))
         return time.perf_counter() - t0, False
-    key = stage_key(ctx.cfg, stage)
+    key = stage_key(ctx.cfg, stage, method_spec(ctx.cfg.model.method))
     if cache.has(key):
         load_stage_weights(module, cache.path(key))
         cache.note(key, "hit")

@@ -2,24 +2,36 @@
 
 A method is one folder ``suite/methods/<name>/`` whose ``__init__.py`` defines ``SPEC``, a
 ``MethodSpec``. The built-in methods are the modules named in ``BUILTIN_METHODS``; adding a method
-is a new folder plus one line there. ``register_method`` adds a spec at run time (a user's own
-method, or a toy method inside a test) without touching any file of the suite.
+is a new folder plus one line there. Methods from outside the suite are found the same way in every
+process (driver, Ray workers, subprocesses):
 
-Spec modules stay light (a dataclass for the config section, strings naming the trainer), so
-building a ``Config`` does not import the networks; the trainer is imported when a trial runs.
+- installed packages declaring an entry point in the group ``rcsuite.methods`` (the value names a
+  module with a ``SPEC``, or a ``MethodSpec`` itself);
+- the modules listed, comma-separated, in the environment variable ``RCSUITE_METHOD_MODULES``;
+- ``load_method_modules([...])`` (a config or command-line list), which also appends them to that
+  variable so child processes load them too.
+
+``register_method`` adds a spec at run time in one process only (a toy method inside a test).
+Spec modules stay plain data (a dataclass for the config section, strings naming the trainer; they
+import only this module, ``suite.errors`` and their ``config.py``), so building a ``Config``
+imports no networks; the trainer is imported when a trial runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import inspect
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from suite.errors import PluginError
 
 if TYPE_CHECKING:
     from suite.config import Config
@@ -33,6 +45,8 @@ BUILTIN_METHODS: tuple[str, ...] = (
     "suite.methods.hfr",
     "suite.methods.draem",
 )
+ENTRY_POINT_GROUP = "rcsuite.methods"
+MODULES_ENV = "RCSUITE_METHOD_MODULES"
 
 
 @dataclass(frozen=True)
@@ -80,18 +94,25 @@ class MethodSpec:
     # Fields of the own section that change only scoring, not the trained weights: sweeping them
     # reuses cached stages.
     scoring_fields: frozenset[str] = frozenset()
-    # Shared config sections whose values shape the weights (besides data, the stage's training
-    # settings and the seed), e.g. ("augment",) for methods trained on its corruptions.
-    cache_sections: tuple[str, ...] = ()
-    # Extra stage-cache key material: (cfg, stage) -> dict; for multi-stage methods whose later
-    # stages depend on more than the own section.
-    cache_material: Callable[["Config", str], dict[str, Any]] | None = None
+    # The stage-cache key covers every config key (deny-list in suite.stage_cache) except these:
+    # shared sections or dotted keys this method never reads, e.g. ("pseudo",), so changing them
+    # keeps its cached stages. Forgetting one only costs a retraining, never a stale hit.
+    unused_keys: tuple[str, ...] = ()
+    # Dotted keys (or sections) that first shape a later stage -> that stage, e.g.
+    # {"rcae.crd_width": "stage3"}: earlier stages stay shared when they change.
+    stage_keys: Mapping[str, str] = field(default_factory=dict)
+    # Old flat config keys -> the field of the own section they now set, e.g.
+    # {"model.depth": "depth"}: old records, sweeps and search spaces keep loading.
+    aliases: Mapping[str, str] = field(default_factory=dict)
     stages: tuple[str, ...] = ("stage1",)  # the stages it trains, in order
+    # Packages besides its own folder and the trainer's whose sources shape its weights (a
+    # method training through another's code); their sources join the code fingerprint.
+    code_modules: tuple[str, ...] = ()
     # preset name -> overrides of the own section applied with that preset (e.g. smaller widths)
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Keys holding file paths: where things live, not what a configuration is.
     path_keys: tuple[str, ...] = ()
-    # Cross-field checks; raise ``suite.config.ConfigError`` naming the key.
+    # Cross-field checks of a config selecting this method; raise ``suite.errors.ConfigError``.
     validate: Callable[["Config"], None] | None = None
     # True when eval.anomaly_map / eval.standardize select this method's pixel map.
     uses_eval_map: bool = False
@@ -132,6 +153,11 @@ class MethodSpec:
         own = Path(__file__).resolve().parent / self.name
         if own.is_dir() and own not in folders:
             folders.append(own)
+        for module in self.code_modules:
+            found = importlib.util.find_spec(module)
+            folder = Path(found.origin).resolve().parent if found and found.origin else None
+            if folder is not None and folder not in folders:
+                folders.append(folder)
         return folders
 
     def code_fingerprint(self) -> str:
@@ -157,9 +183,60 @@ class MethodSpec:
 _LOCK = threading.RLock()
 _SPECS: dict[str, MethodSpec] = {}
 _LOADED = False
+_MODULES_LOADED: set[str] = set()
+
+
+def _spec_of(obj: Any, origin: str) -> MethodSpec:
+    spec = getattr(obj, "SPEC", obj)
+    if not isinstance(spec, MethodSpec):
+        raise PluginError(f"method plugin {origin}: expected a module with SPEC = MethodSpec(...) or a MethodSpec, "
+                          f"got {type(spec).__name__}")
+    return spec
+
+
+def _load_module(module: str, origin: str) -> None:
+    if module in _MODULES_LOADED:
+        return
+    try:
+        spec = _spec_of(importlib.import_module(module), origin)
+    except PluginError:
+        raise
+    except Exception as err:  # an import failure inside a plugin: name the plugin, keep the cause
+        raise PluginError(f"method plugin {origin}: cannot import {module!r}: {type(err).__name__}: {err}") from err
+    _add(spec, origin)
+    _MODULES_LOADED.add(module)
+
+
+def _add(spec: MethodSpec, origin: str) -> None:
+    try:
+        register_method(spec)
+    except ValueError as err:
+        raise PluginError(f"method plugin {origin}: {err}") from err
+
+
+def _env_modules() -> list[str]:
+    return [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
+
+
+def _load_plugins() -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP})"
+        if ep.attr is None:
+            _load_module(ep.module, origin)
+            continue
+        try:
+            spec = _spec_of(ep.load(), origin)
+        except PluginError:
+            raise
+        except Exception as err:
+            raise PluginError(f"method plugin {origin}: {type(err).__name__}: {err}") from err
+        _add(spec, origin)
+    for module in _env_modules():
+        _load_module(module, f"module {module!r} (from {MODULES_ENV})")
 
 
 def _load_builtins() -> None:
+    """Built-ins, entry points and ``RCSUITE_METHOD_MODULES``, once per process."""
     global _LOADED
     if _LOADED:
         return
@@ -170,11 +247,31 @@ def _load_builtins() -> None:
         for module in BUILTIN_METHODS:
             spec = importlib.import_module(module).SPEC
             _SPECS.setdefault(spec.name, spec)
+            _MODULES_LOADED.add(module)
+        try:
+            _load_plugins()
+        except PluginError:
+            _LOADED = False  # a fixed environment may try again
+            raise
+
+
+def load_method_modules(modules: list[str] | tuple[str, ...]) -> None:
+    """Import method modules named by a config or command line (idempotent), and append them to
+    ``RCSUITE_METHOD_MODULES`` so every child process of this one finds them too."""
+    _load_builtins()
+    with _LOCK:
+        for module in modules:
+            _load_module(module, f"module {module!r}")
+        listed = _env_modules()
+        extra = [m for m in modules if m not in listed]
+        if extra:
+            os.environ[MODULES_ENV] = ",".join(listed + extra)
 
 
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     """Add ``spec`` to the registry (``replace`` to swap an existing one of the same name)."""
-    _load_builtins()
+    if not _LOADED:
+        _load_builtins()
     with _LOCK:
         if spec.name in _SPECS and not replace and _SPECS[spec.name] is not spec:
             raise ValueError(f"method {spec.name!r} is already registered")
@@ -183,6 +280,8 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
             raise ValueError(f"method {spec.name!r}: config section {spec.config_section!r} is taken")
         if (spec.config_section is None) != (spec.config_class is None):
             raise ValueError(f"method {spec.name!r}: config_section and config_class go together")
+        if spec.aliases and spec.config_section is None:
+            raise ValueError(f"method {spec.name!r}: aliases need a config_section")
         _SPECS[spec.name] = spec
     return spec
 
@@ -211,9 +310,21 @@ def method_spec(name: str) -> MethodSpec:
         raise KeyError(f"unknown method {name!r}; registered methods: {', '.join(_SPECS)}") from None
 
 
-def config_sections() -> dict[str, type]:
+def aliases() -> dict[str, tuple[str, ...]]:
+    """Old flat config key -> the new dotted keys it sets (one per method that claims it)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for s in method_specs():
+        for old, new in s.aliases.items():
+            out[old] = out.get(old, ()) + (f"{s.config_section}.{new}",)
+    return out
+
+
+def method_sections() -> dict[str, type]:
     """Method-owned config sections: section name -> dataclass."""
     return {s.config_section: s.config_class for s in method_specs() if s.config_section and s.config_class}
+
+
+config_sections = method_sections  # the older name
 
 
 def display_name(name: str) -> str:

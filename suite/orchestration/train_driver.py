@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from suite.config import Config
+from suite.methods.registry import method_spec
 from suite.orchestration.progress import POLL_S, append_progress, read_progress
 from suite.records import RECORD_NAME, TrialRecord, read_record, write_record
 from suite.stage_cache import StageCache, stage_key
@@ -98,7 +99,7 @@ def _seed_from_cache(cfg: Config, cache: StageCache, ckpt_dir: Path) -> list[str
     seeded: list[str] = []
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     for stage in STAGES:
-        key = stage_key(cfg, stage)
+        key = stage_key(cfg, stage, method_spec(cfg.model.method))
         target = ckpt_dir / f"{stage}.pt"
         if cache.has(key) and not target.exists():
             tmp = target.with_name(f".{target.name}.seed.tmp")
@@ -116,7 +117,7 @@ def _publish_to_cache(cfg: Config, cache: StageCache, ckpt_dir: Path, skip: list
         own = ckpt_dir / f"{stage}.pt"
         if stage in skip or not own.exists():
             continue
-        key = stage_key(cfg, stage)
+        key = stage_key(cfg, stage, method_spec(cfg.model.method))
         with cache.lock(key):
             if cache.has(key):
                 continue

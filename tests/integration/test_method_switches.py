@@ -6,8 +6,14 @@ import torch
 
 from suite.config import build_config
 from suite.pipeline import run_trial
+from suite.methods.registry import method_spec
 from suite.stage_cache import StageCache, stage_key
 from suite.training import load_checkpoint
+
+
+def _key(cfg, stage):
+    return stage_key(cfg, stage, method_spec(cfg.model.method))
+
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +37,14 @@ def test_same_seed_same_numbers_whether_earlier_stages_were_cached_or_trained(tm
 
 def test_records_carry_per_depth_signal_and_every_scoring_variant(tmp_path):
     record = run_trial(tiny(), tmp_path / "t")
-    depth = record.config["model"]["depth"]
+    depth = record.config["rcae"]["depth"]
     for split in ("val", "test"):
         diag = record.diagnostics[split]
         assert sorted(diag["recon"]) == [str(n) for n in range(1, depth + 1)]
         assert sorted(diag["detail"]) == sorted(diag["recon"]) and list(diag["crd"]) == ["all"]
         assert all(0 <= v["p_auroc"] <= 1 and 0 <= v["i_auroc"] <= 1 for f in diag.values() for v in f.values())
-    expected = {f"{k}|{s}" for k in ("auto", "residual_final", "residual_mean", "crd", "fused") for s in ("none", "pixel")}
+    kinds = ("auto", "residual_final", "residual_mean", "crd", "fused")
+    expected = {f"{k}|{s}" for k in kinds for s in ("none", "pixel")}
     assert set(record.scorings) == expected
     assert record.scorings["auto|pixel"] == record.scorings["crd|pixel"]
     assert "aupro" in record.scorings["fused|none"]["test"] and "aupro" not in record.scorings["fused|none"]["val"]
@@ -80,7 +87,7 @@ def test_each_training_switch_changes_its_stage_and_no_earlier_one(tmp_path, ove
     base, switched = tiny(), tiny(override)
     stages = ["stage1", "stage2", "stage3"]
     for s in stages:
-        same = stage_key(base, s) == stage_key(switched, s)
+        same = _key(base, s) == _key(switched, s)
         assert same == (stages.index(s) < stages.index(stage)), (s, override)
     cache = tmp_path / "cache"
     run_trial(base, tmp_path / "base", stage_cache=cache)
@@ -88,6 +95,6 @@ def test_each_training_switch_changes_its_stage_and_no_earlier_one(tmp_path, ove
     assert record.status == "ok"
     assert record.info[f"{stage}_from_cache"] is False
     store = StageCache(cache)
-    before = load_checkpoint(store.path(stage_key(base, stage)))["model"]
-    after = load_checkpoint(store.path(stage_key(switched, stage)))["model"]
+    before = load_checkpoint(store.path(_key(base, stage)))["model"]
+    after = load_checkpoint(store.path(_key(switched, stage)))["model"]
     assert any(k not in before or before[k].shape != v.shape or not torch.equal(before[k], v) for k, v in after.items())

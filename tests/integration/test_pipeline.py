@@ -9,8 +9,14 @@ import torch
 from suite.config import build_config
 from suite.pipeline import gallery_indices, run_trial
 from suite.records import read_record
+from suite.methods.registry import method_spec
 from suite.stage_cache import StageCache, stage_key
 from suite.training import TrainingDiverged
+
+
+def _key(cfg, stage):
+    return stage_key(cfg, stage, method_spec(cfg.model.method))
+
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +48,7 @@ def test_three_stages_write_a_complete_record(tmp_path):
     ckpt = torch.load(tmp_path / "t" / "checkpoints" / "stage3.pt", weights_only=True)
     assert ckpt["config"] == cfg.to_dict() and ckpt["versions"]["torch"] == torch.__version__
     gallery = np.load(tmp_path / "t" / record.artifacts["gallery"])
-    assert gallery["recons"].shape[1] == cfg.model.depth and gallery["maps"].shape[1:] == (32, 32)
+    assert gallery["recons"].shape[1] == cfg.rcae.depth and gallery["maps"].shape[1:] == (32, 32)
     assert reports and reports[-1][0]["final"] and "val_i_auroc" in reports[-1][0]
 
 
@@ -58,7 +64,8 @@ def test_ablation_switches_and_convae(tmp_path):
 
 def test_periodic_validation_reports_for_schedulers(tmp_path):
     reports = []
-    run_trial(tiny("train.stage1.epochs=4", "train.eval_every=2"), tmp_path / "t", report=lambda m, d: reports.append(m))
+    run_trial(tiny("train.stage1.epochs=4", "train.eval_every=2"), tmp_path / "t",
+              report=lambda m, d: reports.append(m))
     intermediate = [m for m in reports if not m["final"]]
     assert [m["epoch"] for m in intermediate] == [2, 4]
     assert all("val_i_auroc" in m for m in reports)
@@ -85,8 +92,8 @@ def test_stage_cache_shares_stage1_between_trials(tmp_path):
     assert b.info["stage2_from_cache"] is True and b.info["stage3_from_cache"] is False
     builds = [e for e in StageCache(cache).events() if e["event"] == "build"]
     assert sum("stage1" in e["key"] for e in builds) == 1
-    assert stage_key(tiny("train.stage3.epochs=1"), "stage1") == stage_key(tiny("train.stage3.epochs=2"), "stage1")
-    assert stage_key(tiny(), "stage1") != stage_key(tiny("model.depth=1"), "stage1")
+    assert _key(tiny("train.stage3.epochs=1"), "stage1") == _key(tiny("train.stage3.epochs=2"), "stage1")
+    assert _key(tiny(), "stage1") != _key(tiny("model.depth=1"), "stage1")
 
 
 def test_nan_loss_fails_with_a_clear_reason_and_a_record(tmp_path):

@@ -35,7 +35,7 @@ def test_every_preset_builds(preset):
 
 def test_paper_preset_matches_the_paper_setup():
     cfg = build_config(preset="paper")
-    assert cfg.data.image_size == 1024 and cfg.model.depth == 5
+    assert cfg.data.image_size == 1024 and cfg.rcae.depth == 5
     assert [cfg.train.stage1.epochs, cfg.train.stage2.epochs, cfg.train.stage3.epochs] == [1500, 400, 300]
     for stage in (cfg.train.stage1, cfg.train.stage2, cfg.train.stage3):
         assert stage.lr == 1e-4 and stage.betas == [0.9, 0.999] and stage.eps == 1e-8
@@ -43,7 +43,7 @@ def test_paper_preset_matches_the_paper_setup():
 
 def test_overrides_are_typed_and_applied():
     cfg = build_config(overrides=["model.depth=3", "augment.coverage=0.5", "model.crd_steps=[1,3]", "data.root=null"])
-    assert cfg.model.depth == 3 and cfg.augment.coverage == 0.5 and cfg.model.crd_steps == [1, 3]
+    assert cfg.rcae.depth == 3 and cfg.augment.coverage == 0.5 and cfg.rcae.crd_steps == [1, 3]
     assert isinstance(build_config(overrides=["augment.coverage=1"]).augment.coverage, float)
 
 
@@ -56,9 +56,9 @@ def test_unknown_key_names_the_key_and_the_valid_ones():
 
 
 def test_wrong_types_are_errors():
-    with pytest.raises(ConfigError, match="model.depth"):
-        build_config(overrides=["model.depth=three"])
-    with pytest.raises(ConfigError, match="model.skip"):
+    with pytest.raises(ConfigError, match="rcae.depth"):
+        build_config(overrides=["rcae.depth=three"])
+    with pytest.raises(ConfigError, match="rcae.skip"):  # an old key's value is checked under its new key
         build_config(overrides=["model.skip=3"])
     with pytest.raises(ConfigError, match="model"):
         build_config(overrides=["model=3"])
@@ -137,7 +137,8 @@ def test_val_anomalies_choice_is_checked():
         ("pseudo.families=[augment, blobs]", "pseudo.families"),
         ("pseudo.families=[]", "pseudo.families"),
         ("train.depth_loss=some", "train.depth_loss"),
-        ("model.crd_input=raw", "model.crd_input"),
+        ("rcae.crd_input=raw", "rcae.crd_input"),
+        ("model.crd_input=raw", "rcae.crd_input"),
     ],
 )
 def test_choice_keys_name_the_key_and_the_valid_values(override, key):
@@ -147,7 +148,8 @@ def test_choice_keys_name_the_key_and_the_valid_values(override, key):
 
 
 @pytest.mark.parametrize(
-    "override, key", [("augment.clean_fraction=1.5", "augment.clean_fraction"), ("data.val_difficulty=-0.1", "data.val_difficulty")]
+    "override, key",
+    [("augment.clean_fraction=1.5", "augment.clean_fraction"), ("data.val_difficulty=-0.1", "data.val_difficulty")]
 )
 def test_range_errors_state_the_value_and_the_range(override, key):
     with pytest.raises(ConfigError, match=key) as info:
@@ -159,3 +161,108 @@ def test_pseudo_opacity_must_be_an_increasing_range():
     assert build_config(overrides=["pseudo.opacity=[0.2, 0.9]"]).pseudo.opacity == [0.2, 0.9]
     with pytest.raises(ConfigError, match="pseudo.opacity"):
         build_config(overrides=["pseudo.opacity=[0.9, 0.2]"])
+
+
+# ----------------------------------------------------------------------------------------------
+# old keys (the RcAE / ConvAE settings that moved out of model.* and eval.*)
+
+
+def test_every_old_model_and_eval_key_maps_to_the_method_sections():
+    from suite.methods.registry import aliases
+
+    table = aliases()
+    assert table["model.depth"] == ("rcae.depth", "convae.depth")
+    assert table["model.skip"] == ("rcae.skip", "convae.skip")
+    assert table["model.crd_steps"] == ("rcae.crd_steps",)
+    assert table["eval.crd_output"] == ("rcae.crd_output",)
+    cfg = build_config(preset="tiny")
+    for old, targets in table.items():
+        section, _, name = old.partition(".")
+        assert not hasattr(getattr(cfg, section), name), f"{old} is still a field of {section}"
+        for target in targets:  # every alias names a real field
+            new_section, _, new_name = target.partition(".")
+            assert hasattr(getattr(cfg, new_section), new_name), target
+
+
+def test_old_keys_set_the_new_ones_everywhere_a_config_is_read(tmp_path):
+    from suite.config import from_dict, load_yaml
+
+    cfg = build_config(overrides=["model.depth=3", "model.use_crd=false", "eval.crd_output=sigmoid"])
+    assert (cfg.rcae.depth, cfg.convae.depth, cfg.rcae.use_crd, cfg.rcae.crd_output) == (3, 3, False, "sigmoid")
+    assert with_overrides(Config(), {"model.width": 8}).convae.width == 8
+    old_record = Config().to_dict()
+    del old_record["rcae"], old_record["convae"]
+    old_record["model"].update({"depth": 4, "skip": False, "crd_steps": [1, 4]})
+    old_record["eval"]["crd_output"] = "sigmoid"
+    back = from_dict(old_record)
+    assert (back.rcae.depth, back.rcae.skip, back.rcae.crd_steps, back.rcae.crd_output) == (4, False, [1, 4], "sigmoid")
+    assert (back.convae.depth, back.convae.skip) == (4, False)
+    path = tmp_path / "old.yaml"
+    path.write_text("model:\n  method: convae\n  depth: 2\n")
+    assert load_yaml(path).convae.depth == 2
+
+
+def test_a_new_key_beside_its_old_alias_wins_and_unknown_keys_still_fail():
+    cfg = build_config(base={"model": {"depth": 4}, "rcae": {"depth": 2}})
+    assert (cfg.rcae.depth, cfg.convae.depth) == (2, 4)
+    with pytest.raises(ConfigError, match="unknown config key 'model.dept'"):
+        build_config(overrides=["model.dept=3"])
+    with pytest.raises(ConfigError, match="unknown config key 'rcae.skip_connections'"):
+        build_config(overrides=["rcae.skip_connections=true"])
+
+
+def test_config_hashes_did_not_change_with_the_move():
+    # Values from before the move (git dbc7d25): finished runs and sweeps are still recognised.
+    expected = {
+        ("tiny", ()): "e65a72b859",
+        ("tiny", ("model.depth=3",)): "02d052c6d5",
+        ("paper", ()): "13829411c8",
+        ("demo", ("model.method=convae", "model.skip=false")): "cd12c87376",
+        (None, ("model.use_crd=false", "eval.crd_output=sigmoid")): "47f293212f",
+        ("tiny", ("model.crd_steps=[1,2]",)): "7422541eb3",
+    }
+    for (preset, overrides), value in expected.items():
+        assert build_config(preset, overrides=list(overrides)).hash() == value, (preset, overrides)
+    # written with the new keys: the same configuration, the same hash
+    assert build_config("tiny", overrides=["rcae.depth=3", "convae.depth=3"]).hash() == "02d052c6d5"
+    # only RcAE's depth changed is another configuration
+    assert build_config("tiny", overrides=["rcae.depth=3"]).hash() != "02d052c6d5"
+
+
+
+def test_reports_see_old_and_new_records_under_the_same_keys():
+    from suite.config import flatten
+    from suite.config_aliases import report_view
+
+    new = flatten(build_config(overrides=["rcae.depth=3", "model.method=rcae"]).to_dict())
+    old = dict(new)
+    for key in [k for k in old if k.startswith(("rcae.", "convae."))]:
+        del old[key]
+    old.update({"model.depth": 3, "model.skip": True, "eval.crd_output": "logits"})
+    assert report_view(new, "rcae")["model.depth"] == report_view(old, "rcae")["model.depth"] == 3
+    assert not any(k.startswith(("rcae.depth", "convae.")) for k in report_view(new, "rcae"))
+    convae = flatten(build_config(overrides=["model.method=convae", "convae.depth=2"]).to_dict())
+    assert report_view(convae, "convae")["model.depth"] == 2 and "model.use_dpn" not in report_view(convae, "convae")
+    assert "model.depth" not in report_view(new, "fae")
+
+
+def test_validation_calls_only_the_selected_methods_hook():
+    calls = []
+
+    def hook(cfg):
+        calls.append(cfg.model.method)
+        raise ConfigError("config key 'hooked.x': the hook ran")
+
+    spec = MethodSpec(name="hooked", display_name="Hooked", colour="k", trainer="x:train", validate=hook)
+    register_method(spec)
+    try:
+        build_config(preset="tiny", overrides=["model.method=rcae"])
+        build_config(preset="tiny", overrides=["model.method=convae", "rcae.crd_steps=[9]"])  # not RcAE's turn
+        assert calls == []
+        with pytest.raises(ConfigError, match="the hook ran"):
+            build_config(preset="tiny", overrides=["model.method=hooked"])
+        assert calls == ["hooked"]
+        with pytest.raises(ConfigError, match="rcae.crd_steps"):
+            build_config(preset="tiny", overrides=["rcae.crd_steps=[9]"])
+    finally:
+        unregister_method("hooked")

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from suite.methods.draem.config import DRAEMConfig
+from suite.errors import ConfigError
 from suite.methods.registry import MethodSpec, Reference
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 def validate(cfg: "Config") -> None:
     """Cross-field checks of the ``draem`` section; raises ``ConfigError`` naming the key."""
-    from suite.config import ConfigError  # here, not at import time: suite.config imports the registry
-
     d = cfg.draem
     for key in ("recon_width", "disc_width", "recon_levels", "disc_levels", "ssim_window"):
         if getattr(d, key) < 1:
@@ -76,7 +75,7 @@ SPEC = MethodSpec(
     config_section="draem",
     config_class=DRAEMConfig,
     scoring_fields=frozenset({"score_filter"}),
-    cache_sections=(),
+    unused_keys=("augment", "pseudo", "train.depth_loss", "train.depth_sampling"),
     # The score filter keeps the reference's share of the image side (21 px at 256 px).
     presets={
         "tiny": {"recon_width": 8, "disc_width": 8, "score_filter": 3},

@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from suite.methods.fae.config import FAEConfig
+from suite.errors import ConfigError
 from suite.methods.registry import MethodSpec, load_references
 
 
 def _validate(cfg) -> None:
-    from suite.config import ConfigError
-
     f = cfg.fae
     if cfg.model.method == "fae" and cfg.data.image_size % (2**f.levels) != 0:
         raise ConfigError(
@@ -44,7 +43,7 @@ SPEC = MethodSpec(
     config_section="fae",
     config_class=FAEConfig,
     scoring_fields=frozenset({"discrepancy", "filter_size", "filter_repeats", "score"}),
-    cache_sections=("augment",),
+    unused_keys=("pseudo", "train.depth_loss", "train.depth_sampling"),
     presets={
         "cpu": {"width": 16},
         "demo": {"width": 8, "dilations": [1, 2], "levels": 2},

@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from suite.methods.hfr.config import HFRConfig
+from suite.errors import ConfigError
 from suite.methods.registry import MethodSpec, load_references
 
 
 def _validate(cfg) -> None:
-    from suite.config import ConfigError
-
     if cfg.hfr.lr <= 0:
         raise ConfigError(f"config key 'hfr.lr': {cfg.hfr.lr} must be > 0")
     if cfg.hfr.sigma < 0:
@@ -31,7 +30,7 @@ SPEC = MethodSpec(
     config_section="hfr",
     config_class=HFRConfig,
     scoring_fields=frozenset({"sigma", "normalise_by_area"}),
-    cache_sections=("augment",),
+    unused_keys=("pseudo", "train.depth_loss", "train.depth_sampling"),
     presets={"demo": {"pretrained": False}, "tiny": {"pretrained": False}},
     path_keys=("hfr.backbone_weights",),
     validate=_validate,

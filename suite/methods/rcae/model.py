@@ -14,8 +14,9 @@ distinct E_i per encoder application and a distinct D_i per decoder *level*: D_i
 Every intermediate code keeps the image's C channels (the paper's X_i has C channels), so the
 bottleneck of a depth-n pass is C x H/2^n x W/2^n. ``code_channels = K != C`` widens every code
 to K channels: a 1x1 stem (C -> K) runs before the recursion and a 1x1 head (K -> C) after it,
-both outside the shared E/D (so a small image keeps a usable bottleneck at depth 5). Outputs are unbounded (no sigmoid): images
-are in [0, 1] and the L1 losses pull reconstructions there; clamp for display if needed.
+both outside the shared E/D (so a small image keeps a usable bottleneck at depth 5). Outputs are
+unbounded (no sigmoid): images are in [0, 1] and the L1 losses pull reconstructions there; clamp
+for display if needed.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ STATS_IMAGES = 128  # at most this many normals are used to fit statistics
 
 
 def crd_steps(cfg: Config) -> list[int]:
-    m = cfg.model
+    m = cfg.rcae
     return list(m.crd_steps) if m.crd_steps else list(range(1, m.depth + 1))
 
 
@@ -77,7 +77,7 @@ class RcAEInference:
         step in ``self.steps`` and the CRD's steps are picked here."""
         details = details[:, self.crd_index]
         expanded = images.unsqueeze(1).expand_as(details)
-        if self.cfg.model.crd_input == "paper":
+        if self.cfg.rcae.crd_input == "paper":
             stack = torch.cat([details, expanded], dim=2)
         else:
             if self.discrepancy_norm is None:
@@ -86,7 +86,7 @@ class RcAEInference:
             z = self.discrepancy_norm(disc.flatten(1, 2)).unflatten(1, disc.shape[1:3]).expand_as(details)
             previous = torch.cat([expanded[:, :1], details[:, :-1]], dim=1)
             stack = torch.cat([z, (details - previous).abs(), expanded], dim=2)
-        pool = self.cfg.model.crd_pool
+        pool = self.cfg.rcae.crd_pool
         if pool > 1:
             b, s = stack.shape[:2]
             flat = F.avg_pool2d(stack.flatten(0, 1), pool)
@@ -104,7 +104,7 @@ class RcAEScorer:
     """Raw maps -> anomaly maps of every scoring variant ``"<map kind>|<standardize>"``.
 
     Raw maps (B, 1, H, W): ``residual_final`` = mean_c |I - I_D^N|, ``residual_mean`` =
-    mean_n mean_c |I - I_D^n|, ``crd`` = the CRD's logits (or sigmoid, ``eval.crd_output``).
+    mean_n mean_c |I - I_D^n|, ``crd`` = the CRD's logits (or sigmoid, ``rcae.crd_output``).
     ``pixel`` standardisation: z = (m - mu) / (sigma + floor) per pixel, mu and sigma over the
     held-out normals' maps (``ResidualStandardizer``). ``fused`` = (z(residual_final) + z(crd)) / 2
     with per-pixel z under ``pixel`` and one global mean/std per map under ``none``. Every map is
@@ -137,7 +137,7 @@ class RcAEScorer:
                "residual_final": disc[:, -1:], "residual_mean": disc.mean(dim=1, keepdim=True)}
         if self.has_crd:
             logits = infer.crd_logits(images, details)
-            out["crd"] = logits if self.cfg.eval.crd_output == "logits" else torch.sigmoid(logits)
+            out["crd"] = logits if self.cfg.rcae.crd_output == "logits" else torch.sigmoid(logits)
         return out
 
     def fit(self, normals: torch.Tensor, device: torch.device) -> "RcAEScorer":

@@ -1,10 +1,10 @@
-"""RcAE / DPN / CRD trained in three stages, and the plain ConvAE baseline (stage 1 only).
+"""RcAE / DPN / CRD trained in three stages; ConvAE reuses stage 1 (``train_reconstruction``).
 
 Stage 1 trains the reconstruction network on corrupted normals (target clean) with the recursion
 depth drawn per batch (``train.depth_loss=all``: every depth each step); stage 2 freezes it and
-trains the DPN on clean normals (``model.dpn_input=corrupted``: on corrupted inputs with clean
+trains the DPN on clean normals (``rcae.dpn_input=corrupted``: on corrupted inputs with clean
 targets); stage 3 freezes both and trains the CRD on pseudo-anomalies with exact masks
-(``suite.data.pseudo``). Each stage's loss is a small callable class below; ``train`` runs them
+(``pseudo.py``). Each stage's loss is a small callable class below; ``train`` runs them
 through the stage cache and hands the frozen networks to an ``RcAEScorer`` fitted on held-out
 normals.
 """
@@ -18,12 +18,10 @@ from torch import nn
 from suite.config import Config
 from suite.data.augment import training_pair
 from suite.data.occluders import texture_bank
-from suite.data.pseudo import crd_training_batch
-from suite.losses import all_depths_loss, detail_loss, detection_loss, reconstruction_loss, sample_depth
 from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
-from suite.methods.rcae.crd import CRD
-from suite.methods.rcae.dpn import DPN
-from suite.methods.rcae.model import RcAE
+from suite.methods.rcae.losses import all_depths_loss, detail_loss, detection_loss, reconstruction_loss, sample_depth
+from suite.methods.rcae.networks import build_networks
+from suite.methods.rcae.pseudo import crd_training_batch
 from suite.methods.rcae.scorer import RcAEInference, RcAEScorer, crd_steps
 from suite.scoring import gaussian_blur, topk_mean
 from suite.training import freeze, train_stage
@@ -32,34 +30,12 @@ TEXTURE_SEED_OFFSET = 7_919
 DONORS = 8  # normals a batch may paste patches from
 
 
-def crd_channels(cfg: Config) -> int:
-    """CRD input channels per step: I_D^n ⊕ I (6), or z(|I_D^n - I|) ⊕ |I_D^n - I_D^(n-1)| ⊕ I (9)."""
-    return 6 if cfg.model.crd_input == "paper" else 9
-
-
-def build_networks(cfg: Config) -> dict[str, nn.Module]:
-    m = cfg.model
-    if m.method == "convae":
-        from suite.methods.convae.model import ConvAE
-
-        return {"ae": ConvAE(in_ch=3, width=m.width, depth=m.depth, skip=m.skip, code_channels=m.code_channels)}
-    nets: dict[str, nn.Module] = {
-        "ae": RcAE(in_ch=3, width=m.width, depth=m.depth, skip=m.skip, shared_weights=m.shared_weights,
-                   code_channels=m.code_channels)
-    }
-    if m.use_dpn:
-        nets["dpn"] = DPN(in_ch=3, width=m.dpn_width)
-    if m.use_crd:
-        nets["crd"] = CRD(in_ch=crd_channels(cfg), width=m.crd_width)
-    return nets
-
-
 def _donors(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return images[torch.randint(0, images.shape[0], (min(DONORS, images.shape[0]),), generator=g)]
 
 
 class ReconstructionStageLoss:
-    """Stage 1: ``L_rec(I, f^n(corrupt(I)))`` (L1 + gradient L1, ``suite.losses``) at a sampled depth
+    """Stage 1: ``L_rec(I, f^n(corrupt(I)))`` (L1 + gradient L1, ``losses.py``) at a sampled depth
     n (``train.depth_sampling``), or summed over every depth (``train.depth_loss=all``); ConvAE
     always runs its full depth."""
 
@@ -74,22 +50,22 @@ class ReconstructionStageLoss:
             return reconstruction_loss(target, model(inp))
         if cfg.train.depth_loss == "all":
             return all_depths_loss(target, model(inp, "all"))
-        return reconstruction_loss(target, model(inp, sample_depth(cfg.model.depth, g, cfg.train.depth_sampling)))
+        return reconstruction_loss(target, model(inp, sample_depth(cfg.rcae.depth, g, cfg.train.depth_sampling)))
 
 
 class DetailStageLoss:
     """Stage 2: the DPN restores detail, ``L = L_rec(I, I_R^n + DPN(I_R^n ⊕ ∇x))`` with the
-    reconstruction network frozen; x is I (``model.dpn_input=clean``) or corrupt(I)."""
+    reconstruction network frozen; x is I (``rcae.dpn_input=clean``) or corrupt(I)."""
 
     def __init__(self, cfg: Config, ae: nn.Module, images: torch.Tensor, device: torch.device):
         self.cfg, self.ae, self.images, self.device = cfg, ae, images, device
 
     def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         cfg, inp = self.cfg, batch
-        if cfg.model.dpn_input == "corrupted":
+        if cfg.rcae.dpn_input == "corrupted":
             inp, _, _ = training_pair(batch.cpu(), cfg.augment, g, donors=_donors(self.images, g))
             inp = inp.to(self.device)
-        n = sample_depth(cfg.model.depth, g, cfg.train.depth_sampling)
+        n = sample_depth(cfg.rcae.depth, g, cfg.train.depth_sampling)
         with torch.no_grad():
             recon = self.ae(inp, n)
         return detail_loss(batch, recon, model(recon, inp))
@@ -164,13 +140,22 @@ def _scoring_normals(ctx: TrainContext) -> tuple[torch.Tensor, str]:
 
 
 def train(ctx: TrainContext) -> TrainedMethod:
+    """RcAE: the recursive AE reconstructs at every depth 1..N, the CRD sees ``rcae.crd_steps``."""
+    steps = list(range(1, ctx.cfg.rcae.depth + 1))
+    return train_reconstruction(ctx, build_networks(ctx.cfg), steps, crd_steps(ctx.cfg), recursive=True)
+
+
+def train_reconstruction(ctx: TrainContext, nets: dict[str, nn.Module], steps: list[int], crd_steps_: list[int],
+                         recursive: bool) -> TrainedMethod:
+    """Train ``nets`` (``ae``, optionally ``dpn`` and ``crd``) stage by stage and fit the scorer.
+
+    ``steps`` are the depths the scorer reconstructs; ``recursive=False`` runs ``ae`` once at its
+    full depth (ConvAE's trainer calls this with its own network).
+    """
     cfg, device, images = ctx.cfg, ctx.device, ctx.train_images
-    nets = build_networks(cfg)
     for net in nets.values():
         net.to(device)
-    recursive = cfg.model.method != "convae"
-    steps = list(range(1, cfg.model.depth + 1)) if recursive else [cfg.model.depth]
-    infer = RcAEInference(nets, cfg, steps, crd_steps(cfg) if recursive else steps)
+    infer = RcAEInference(nets, cfg, steps, crd_steps_)
     times: dict[str, float] = {}
     info: dict[str, object] = {}
     ae = nets["ae"]
@@ -181,7 +166,7 @@ def train(ctx: TrainContext) -> TrainedMethod:
         _run_stage(ctx, "stage2", nets["dpn"], DetailStageLoss(cfg, ae, images, device), times, info,
                    _loss_hook(ctx, "stage2"))
     if "crd" in nets:
-        if cfg.model.crd_input == "discrepancy":
+        if cfg.rcae.crd_input == "discrepancy":
             infer.fit_discrepancy_norm(images, device)
         loss = DetectionStageLoss(cfg, infer, images, device, _texture_bank(cfg))
         _run_stage(ctx, "stage3", nets["crd"], loss, times, info, _loss_hook(ctx, "stage3"))

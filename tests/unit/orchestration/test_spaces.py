@@ -62,7 +62,7 @@ def test_base_is_applied_and_grid_is_a_full_cross_product(tmp_path):
     assert {(p["data.data_fraction"], p["model.depth"]) for p in grid.points} == {
         (f, d) for f in (0.1, 0.5, 1.0) for d in (1, 2)
     }
-    assert check_space(load_space("ablation_crd_steps"), cfg).model.depth == 5
+    assert check_space(load_space("ablation_crd_steps"), cfg).rcae.depth == 5
 
 
 def test_unknown_key_names_the_file_and_the_key(tmp_path):

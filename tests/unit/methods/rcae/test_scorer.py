@@ -7,7 +7,7 @@ import torch
 from suite import metrics as M
 from suite.config import build_config
 from suite.methods.rcae.scorer import RcAEInference, RcAEScorer
-from suite.methods.rcae.train import build_networks
+from suite.methods.rcae.networks import build_networks
 
 
 class HandMadeScorer(RcAEScorer):
@@ -38,7 +38,8 @@ def test_variants_agree_when_normals_have_no_per_pixel_structure():
     rng = torch.Generator().manual_seed(0)
     table = {}
     for i in range(6):  # normals: uniform noise maps, the same distribution at every pixel
-        table[i] = {"residual_final": torch.rand(1, 8, 8, generator=rng), "residual_mean": torch.rand(1, 8, 8, generator=rng),
+        table[i] = {"residual_final": torch.rand(1, 8, 8, generator=rng),
+                    "residual_mean": torch.rand(1, 8, 8, generator=rng),
                     "crd": torch.zeros(1, 8, 8)}
     scorer = HandMadeScorer(cfg, table)
     scorer.fit(torch.stack([image(i) for i in range(6)]), torch.device("cpu"))

@@ -1,11 +1,11 @@
-"""Stage-3 pseudo-anomalies (suite/data/pseudo.py): exact masks, clean samples, opacity, families."""
+"""Stage-3 pseudo-anomalies (suite/methods/rcae/pseudo.py): exact masks, clean samples, opacity, families."""
 
 import dataclasses
 
 import torch
 
 from suite.config import AugmentConfig, PseudoConfig
-from suite.data.pseudo import crd_training_batch
+from suite.methods.rcae.pseudo import crd_training_batch
 
 
 def images(batch=6, size=32, seed=0):

@@ -78,6 +78,7 @@ def all_depths_loss(target: torch.Tensor, recons: torch.Tensor) -> torch.Tensor:
     ``recons`` is the (B, N, C, H, W) stack of ``RcAE.reconstruct_all``; ``target`` is (B, C, H, W).
     """
     if recons.dim() != 5 or recons.shape[:1] + recons.shape[2:] != target.shape:
-        raise ValueError(f"all_depths_loss: recons {tuple(recons.shape)} must be (B, N, C, H, W) of {tuple(target.shape)}")
+        raise ValueError(
+            f"all_depths_loss: recons {tuple(recons.shape)} must be (B, N, C, H, W) of {tuple(target.shape)}")
     # Every depth's pair has the same size, so one mean over the stack is the mean of the per-depth losses.
     return reconstruction_loss(target.unsqueeze(1).expand_as(recons), recons)

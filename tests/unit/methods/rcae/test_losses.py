@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from suite.losses import detail_loss, detection_loss, reconstruction_loss, sample_depth
+from suite.methods.rcae.losses import detail_loss, detection_loss, reconstruction_loss, sample_depth
 from suite.methods.rcae.crd import CRD
 from suite.methods.rcae.dpn import DPN
 from suite.methods.rcae.model import RcAE
@@ -86,7 +86,7 @@ def test_stage3_trains_only_crd():
 
 
 def test_linear_depth_sampling_is_proportional_to_depth():
-    from suite.losses import sample_depth
+    from suite.methods.rcae.losses import sample_depth
 
     gen = torch.Generator().manual_seed(0)
     draws = torch.tensor([sample_depth(4, gen, "linear") for _ in range(4000)])
@@ -99,7 +99,7 @@ def test_linear_depth_sampling_is_proportional_to_depth():
 
 
 def test_all_depths_loss_is_the_mean_of_the_per_depth_losses():
-    from suite.losses import all_depths_loss
+    from suite.methods.rcae.losses import all_depths_loss
 
     gen = torch.Generator().manual_seed(1)
     target = torch.rand(2, 3, 8, 8, generator=gen)
