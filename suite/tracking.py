@@ -653,7 +653,7 @@ class TrialTracker:
         gallery = (record.artifacts or {}).get("gallery")
         if record.status != "ok" or not gallery or not (out / gallery).is_file():
             return
-        from suite.reporting.gallery import gallery_figure, load_gallery
+        from suite.gallery import gallery_figure, load_gallery  # matplotlib only when a run logs a gallery
 
         data = load_gallery(out / gallery)
         with tempfile.TemporaryDirectory(prefix="rcs-gallery-") as tmp:
