@@ -194,13 +194,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from suite.config import with_overrides
     from suite.orchestration.spaces import check_space, load_space
     from suite import tracking
+    from suite.orchestration import optuna_storage
 
     # watching flags first: a missing [tracking] extra or a malformed URL fails before anything runs
     tracking.require_packages(mlflow=bool(args.mlflow), tensorboard=args.tensorboard)
     if args.mlflow:
         tracking.normalize_mlflow_uri(args.mlflow)
     if args.optuna_storage:
-        tracking.parse_optuna_storage(args.optuna_storage)
+        optuna_storage.parse_optuna_storage(args.optuna_storage)
     # every input is checked before Ray starts or the sweep folder is made (run_sweep checks the
     # space and options again, also before writing)
     cfg = _config_from_args(args)  # also decides the dataset and root (flags, --config or overrides)

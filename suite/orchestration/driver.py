@@ -79,6 +79,7 @@ from suite.orchestration.trial import TrialPlan, run_sweep_trial
 from suite.planning import slots_from_resources, trials_in_flight
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, code_versions, write_record
 from suite import tracking
+from suite.orchestration import optuna_storage
 
 OBJECTIVES = ("val_i_auroc", "val_mix", "multi")
 COST_METRICS = ("latency_ms", "gflops")
@@ -148,7 +149,7 @@ def _check_options(opts: SweepOptions) -> None:
     if opts.mlflow:
         tracking.normalize_mlflow_uri(opts.mlflow)
     if opts.optuna_storage:
-        tracking.parse_optuna_storage(opts.optuna_storage)
+        optuna_storage.parse_optuna_storage(opts.optuna_storage)
     if "://" in str(opts.storage):
         raise ConfigError(
             f"sweep storage {opts.storage!r}: records and the stage cache are plain files, so --storage must be "
@@ -198,11 +199,11 @@ def _optuna_search(space: SearchSpace, opts: SweepOptions, study_index: int, stu
     sampler = optuna.samplers.TPESampler(seed=opts.seed + study_index)
     search_cls: type = OptunaSearch
     stored: dict[str, Any] = {}
-    if opts.optuna_storage:  # a persistent study (suite.tracking, suite.orchestration.optuna_search)
+    if opts.optuna_storage:  # a persistent study (suite.orchestration.optuna_storage, optuna_search)
         from suite.orchestration.optuna_search import StoredOptunaSearch
 
         search_cls = StoredOptunaSearch
-        stored = {"storage": tracking.make_optuna_storage(opts.optuna_storage), "study_name": study_name}
+        stored = {"storage": optuna_storage.make_optuna_storage(opts.optuna_storage), "study_name": study_name}
     directions, metrics = _study_objectives(opts)
     modes = ["max" if d == "maximize" else "min" for d in directions]
     if len(metrics) == 1:  # a single objective is passed as plain strings
@@ -406,7 +407,7 @@ def _run_study(
     if space.kind == "optuna":
         subs = {}
         for index, (sub_study, _) in enumerate(studies):
-            sub = _optuna_search(space, opts, index, tracking.study_name_for(name, sub_study))
+            sub = _optuna_search(space, opts, index, optuna_storage.study_name_for(name, sub_study))
             if opts.resume and opts.optuna_storage:
                 sub.fail_orphans()  # killed before Tune's first snapshot: nothing runs in the study
             subs[sub_study] = sub
@@ -457,7 +458,7 @@ def _sweep_meta(space: SearchSpace, base_cfg: Config, opts: SweepOptions, n_tria
         # watching (suite.tracking): a resumed sweep continues the same runs, event files and study
         "mlflow": tracking.normalize_mlflow_uri(opts.mlflow) if opts.mlflow else None,
         "tensorboard": bool(opts.tensorboard),
-        "optuna_storage": tracking.storage_url(*tracking.parse_optuna_storage(opts.optuna_storage))
+        "optuna_storage": optuna_storage.storage_url(*optuna_storage.parse_optuna_storage(opts.optuna_storage))
         if opts.optuna_storage else None,
     }
 
@@ -486,8 +487,8 @@ def _prepare_watching(
     if meta["optuna_storage"]:
         directions, metric_names = _study_objectives(opts)
         for study in studies:
-            study_name = tracking.study_name_for(name, study)
-            tracking.prepare_optuna_study(
+            study_name = optuna_storage.study_name_for(name, study)
+            optuna_storage.prepare_optuna_study(
                 meta["optuna_storage"], study_name, directions, metric_names,
                 {"sweep": name, "sweep_dir": str(sweep_dir), "objective": opts.objective,
                  "categories": list(opts.categories) if study == "pooled" else [study]},
@@ -495,7 +496,7 @@ def _prepare_watching(
             )
             if create:
                 print(f"[sweep] Optuna study '{study_name}' in {meta['optuna_storage']}: "
-                      f"optuna-dashboard {tracking.dashboard_target(meta['optuna_storage'])}", flush=True)
+                      f"optuna-dashboard {optuna_storage.dashboard_target(meta['optuna_storage'])}", flush=True)
     experiment_id = None
     if meta["mlflow"]:
         experiment_id = tracking.prepare_mlflow_experiment(meta["mlflow"], name, opts.resume, create=create)
@@ -522,9 +523,9 @@ def _finish_watching(opts: SweepOptions, meta: dict[str, Any], name: str, sweep_
             print(f"[sweep] MLflow: closed {closed} run(s) left open by a killed or stopped trial", flush=True)
     if meta["optuna_storage"]:
         _, metric_names = _study_objectives(opts)
-        path = tracking.write_optuna_importances(
-            meta["optuna_storage"], [(tracking.study_name_for(name, s), metric_names) for s in studies],
-            sweep_dir / tracking.IMPORTANCES_NAME,
+        path = optuna_storage.write_optuna_importances(
+            meta["optuna_storage"], [(optuna_storage.study_name_for(name, s), metric_names) for s in studies],
+            sweep_dir / optuna_storage.IMPORTANCES_NAME,
         )
         result["optuna_importances"] = str(path)
         print(f"[sweep] Optuna parameter importances: {path}", flush=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from suite.tracking import fail_orphan_trials
+from suite.orchestration.optuna_storage import fail_orphan_trials
 
 logger = logging.getLogger(__name__)
 
