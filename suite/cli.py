@@ -192,7 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from suite.config import with_overrides
-    from suite.orchestration.spaces import check_space, load_space
+    from suite.spaces import check_space, load_space
     from suite import tracking
     from suite.orchestration import optuna_storage
 
@@ -254,7 +254,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from suite import planning
     from suite.config import ConfigError
-    from suite.orchestration.spaces import check_space, load_space
+    from suite.spaces import check_space, load_space
 
     cfg = _config_from_args(args)
     categories = resolve_categories(cfg.data.dataset, cfg.data.root, args.categories or args.category)

@@ -1,6 +1,6 @@
 """The sweep driver: Ray Tune trials that call ``run_trial``, sampled by Optuna or a grid.
 
-A sweep reads a declarative space from ``search_spaces/`` (see ``suite.orchestration.spaces``):
+A sweep reads a declarative space from ``search_spaces/`` (see ``suite.spaces``):
 ``SPACE`` specs are sampled by ``OptunaSearch`` with a seeded TPE sampler, ``GRID`` / ``CONFIGS``
 points and an ablation's ``ROWS`` run through Tune's grid search (``--trials`` then counts seeds per
 point: seed, seed+1, ...); a trial of an ablation row stores the table and row ids in its records.
@@ -72,7 +72,7 @@ from ray import tune
 
 from suite.config import Config, ConfigError, load_yaml, with_overrides
 from suite.orchestration.results import best_trials, trial_table, utilisation, write_pareto, write_records_csv
-from suite.orchestration.spaces import SearchSpace, check_space, encoded_choices, load_space
+from suite.spaces import SearchSpace, check_space, encoded_choices, load_space
 from suite.orchestration.shards import SHARD_MODES, shard_bundle
 from suite.orchestration.studies import STUDY_KEY, MultiStudySearch, PerStudyScheduler
 from suite.orchestration.trial import TrialPlan, run_sweep_trial

@@ -41,7 +41,7 @@ from ray import tune
 
 from suite.config import Config
 from suite.orchestration.results import COST_KEYS, answer_from_records, as_float, pooled_metrics
-from suite.orchestration.spaces import SearchSpace, decode_params
+from suite.spaces import SearchSpace, decode_params
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, read_record, write_record
 from suite.tracking import TrackingSpec, open_trial_tracker
 

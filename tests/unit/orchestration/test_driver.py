@@ -7,7 +7,7 @@ import pytest
 from suite.config import ConfigError, build_config
 from suite.orchestration.driver import SweepOptions, _asha_plan, _check_options
 from suite.planning import trials_in_flight
-from suite.orchestration.spaces import load_space
+from suite.spaces import load_space
 
 
 def test_asha_sets_a_validation_cadence_only_when_needed():

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from suite.config import build_config
-from suite.orchestration.spaces import load_space
+from suite.spaces import load_space
 from suite.orchestration.trial import TrialPlan
 
 

@@ -1,4 +1,4 @@
-"""Search space loading and checking (suite/orchestration/spaces.py): no Ray needed."""
+"""Search space loading and checking (suite/spaces.py): no Ray needed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from suite.config import build_config
-from suite.orchestration.spaces import (
+from suite.spaces import (
     SpaceError,
     available_spaces,
     check_space,
