@@ -22,7 +22,7 @@ Modes: *pooled* (default) — each trial trains every category, as concurrent Ra
 process (``--shards off``; always so for DDP trials), and reports the mean over categories;
 *per-category* — one study per category, all in one Tune experiment so their trials run at the
 same time (``suite.orchestration.studies``: one seeded sampler and one ASHA per study). Trials in
-flight: ``suite.planning.trials_in_flight``; the cluster's training slots: ``shard_slots``. A trial whose
+flight: ``suite.sweep_rules.trials_in_flight``; the cluster's training slots: ``shard_slots``. A trial whose
 (configuration, category, seed) another trial already ran answers from that record instead of
 training (``suite.orchestration.trial``); the sweep prints how many trials TPE sampled at random.
 
@@ -75,8 +75,9 @@ from suite.orchestration.results import best_trials, trial_table, utilisation, w
 from suite.spaces import SearchSpace, check_space, encoded_choices, load_space
 from suite.orchestration.shards import SHARD_MODES, shard_bundle
 from suite.orchestration.studies import STUDY_KEY, MultiStudySearch, PerStudyScheduler
-from suite.orchestration.trial import TrialPlan, run_sweep_trial
-from suite.planning import slots_from_resources, trials_in_flight
+from suite.orchestration.trial import run_sweep_trial
+from suite.orchestration.trial_plan import TrialPlan
+from suite.sweep_rules import slots_from_resources, sweep_eval_config, trials_in_flight
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, code_versions, write_record
 from suite import tracking
 from suite.orchestration import optuna_storage
@@ -159,8 +160,6 @@ def _check_options(opts: SweepOptions) -> None:
 
 def _asha_plan(cfg: Config, space: SearchSpace, opts: SweepOptions) -> tuple[Config, bool, int]:
     """(config with eval/checkpoint cadence set, whether ASHA runs, max reports per trial)."""
-    from suite.planning import sweep_eval_config
-
     use_asha = opts.asha and opts.objective != "multi" and space.kind == "optuna"
     # Each periodic report carries a checkpoint; a mid-stage one, so a retry resumes there.
     cfg = sweep_eval_config(cfg, use_asha)
@@ -300,7 +299,7 @@ class CloseRuns(tune.Callback):
 
 def shard_slots(opts: SweepOptions) -> int:
     """How many trainings (one category of one trial) the cluster runs at once: its CPUs (GPUs with
-    ``--gpu``) divided by what one training takes (``suite.planning.slots_from_resources``)."""
+    ``--gpu``) divided by what one training takes (``suite.sweep_rules.slots_from_resources``)."""
     total = ray.cluster_resources()
     slots = slots_from_resources(float(total.get("CPU", 1)), float(total.get("GPU", 0)),
                                  cpus_per_trial=opts.cpus_per_trial, num_workers=opts.num_workers,

@@ -1,7 +1,7 @@
 """A Ray cluster's resources for ``run_suite.py plan --address`` (read only: nothing is scheduled).
 
 ``cluster_slots`` joins the cluster (``ray.init(address=...)``), reads ``ray.cluster_resources()``
-and turns CPUs/GPUs into shard slots with ``suite.planning.slots_from_resources``; it disconnects
+and turns CPUs/GPUs into shard slots with ``suite.sweep_rules.slots_from_resources``; it disconnects
 again (a joined cluster is never stopped).
 """
 
@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from suite.config import ConfigError
-from suite.planning import slots_from_resources
+from suite.sweep_rules import slots_from_resources
 
 
 def cluster_resources(address: str) -> dict[str, float]:

@@ -6,7 +6,7 @@ import pytest
 
 from suite.config import ConfigError, build_config
 from suite.orchestration.driver import SweepOptions, _asha_plan, _check_options
-from suite.planning import trials_in_flight
+from suite.sweep_rules import trials_in_flight
 from suite.spaces import load_space
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from suite.config import build_config
 from suite.spaces import load_space
-from suite.orchestration.trial import TrialPlan
+from suite.orchestration.trial_plan import TrialPlan
 
 
 def make_plan(objective="val_i_auroc", **kw) -> TrialPlan:
@@ -54,7 +54,7 @@ def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monke
     monkeypatch.setattr(trial_mod.tune, "get_context", lambda: FakeContext())
     monkeypatch.setattr(trial_mod.tune, "get_checkpoint", lambda: None)
     monkeypatch.setattr(trial_mod, "_report_with_checkpoint", lambda *a, **k: False)
-    monkeypatch.setattr(trial_mod, "_node_facts", lambda: {})
+    monkeypatch.setattr(trial_mod, "node_facts", lambda: {})
     monkeypatch.setattr(suite.pipeline, "run_trial", fake_run_trial)
     plan = make_plan()
     plan.space = load_space("ablation_components")
