@@ -347,7 +347,8 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", required=True, help="search space: a name in search_spaces/ or a .py path")
     _add_data_options(p, many=True)
     p.add_argument("--trials", type=int, default=None,
-                   help="number of Optuna trials (default 8); for GRID/CONFIGS/ablation ROWS spaces: seeds per point (default 1)")
+                   help="number of Optuna trials (default 8); for GRID/CONFIGS/ablation ROWS spaces: seeds per point "
+                        "(default 1)")
     p.add_argument("--address", default=None, help="Ray cluster address: auto | HOST:PORT (default: local)")
     p.add_argument("--storage", default="runs/sweeps", help="storage path (shared filesystem for clusters)")
     p.add_argument("--name", default=None, help="sweep name (default: <space>-<time>)")

@@ -102,7 +102,8 @@ def _rgb(chw: np.ndarray) -> np.ndarray:
 
 
 def gallery_figure(
-    data: Mapping[str, np.ndarray], index: int, out_path: str | Path, title: str, map_range: tuple[float, float] | None = None
+    data: Mapping[str, np.ndarray], index: int, out_path: str | Path, title: str,
+    map_range: tuple[float, float] | None = None,
 ) -> Path:
     """Write the figure of image ``index`` of a loaded gallery to ``out_path`` (PNG)."""
     recons = data.get("recons")
@@ -142,7 +143,8 @@ def gallery_figure(
         row += 1
     fig.suptitle(title, fontsize=8)
     # Fixed margins instead of tight_layout: same look for image grids, a fraction of the time.
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1.0 - 0.5 / (1.9 * rows) - 0.04, wspace=0.08, hspace=0.25)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1.0 - 0.5 / (1.9 * rows) - 0.04, wspace=0.08,
+                        hspace=0.25)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=DPI)

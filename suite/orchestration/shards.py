@@ -27,11 +27,12 @@ use it: each category there is already a Train run over several workers).
 A shard writes its record, checkpoints and progress file in ``records/<trial>/<category>/`` (the
 sweep's storage is shared by every node). One shard at a time owns a folder: the coordinator
 writes a new token there before it starts a shard, and a shard left over from a trial process
-that died (Ray ends it only once it notices) exits as soon as the token is not its own. Stopping: when ASHA stops the trial (``SystemExit``
-inside ``tune.report``) or a shard fails, the other shards are cancelled (forced: a shard is
-mid-epoch, and its stage checkpoints are what a retry resumes from); ``RecordGaps`` then writes
-their "stopped"/"failed" records from the driver. A shard's task is never retried by Ray
-(``max_retries=0``): the trial is the unit Tune retries from its checkpoint.
+that died (Ray ends it only once it notices) exits as soon as the token is not its own.
+Stopping: when ASHA stops the trial (``SystemExit`` inside ``tune.report``) or a shard fails, the
+other shards are cancelled (forced: a shard is mid-epoch, and its stage checkpoints are what a
+retry resumes from); ``RecordGaps`` then writes their "stopped"/"failed" records from the driver.
+A shard's task is never retried by Ray (``max_retries=0``): the trial is the unit Tune retries
+from its checkpoint.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ from suite.orchestration.category_run import node_facts, tracked_training
 from suite.orchestration.progress import POLL_S, MatchedProgress, Point, append_progress, read_progress
 from suite.orchestration.trial_plan import TrialPlan
 
-SHARD_MODES = ("elastic", "reserve", "off")
 ATTEMPT_NAME = ".shard_attempt"  # the token of the shard that owns a category folder
 FENCE_POLL_S = 0.5
 

@@ -127,7 +127,8 @@ def plan_sweep(spec: PlanSpec, points: Iterable[PlanPoint]) -> dict[str, Any]:
             sims = [simulate([j for j, _ in trials], spec.slots, flight, built)]
             stops_all = [s for stops in stops_by_cat for s in stops]
         else:
-            stops_all = asha_stops(len(units), rungs, spec.asha_model, spec.seed + run) if rungs else [None] * len(units)
+            stops_all = (asha_stops(len(units), rungs, spec.asha_model, spec.seed + run) if rungs
+                         else [None] * len(units))
             trials = [_trial_jobs(spec, pts, p, r, cats, stops_all[i], per) for i, (p, r) in enumerate(units)]
             flight = trials_in_flight(spec.kind, len(trials), spec.slots, len(cats), shards=spec.shards,
                                       concurrent=spec.concurrent)
@@ -193,7 +194,8 @@ def format_plan(plan: dict[str, Any]) -> str:
     rows = [
         ("trainings", f"{plan['trainings']} = {plan['n_trials'] * max(1, plan['n_points'])} trial(s) x "
                       f"{len(plan['categories'])} categor{'y' if len(plan['categories']) == 1 else 'ies'}"
-                      + (f" ({plan['n_points']} points x {plan['n_trials']} seeds)" if plan["kind"] != "optuna" else "")),
+                      + (f" ({plan['n_points']} points x {plan['n_trials']} seeds)"
+                         if plan["kind"] != "optuna" else "")),
         ("epochs per stage", ", ".join(f"{s} {e}" for s, e in plan["epochs"].items() if e)),
         ("per-epoch seconds", ", ".join(f"{s} {v:.3g}" for s, v in plan["per_epoch_s"].items()) or "-"),
         ("timing source", plan["timing_source"]),
@@ -202,7 +204,8 @@ def format_plan(plan: dict[str, Any]) -> str:
         ("CPU-hours", f"{plan['cpu_hours']:.3g}"),
         ("GPU-hours", f"{plan['gpu_hours']:.3g}"),
         ("slots", f"{plan['slots']} ({'shards' if plan['shards'] else 'one slot per trial'}"
-                  f"{', per category' if plan['per_category'] else ''}; {plan['trials_in_flight']} trial(s) in flight)"),
+                  f"{', per category' if plan['per_category'] else ''}; "
+                  f"{plan['trials_in_flight']} trial(s) in flight)"),
         ("ASHA", (f"max_t {a['max_t']}, grace {a['grace_period']}, rungs {a['rungs']}, "
                   f"expected stopped {a['expected_stopped']:.1f}/{a['trials']} ({a['model']}"
                   + (f", {a['runs']} runs" if a["model"] == "montecarlo" else "") + ")") if a["on"] else "off"),

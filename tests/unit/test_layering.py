@@ -10,7 +10,8 @@ PURE = ["suite.config", "suite.data", "suite.models", "suite.losses", "suite.met
         "suite.cost", "suite.records", "suite.training", "suite.pipeline", "suite.aggregate", "suite.methods.registry",
         "suite.methods.base", "suite.tracking", "suite.spaces", "suite.gallery"]
 # Ray-free modules inside suite/orchestration (the package itself must not import Ray eagerly either).
-RAY_FREE_ORCHESTRATION = ["suite.orchestration", "suite.orchestration.results", "suite.orchestration.optuna_storage"]
+RAY_FREE_ORCHESTRATION = ["suite.orchestration", "suite.orchestration.results", "suite.orchestration.optuna_storage",
+                          "suite.orchestration.sweep_options"]
 
 
 def _import_without_ray(modules: list[str]) -> subprocess.CompletedProcess:

@@ -73,11 +73,11 @@ def test_uris_are_made_absolute(tmp_path, monkeypatch):
 
 def test_no_flag_means_nothing_to_watch(tmp_path):
     pytest.importorskip("ray")
-    from suite.orchestration.driver import SweepOptions, _prepare_watching
+    from suite.orchestration.sweep_options import SweepOptions, prepare_watching
 
     opts = SweepOptions(space="noise")
     meta = {"mlflow": None, "tensorboard": False, "optuna_storage": None}
-    assert _prepare_watching(opts, meta, "s", tmp_path / "s", ["pooled"], create=True) is None
+    assert prepare_watching(opts, meta, "s", tmp_path / "s", ["pooled"], create=True) is None
     assert not list(tmp_path.iterdir())
 
 
@@ -253,7 +253,8 @@ def test_importances_are_stored_and_compared_with_spearman(tmp_path):
     _study_with_trials(url, "sw")
     sweep = tmp_path / "sw"
     (sweep / "records").mkdir(parents=True)
-    path = optuna_storage.write_optuna_importances(url, [("sw", ["val_i_auroc"])], sweep / optuna_storage.IMPORTANCES_NAME)
+    path = optuna_storage.write_optuna_importances(url, [("sw", ["val_i_auroc"])],
+                                                   sweep / optuna_storage.IMPORTANCES_NAME)
     entry = json.loads(path.read_text())["studies"][0]
     assert entry["n_complete"] == 8 and set(entry["importances"]) == {"a.x", "a.flag"}
     assert entry["importances"]["a.x"] > entry["importances"]["a.flag"]

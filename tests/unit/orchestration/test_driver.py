@@ -1,11 +1,11 @@
-"""The sweep driver's checks (suite/orchestration/driver.py): ASHA cadence, option validation."""
+"""The sweep driver's checks (suite/orchestration/sweep_options.py, driver.py): ASHA cadence, option validation."""
 
 from __future__ import annotations
 
 import pytest
 
 from suite.config import ConfigError, build_config
-from suite.orchestration.driver import SweepOptions, _asha_plan, _check_options
+from suite.orchestration.sweep_options import SweepOptions, asha_plan as _asha_plan, check_options as _check_options
 from suite.sweep_rules import trials_in_flight
 from suite.spaces import load_space
 
@@ -18,7 +18,8 @@ def test_asha_sets_a_validation_cadence_only_when_needed():
     assert on and new.train.eval_every == 2 and new.train.checkpoint_every == 2 and max_t == 4 + 1
     _, _, max_t = _asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", categories=["a", "b"], shards="off"))
     assert max_t == 2 * 4 + 1  # one after another: each category's validations in turn
-    _, _, max_t = _asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", categories=["a", "b"], num_workers=2))
+    opts = SweepOptions(space="noise", categories=["a", "b"], num_workers=2)
+    _, _, max_t = _asha_plan(cfg, load_space("noise"), opts)
     assert max_t == 2 * 4 + 1  # DDP trials never shard
     _, on, _ = _asha_plan(cfg, load_space("ablation_depth"), opts)
     assert not on  # grid ablations run every row to the end

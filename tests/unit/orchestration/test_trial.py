@@ -48,7 +48,8 @@ def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monke
 
     def fake_run_trial(cfg, out, report=None, **kwargs):
         calls.append(kwargs)
-        return TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic", category=cfg.data.category,
+        return TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic",
+                           category=cfg.data.category,
                            method=cfg.model.method, metrics={"val": {"i_auroc": 0.9}})
 
     monkeypatch.setattr(trial_mod.tune, "get_context", lambda: FakeContext())
