@@ -25,7 +25,6 @@ group, no process group).
 from __future__ import annotations
 
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import Any, Callable
 
 from suite.config import Config
 from suite.orchestration.progress import POLL_S, append_progress, read_progress
+from suite.orchestration.temp_dirs import owned_temp_dir
 from suite.records import RECORD_NAME, TrialRecord, read_record, write_record
 from suite.stage_cache import StageCache, stage_key
 
@@ -56,7 +56,7 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     if rank == 0:
         run_dir = out_dir
     else:
-        scratch = Path(tempfile.mkdtemp(prefix=f"rcs-rank{rank}-"))
+        scratch = Path(owned_temp_dir(f"rcs-rank{rank}-"))
         (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (scratch / "checkpoints").symlink_to(out_dir / "checkpoints", target_is_directory=True)
         run_dir = scratch

@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from suite.config import Config
 from suite.orchestration.category_run import finished_record, node_facts, record_metrics, tracked_training
 from suite.orchestration.results import answer_from_records, pooled_metrics
 from suite.orchestration.shards import run_shards
+from suite.orchestration.temp_dirs import owned_temp_dir, remove_stale_temp_dirs
 from suite.orchestration.train_driver import train_with_ray_train
 from suite.orchestration.trial_plan import TrialPlan
 from suite.records import RECORD_NAME, TrialRecord, atomic_write_json
@@ -70,7 +70,7 @@ def _report_with_checkpoint(
     if not files:
         tune.report(payload)
         return False
-    staging = Path(tempfile.mkdtemp(prefix="rcs-ckpt-"))
+    staging = Path(owned_temp_dir("rcs-ckpt-"))
     try:
         for src, rel in files:
             dst = staging / rel
@@ -162,6 +162,7 @@ def _category_state(plan: TrialPlan, trial_id: str, cat: str, cfg: Config, out: 
 def run_sweep_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     """The Tune function of every sweep trial: run the trial's categories, report their mean."""
     trial_id = tune.get_context().get_trial_id()
+    remove_stale_temp_dirs()  # this node's folders of a killed trial or driver (a retry may land here)
     overrides, repeat = plan.overrides_for(config)
     categories = plan.categories_for(config)
     ablation = plan.space.ablation_ids(overrides)  # {} unless an ablation space: its table and row ids
