@@ -12,7 +12,7 @@ from typing import Any
 import ray
 
 from suite.config import Config
-from suite.orchestration.results import COST_KEYS
+from suite.orchestration.pooled import COST_KEYS
 from suite.orchestration.trial_plan import TrialPlan
 from suite.records import RECORD_NAME, TrialRecord, read_record, write_record
 from suite.tracking import open_trial_tracker

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import ray
+from ray.cluster_utils import Cluster
+
+from suite.orchestration.env import TRAIN_DRIVER, init_ray
 
 
 def describe_cluster() -> dict[str, Any]:
@@ -65,10 +68,6 @@ def simulated_cluster(nodes: int, cpus_per_node: int = 1, prefix: str = "rcs-c")
     (``$RAY_TMPDIR`` points there meanwhile), so other Ray users on this machine cannot find this
     cluster with ``address="auto"``. Everything is shut down and removed on exit.
     """
-    from ray.cluster_utils import Cluster
-
-    from suite.orchestration.env import TRAIN_DRIVER, init_ray
-
     if ray.is_initialized():
         ray.shutdown()
     temp_dir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")

@@ -84,8 +84,6 @@ def random_trial_counts(search_alg: Any) -> dict[str, dict[str, int]]:
     random iff #{finished trials with ``datetime_complete <= t.datetime_start``} < n_startup_trials.
     ``search_alg``: an ``OptunaSearch`` or a ``MultiStudySearch`` of them.
     """
-    import optuna
-
     subs = getattr(search_alg, "searchers", None) or {"pooled": search_alg}
     out: dict[str, dict[str, int]] = {}
     for name, sub in subs.items():

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import ray
+
 from suite.config import ConfigError
 from suite.sweep_rules import slots_from_resources
 
 
 def cluster_resources(address: str) -> dict[str, float]:
     """``{"CPU": ..., "GPU": ...}`` of the cluster at ``address`` (``auto`` or ``HOST:PORT``)."""
-    import ray
-
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     joined = not ray.is_initialized()
     if joined:

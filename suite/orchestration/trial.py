@@ -5,7 +5,7 @@ and reports the mean over them at matching epochs (``suite.orchestration.progres
 ``--shards off``, or with ``num_workers > 1`` (each category a Ray Train run,
 ``train_with_ray_train``), it trains them one after another in its own process and reports the
 mean over the categories finished so far plus the running one
-(``suite.orchestration.results.pooled_metrics``); a DDP run's periodic validations come from rank 0.
+(``suite.orchestration.pooled.pooled_metrics``); a DDP run's periodic validations come from rank 0.
 
 A category already run by another trial of the sweep (same config hash: same configuration,
 category and seed) is not trained again: the trial answers with that record's metrics and leaves
@@ -36,7 +36,7 @@ from ray import tune
 
 from suite.config import Config
 from suite.orchestration.category_run import finished_record, node_facts, record_metrics, tracked_training
-from suite.orchestration.results import answer_from_records, pooled_metrics
+from suite.orchestration.pooled import answer_from_records, pooled_metrics
 from suite.orchestration.shards import run_shards
 from suite.orchestration.temp_dirs import owned_temp_dir, remove_stale_temp_dirs
 from suite.orchestration.train_driver import train_with_ray_train

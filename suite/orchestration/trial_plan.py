@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from suite.config import Config
-from suite.orchestration.results import as_float
+from suite.orchestration.pooled import as_float
 from suite.spaces import SearchSpace, decode_params
 from suite.sweep_rules import training_config
 from suite.tracking import TrackingSpec

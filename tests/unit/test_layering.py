@@ -11,7 +11,8 @@ PURE = ["suite.config", "suite.data", "suite.models", "suite.losses", "suite.met
         "suite.methods.base", "suite.tracking", "suite.spaces", "suite.gallery"]
 # Ray-free modules inside suite/orchestration (the package itself must not import Ray eagerly either).
 RAY_FREE_ORCHESTRATION = ["suite.orchestration", "suite.orchestration.results", "suite.orchestration.optuna_storage",
-                          "suite.orchestration.sweep_options"]
+                          "suite.orchestration.sweep_options", "suite.orchestration.pooled",
+                          "suite.orchestration.temp_dirs", "suite.orchestration.procs"]
 
 
 def _import_without_ray(modules: list[str]) -> subprocess.CompletedProcess:
