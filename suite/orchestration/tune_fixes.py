@@ -21,9 +21,15 @@ from ray.train._internal.storage import _exists_at_fs_path
 
 
 def _skip_missing(delete: Callable[..., Any]) -> Callable[..., Any]:
+    skipped: list[str] = []
+
     def delete_if_present(fs: Any, fs_path: str) -> None:
         if not _exists_at_fs_path(fs, fs_path):
-            return  # deleted before the kill; Tune's restored snapshot did not know yet
+            if not skipped:  # once per sweep: it says why a resumed sweep lists fewer checkpoints
+                print(f"[sweep] Tune's restored state lists checkpoints deleted before the kill (skipped), "
+                      f"e.g. {fs_path}", flush=True)
+            skipped.append(fs_path)
+            return
         delete(fs=fs, fs_path=fs_path)
 
     delete_if_present.skips_missing = True  # type: ignore[attr-defined]
