@@ -9,7 +9,7 @@ from typing import Any
 
 from suite.config import with_overrides
 
-# Ray Tune's ASHAScheduler as the driver configures it (driver._run_study): reduction factor 2.
+# Ray Tune's ASHAScheduler as the driver configures it (``driver._run_study``): reduction factor 2.
 ASHA_REDUCTION = 2
 
 
@@ -49,7 +49,7 @@ def slots_from_resources(cpus: float, gpus: float, *, cpus_per_trial: float = 1.
 
 
 def sweep_eval_config(cfg: Any, use_asha: bool) -> Any:
-    """The eval/checkpoint cadence a sweep sets (``driver._asha_plan`` calls this): with ASHA and
+    """The eval/checkpoint cadence a sweep sets (``sweep_options.asha_plan`` calls this): with ASHA and
     ``train.eval_every = 0``, ``eval_every = max(1, stage1.epochs // 4)``; checkpoints follow it."""
     updates: dict[str, Any] = {}
     if use_asha and cfg.train.eval_every == 0:
