@@ -3,9 +3,9 @@
 A local Ray instance's short temp folder (``env.short_temp_dir``), a trial's checkpoint staging
 folder and a DDP rank's scratch folder are removed by whoever made them, unless that process was
 killed. Each is made by ``owned_temp_dir``, which writes an owner file (PID, start time, user) into
-it; ``remove_stale_temp_dirs`` (run when a sweep starts or resumes, when Ray is started, and when a
-trial starts on a node) removes a folder only when all of these hold: its name starts with
-``rcs-``, it belongs to this user, it holds an owner file, its owner process is gone (the same PID
+it; ``remove_stale_temp_dirs`` (run when a sweep starts or resumes and when a trial starts on a
+node) removes a folder only when all of these hold: its name starts with ``rcs-``, it belongs to
+this user, it holds an owner file written on this machine, its owner process is gone (the same PID
 with another start time is another process), and no running process names the folder on its
 command line (the Ray nodes of a killed driver may outlive it). A folder without an owner file
 (another tool's, or a test's) is never touched. No Ray here.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ def owned_temp_dir(prefix: str = PREFIX, parent: str | Path | None = None) -> st
     if not prefix.startswith(PREFIX):
         raise ValueError(f"temp folder prefix {prefix!r} must start with {PREFIX!r}")
     folder = tempfile.mkdtemp(prefix=prefix, dir=None if parent is None else str(parent))
-    owner = {"pid": os.getpid(), "start": start_time(os.getpid()), "uid": os.getuid(), "created": time.time()}
+    owner = {"pid": os.getpid(), "start": start_time(os.getpid()), "uid": os.getuid(), "host": socket.gethostname(),
+             "created": time.time()}
     (Path(folder) / OWNER_NAME).write_text(json.dumps(owner))
     return folder
 
@@ -55,6 +57,8 @@ def is_stale(folder: Path) -> bool:
         pid, start = int(owner["pid"]), owner.get("start")
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    if owner.get("host", socket.gethostname()) != socket.gethostname():
+        return False  # a temp folder shared between machines: this one cannot see the owner's processes
     if is_running(pid, None if start is None else int(start)):
         return False
     return not processes_mentioning(str(folder))

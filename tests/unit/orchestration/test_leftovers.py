@@ -40,11 +40,14 @@ def test_only_folders_of_dead_owners_are_removed(tmp_path):
     unowned = tmp_path / "rcs-unowned"  # a test's or another tool's folder: never touched
     unowned.mkdir()
     other_prefix = _owned_by(tmp_path, "ray-dead", _dead_pid(), None)
+    elsewhere = _owned_by(tmp_path, "rcs-elsewhere", _dead_pid(), None)  # made on another machine
+    owner = json.loads((elsewhere / OWNER_NAME).read_text())
+    (elsewhere / OWNER_NAME).write_text(json.dumps({**owner, "host": "another-node"}))
     lines = []
     removed = remove_stale_temp_dirs([tmp_path], log=lines.append)
     assert sorted(removed) == sorted([str(dead), str(reused)])
     assert not dead.exists() and not reused.exists()
-    assert alive.exists() and unowned.exists() and other_prefix.exists()
+    assert alive.exists() and unowned.exists() and other_prefix.exists() and elsewhere.exists()
     assert len(lines) == 1 and "2 temp folder(s)" in lines[0]
     assert remove_stale_temp_dirs([tmp_path], log=lines.append) == [] and len(lines) == 1
 
