@@ -39,7 +39,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.orchestration.procs import Proc, all_procs, is_running
+from suite.orchestration.temp_dirs import owned_temp_dir
 from suite.records import find_records, read_record
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -296,7 +296,7 @@ def start_local_cluster(
     ray = ray_cli()
     if ray is None:
         raise LocalClusterError("the `ray` command is not installed (pip install 'ray[default]')")
-    root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="rcs-lc-", dir="/tmp"))
+    root = Path(root) if root is not None else Path(owned_temp_dir("rcs-lc-", "/tmp"))
     root.mkdir(parents=True, exist_ok=True)
     token_path = root / "auth_token"
     # A fresh token rather than ~/.ray/auth_token: the script never writes into the user's home,
