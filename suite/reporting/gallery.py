@@ -86,6 +86,7 @@ def build_gallery(
                 fname = f"{slug(record_id)}_{k:02d}_{slug(Path(name).stem)}.png"
                 out = out_dir / slug(f"{dataset}_{category}") / fname
                 gallery_figure(data, k, out, title, map_range)
-                written.append(GalleryImage(out, str(dataset), str(category), str(rec["label"]), name, score, anomalous))
+                written.append(GalleryImage(out, str(dataset), str(category), str(rec["label"]), name, score,
+                                            anomalous))
     return written, warnings
 
