@@ -76,7 +76,7 @@ def assumed_timing(category: str, stages: tuple[str, ...]):
 def simulate(gpus=GPUS, seeds: int = SEEDS) -> dict:
     from suite import planning
     from suite.config import build_config
-    from suite.orchestration.spaces import check_space, load_space
+    from suite.spaces import check_space, load_space
 
     space = load_space("ablation_components")
     cats = list(MVTEC_TRAIN)

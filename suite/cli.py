@@ -18,27 +18,36 @@ validate the config, the dataset root and categories (``check_data``: folder lis
 opened), the search space and the output folders first, so a refused command creates nothing.
 ``train``/``sweep``/``demo`` print ``[cmd] done in Ns`` (stderr) only on success; a run that fails
 with exit code 1 prints ``[cmd] failed after Ns`` before its error line instead.
+
+Light modules are imported at the top; a subcommand imports torch, Ray, Optuna, pandas or matplotlib
+(through the modules marked so) inside its function, so ``--help``, ``datasets`` and ``plan`` start fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import runpy
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
-from suite.config import PRESETS, build_config
+from suite import planning, tracking
+from suite.config import PRESETS, ConfigError, build_config, with_overrides
+from suite.data import category_samples, dataset_names, dataset_spec, list_categories, shared_data_dir
+from suite.data.common import require_known_category
 from suite.errors import InputError, SuiteError
+from suite.planning import SWEEP_START_S
+from suite.records import RECORD_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 TIMED_COMMANDS = ("train", "sweep", "demo")  # print "done in Ns" on success
 
 
 def _dataset_choices() -> tuple[str, ...]:
-    from suite.data.registry import dataset_names
-
     return dataset_names()
 
 
@@ -75,7 +84,6 @@ def _config_from_args(args: argparse.Namespace, category: str | None = None):
 
 def resolve_categories(dataset: str, root: str | None, spec: str | None) -> list[str]:
     """'all' → every present category of the dataset; 'a,b' → those (each checked)."""
-    from suite.data import dataset_spec, list_categories
 
     kind = dataset_spec(dataset)
     fixed_categories = bool(kind.categories)  # False: discovered under the root
@@ -108,8 +116,6 @@ def check_data(data_cfg) -> None:
     listed (no image is opened; the run validates the images when it loads them). Datasets without
     a root (synthetic, generated on demand) only have their category name checked.
     """
-    from suite.data import category_samples, dataset_spec
-    from suite.data.common import require_known_category
 
     spec = dataset_spec(data_cfg.dataset)
     if spec.needs_root:
@@ -149,7 +155,6 @@ def new_run_dir(base: str | Path, name: str) -> Path:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from suite.data import dataset_names, dataset_spec, list_categories, shared_data_dir
 
     kinds = [args.dataset] if args.dataset else list(dataset_names())
     for kind in kinds:
@@ -179,8 +184,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.stage_cache:
         check_out_dir(args.stage_cache, "--stage-cache")
 
-    from suite.pipeline import format_metrics_table, run_trial
-    from suite.records import RECORD_NAME
+    from suite.pipeline import format_metrics_table, run_trial  # torch
 
     out = new_run_dir(args.out, f"{cfg.data.category}-{cfg.model.method}-{cfg.hash()}")
     print(f"[train] config {cfg.hash()} -> {out}")
@@ -191,16 +195,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from suite.config import with_overrides
-    from suite.orchestration.spaces import check_space, load_space
-    from suite import tracking
+    from suite.orchestration import optuna_storage  # Optuna
+    from suite.spaces import check_space, load_space  # pandas (metric names from suite.aggregate)
 
     # watching flags first: a missing [tracking] extra or a malformed URL fails before anything runs
     tracking.require_packages(mlflow=bool(args.mlflow), tensorboard=args.tensorboard)
     if args.mlflow:
         tracking.normalize_mlflow_uri(args.mlflow)
     if args.optuna_storage:
-        tracking.parse_optuna_storage(args.optuna_storage)
+        optuna_storage.parse_optuna_storage(args.optuna_storage)
     # every input is checked before Ray starts or the sweep folder is made (run_sweep checks the
     # space and options again, also before writing)
     cfg = _config_from_args(args)  # also decides the dataset and root (flags, --config or overrides)
@@ -211,7 +214,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check_data(with_overrides(space_cfg, {"data.category": category}).data)
     check_out_dir(args.storage, "--storage")
 
-    from suite.orchestration.driver import SweepOptions, run_sweep
+    from suite.orchestration.driver import SweepOptions, run_sweep  # Ray
 
     opts = SweepOptions(
         space=args.space,
@@ -248,12 +251,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Predict a sweep (the same arguments as ``sweep``) without training: ``suite.planning``."""
-    import json
-    from dataclasses import replace
-
-    from suite import planning
-    from suite.config import ConfigError
-    from suite.orchestration.spaces import check_space, load_space
+    from suite.spaces import check_space, load_space  # pandas (metric names from suite.aggregate)
 
     cfg = _config_from_args(args)
     categories = resolve_categories(cfg.data.dataset, cfg.data.root, args.categories or args.category)
@@ -272,7 +270,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.slots is not None:
         slots = args.slots
     elif args.address:
-        from suite.orchestration.plan_cluster import cluster_slots
+        from suite.orchestration.plan_cluster import cluster_slots  # Ray
 
         slots, resources = cluster_slots(args.address, cpus_per_trial=args.cpus_per_trial,
                                          num_workers=args.num_workers, use_gpu=args.use_gpu)
@@ -309,7 +307,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from suite.reporting.report import build_report
+    from suite.reporting.report import build_report  # matplotlib, pandas
 
     for run_dir in args.run_dirs:
         if not os.path.exists(run_dir):
@@ -321,7 +319,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from suite.demo import run_demo
+    from suite.demo import run_demo  # Ray
 
     check_out_dir(args.out)
     index = run_demo(out=args.out, quick=args.quick)
@@ -330,7 +328,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import runpy
 
     script = REPO / "benchmarks" / f"{args.name}.py"
     if not script.exists():
@@ -346,7 +343,8 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", required=True, help="search space: a name in search_spaces/ or a .py path")
     _add_data_options(p, many=True)
     p.add_argument("--trials", type=int, default=None,
-                   help="number of Optuna trials (default 8); for GRID/CONFIGS/ablation ROWS spaces: seeds per point (default 1)")
+                   help="number of Optuna trials (default 8); for GRID/CONFIGS/ablation ROWS spaces: seeds per point "
+                        "(default 1)")
     p.add_argument("--address", default=None, help="Ray cluster address: auto | HOST:PORT (default: local)")
     p.add_argument("--storage", default="runs/sweeps", help="storage path (shared filesystem for clusters)")
     p.add_argument("--name", default=None, help="sweep name (default: <space>-<time>)")
@@ -407,7 +405,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(p)
     p.set_defaults(func=cmd_sweep)
 
-    from suite.planning import SWEEP_START_S  # pure and light (no torch, no Ray)
 
     p = sub.add_parser("plan", help="predict a sweep's trainings, CPU/GPU-hours, wall time and utilisation "
                                     "(the sweep's arguments; trains nothing but a short calibration)")

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from suite.config import build_config
+from suite.orchestration.driver import SweepOptions, run_sweep
+from suite.reporting.report import build_report
 
 # `--quick`: the `tiny` preset's sizes, for smoke tests of the whole chain.
 QUICK_OVERRIDES = {"data.image_size": 32, "model.depth": 2, "train.stage1.epochs": 2, "train.stage2.epochs": 1,
@@ -18,9 +20,6 @@ QUICK_OVERRIDES = {"data.image_size": 32, "model.depth": 2, "train.stage1.epochs
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, num_cpus: int | None = None) -> Path:
-    from suite.orchestration.driver import SweepOptions, run_sweep
-    from suite.reporting.report import build_report
-
     out = Path(out).resolve()
     storage = out / "sweeps"
     stamp = time.strftime("%Y%m%d-%H%M%S")

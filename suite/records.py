@@ -47,7 +47,7 @@ class TrialRecord:
     # ``metrics`` holds the configured variant (``info["scoring"]`` names it).
     scorings: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # Set when an ablation space ran the trial: {"table": TABLE id, "row": ROWS id} (see
-    # suite.orchestration.spaces); the report's ablation tables group records by these ids.
+    # suite.spaces); the report's ablation tables group records by these ids.
     ablation: dict[str, str] = field(default_factory=dict)
     trial_id: str | None = None
     sweep: str | None = None

@@ -7,11 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import ray
+from ray.cluster_utils import Cluster
+
+from suite.orchestration.env import TRAIN_DRIVER, init_ray
+from suite.orchestration.temp_dirs import owned_temp_dir
 
 
 def describe_cluster() -> dict[str, Any]:
@@ -65,13 +68,9 @@ def simulated_cluster(nodes: int, cpus_per_node: int = 1, prefix: str = "rcs-c")
     (``$RAY_TMPDIR`` points there meanwhile), so other Ray users on this machine cannot find this
     cluster with ``address="auto"``. Everything is shut down and removed on exit.
     """
-    from ray.cluster_utils import Cluster
-
-    from suite.orchestration.env import TRAIN_DRIVER, init_ray
-
     if ray.is_initialized():
         ray.shutdown()
-    temp_dir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    temp_dir = owned_temp_dir(prefix, "/tmp")  # removed on exit; after a kill, by the next sweep
     os.makedirs(os.path.join(temp_dir, "ray"))
     old_tmpdir = os.environ.get("RAY_TMPDIR")
     os.environ["RAY_TMPDIR"] = temp_dir

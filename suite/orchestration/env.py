@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import ray
 
 from suite.errors import InputError, SuiteError
+from suite.orchestration.temp_dirs import owned_temp_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_DRIVER = "TRAIN_DRIVER"
@@ -68,12 +68,13 @@ class ClusterConnectError(SuiteError):
 
 
 def short_temp_dir() -> tuple[str, bool]:
-    """A short temp folder for Ray: ``$RAY_TMPDIR`` when set, else a new /tmp/rcs-XXXX (created=True)."""
+    """A short temp folder for Ray: ``$RAY_TMPDIR`` when set, else a new /tmp/rcs-XXXX (created=True), with
+    an owner file so that a killed driver's folder is removed later (``suite.orchestration.temp_dirs``)."""
     existing = os.environ.get("RAY_TMPDIR")
     if existing:
         Path(existing).mkdir(parents=True, exist_ok=True)
         return existing, False
-    return tempfile.mkdtemp(prefix="rcs-", dir="/tmp" if os.path.isdir("/tmp") else None), True
+    return owned_temp_dir("rcs-", "/tmp" if os.path.isdir("/tmp") else None), True
 
 
 def worker_runtime_env(extra_env: dict[str, str] | None = None) -> dict[str, Any]:

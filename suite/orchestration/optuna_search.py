@@ -1,4 +1,5 @@
-"""``StoredOptunaSearch``: Ray's ``OptunaSearch`` on a persistent Optuna storage that survives a kill.
+"""Optuna in a sweep: ``make_optuna_search`` builds a study's searcher; ``StoredOptunaSearch`` is Ray's
+``OptunaSearch`` on a persistent Optuna storage that survives a kill.
 
 A sweep with ``--optuna-storage`` passes ``storage=`` and ``study_name=`` to ``OptunaSearch`` (the
 documented way); Tune pickles the searcher with its experiment and ``Tuner.restore`` brings it
@@ -23,9 +24,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from ray.tune.search.optuna import OptunaSearch
 
-from suite.tracking import fail_orphan_trials
+from suite.orchestration.optuna_storage import fail_orphan_trials, make_optuna_storage
+from suite.orchestration.sweep_options import SweepOptions, study_objectives
+from suite.spaces import SearchSpace, encoded_choices
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +84,6 @@ def random_trial_counts(search_alg: Any) -> dict[str, dict[str, int]]:
     random iff #{finished trials with ``datetime_complete <= t.datetime_start``} < n_startup_trials.
     ``search_alg``: an ``OptunaSearch`` or a ``MultiStudySearch`` of them.
     """
-    import optuna
-
     subs = getattr(search_alg, "searchers", None) or {"pooled": search_alg}
     out: dict[str, dict[str, int]] = {}
     for name, sub in subs.items():
@@ -96,3 +99,31 @@ def random_trial_counts(search_alg: Any) -> dict[str, dict[str, int]]:
         random = sum(1 for t in trials if sum(1 for c in done if c <= t.datetime_start) < startup)
         out[name] = {"random": random, "asked": len(trials), "n_startup_trials": int(startup)}
     return out
+
+
+def make_optuna_search(space: SearchSpace, opts: SweepOptions, study_index: int,
+                       study_name: str | None = None) -> OptunaSearch:
+    """The searcher of one study: the space's distributions, a seeded TPE sampler, the sweep's
+    objectives; ``StoredOptunaSearch`` on the persistent study with ``--optuna-storage``."""
+
+    dists: dict[str, Any] = {}
+    for key, spec in space.space.items():
+        if spec["type"] == "int":
+            dists[key] = IntDistribution(spec["low"], spec["high"], log=spec["log"], step=spec.get("step", 1))
+        elif spec["type"] == "float":
+            dists[key] = FloatDistribution(float(spec["low"]), float(spec["high"]), log=spec["log"],
+                                           step=spec.get("step"))
+        else:
+            dists[key] = CategoricalDistribution(encoded_choices(spec))
+    # TPE handles one or several objectives; seeded so a sweep's proposals are reproducible.
+    sampler = optuna.samplers.TPESampler(seed=opts.seed + study_index)
+    search_cls: type = OptunaSearch
+    stored: dict[str, Any] = {}
+    if opts.optuna_storage:
+        search_cls = StoredOptunaSearch
+        stored = {"storage": make_optuna_storage(opts.optuna_storage), "study_name": study_name}
+    directions, metrics = study_objectives(opts)
+    modes = ["max" if d == "maximize" else "min" for d in directions]
+    if len(metrics) == 1:  # a single objective is passed as plain strings
+        return search_cls(space=dists, metric=metrics[0], mode=modes[0], sampler=sampler, **stored)
+    return search_cls(space=dists, metric=metrics, mode=modes, sampler=sampler, **stored)

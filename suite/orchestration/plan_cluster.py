@@ -1,7 +1,7 @@
 """A Ray cluster's resources for ``run_suite.py plan --address`` (read only: nothing is scheduled).
 
 ``cluster_slots`` joins the cluster (``ray.init(address=...)``), reads ``ray.cluster_resources()``
-and turns CPUs/GPUs into shard slots with ``suite.planning.slots_from_resources``; it disconnects
+and turns CPUs/GPUs into shard slots with ``suite.sweep_rules.slots_from_resources``; it disconnects
 again (a joined cluster is never stopped).
 """
 
@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import ray
+
 from suite.config import ConfigError
-from suite.planning import slots_from_resources
+from suite.sweep_rules import slots_from_resources
 
 
 def cluster_resources(address: str) -> dict[str, float]:
     """``{"CPU": ..., "GPU": ...}`` of the cluster at ``address`` (``auto`` or ``HOST:PORT``)."""
-    import ray
-
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     joined = not ray.is_initialized()
     if joined:

@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from suite.orchestration.results import pooled_metrics
+from suite.orchestration.pooled import pooled_metrics
 
 PROGRESS_NAME = "progress.jsonl"
 POLL_S = 1.0  # how often a coordinator reads progress files while training runs elsewhere

@@ -2,8 +2,8 @@
 
 Reads what ``suite.orchestration.driver`` leaves under ``<storage>/<name>/records/`` (one record per
 trial and category, plus each trial's ``params.json``) and writes ``records.csv`` and, for a
-multi-objective sweep, ``pareto.csv`` / ``pareto.json``. Also the mean over categories a pooled
-trial reports (``pooled_metrics``, used inside the trial by ``suite.orchestration.trial``).
+multi-objective sweep, ``pareto.csv`` / ``pareto.json``. What a trial reports while it runs (the
+mean over its categories) is ``suite.orchestration.pooled``, which trial processes import instead.
 
 No Ray import here (a test checks it): results can be rebuilt on a machine without Ray.
 """
@@ -15,37 +15,17 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from suite.aggregate import frame_for_csv, load_records, pareto_front, records_frame
+from suite.orchestration.pooled import COST_KEYS, answer_from_records, as_float, nan_mean, pooled_metrics
 from suite.records import TrialRecord, atomic_write_json
 
-COST_KEYS = ("latency_ms", "gflops", "params")
-
-
-def as_float(value: Any) -> float:
-    """``float(value)``, or NaN when it is missing or not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def nan_mean(values: list[float]) -> float:
-    """Mean of the non-NaN values (NaN when there are none)."""
-    values = [v for v in values if not math.isnan(v)]
-    return sum(values) / len(values) if values else math.nan
-
-
-def pooled_metrics(finals: dict[str, dict[str, float]], current: dict[str, Any] | None = None) -> dict[str, float]:
-    """Mean over categories of every numeric key: finished categories plus the running one."""
-    parts = list(finals.values()) + ([current] if current else [])
-    keys = sorted({k for p in parts for k, v in p.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    keys = [k for k in keys if k.startswith("val_") or k in COST_KEYS]
-    return {k: nan_mean([as_float(p[k]) for p in parts if k in p]) for k in keys}
-
+__all__ = ["COST_KEYS", "answer_from_records", "as_float", "best_trials", "nan_mean", "pooled_metrics",
+           "trial_table", "utilisation", "write_pareto", "write_records_csv"]
 
 def write_records_csv(records_dir: Path, out_csv: Path) -> tuple[Path, Any]:
     """All records under ``records_dir`` as one CSV (via suite.aggregate); returns (path, frame)."""
-    from suite.aggregate import frame_for_csv, load_records, records_frame
-
     records_dir.mkdir(parents=True, exist_ok=True)
     loaded = load_records(records_dir)
     for path, err in loaded.unreadable:
@@ -57,8 +37,6 @@ def write_records_csv(records_dir: Path, out_csv: Path) -> tuple[Path, Any]:
 
 def trial_table(records_dir: Path, select_on: str, cost_metric: str) -> list[dict[str, Any]]:
     """One row per (study, trial): mean val/test metrics and cost over the trial's categories."""
-    from suite.aggregate import load_records
-
     loaded = load_records(records_dir)
     by_trial: dict[str, list[TrialRecord]] = {}
     for record in loaded.records:
@@ -92,10 +70,6 @@ def write_pareto(rows: list[dict[str, Any]], sweep_dir: Path, select_on: str, co
 
     One front per study (the pooled study, or each category of a per-category sweep).
     """
-    import pandas as pd
-
-    from suite.aggregate import pareto_front
-
     accuracy = f"{select_on}_i_auroc"
     complete = pd.DataFrame([r for r in rows if r["complete"]])
     fronts = []
@@ -158,27 +132,3 @@ def utilisation(
     value = busy / capacity if slots > 0 and wall_s > 0 else math.nan
     return {"utilisation": value, "busy_s": busy, "slots": int(slots), "wall_s": float(wall_s), "timed": timed,
             "untimed": untimed}
-
-
-def answer_from_records(records_dir: Path, config_hash: str, exclude_trial: str) -> TrialRecord | None:
-    """An ``ok`` record of another trial in this sweep with the same config hash, or None.
-
-    TPE on a small discrete space proposes the same point again and again; the config hash covers
-    every value that shapes a result (the category and the seed included), so an equal hash is the
-    same training. The sweep then answers the sampler from that record instead of training it
-    again (``suite.orchestration.trial``). The oldest matching record wins, so every duplicate
-    points at the same original.
-    """
-    from suite.records import RECORD_NAME, read_record
-
-    found: list[TrialRecord] = []
-    for path in Path(records_dir).glob(f"*/*/{RECORD_NAME}"):
-        if path.parent.parent.name == exclude_trial:
-            continue
-        try:
-            record = read_record(path)
-        except (OSError, ValueError):
-            continue
-        if record.config_hash == config_hash and record.status == "ok":
-            found.append(record)
-    return min(found, key=lambda r: (r.finished or 0.0, str(r.trial_id))) if found else None

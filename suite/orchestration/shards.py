@@ -27,11 +27,12 @@ use it: each category there is already a Train run over several workers).
 A shard writes its record, checkpoints and progress file in ``records/<trial>/<category>/`` (the
 sweep's storage is shared by every node). One shard at a time owns a folder: the coordinator
 writes a new token there before it starts a shard, and a shard left over from a trial process
-that died (Ray ends it only once it notices) exits as soon as the token is not its own. Stopping: when ASHA stops the trial (``SystemExit``
-inside ``tune.report``) or a shard fails, the other shards are cancelled (forced: a shard is
-mid-epoch, and its stage checkpoints are what a retry resumes from); ``RecordGaps`` then writes
-their "stopped"/"failed" records from the driver. A shard's task is never retried by Ray
-(``max_retries=0``): the trial is the unit Tune retries from its checkpoint.
+that died (Ray ends it only once it notices) exits as soon as the token is not its own.
+Stopping: when ASHA stops the trial (``SystemExit`` inside ``tune.report``) or a shard fails, the
+other shards are cancelled (forced: a shard is mid-epoch, and its stage checkpoints are what a
+retry resumes from); ``RecordGaps`` then writes their "stopped"/"failed" records from the driver.
+A shard's task is never retried by Ray (``max_retries=0``): the trial is the unit Tune retries
+from its checkpoint.
 """
 
 from __future__ import annotations
@@ -41,18 +42,16 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from suite.config import Config
+from suite.orchestration.category_run import node_facts, tracked_training
 from suite.orchestration.progress import POLL_S, MatchedProgress, Point, append_progress, read_progress
+from suite.orchestration.trial_plan import TrialPlan
 
-if TYPE_CHECKING:
-    from suite.orchestration.trial import TrialPlan
-
-SHARD_MODES = ("elastic", "reserve", "off")
 ATTEMPT_NAME = ".shard_attempt"  # the token of the shard that owns a category folder
 FENCE_POLL_S = 0.5
 
@@ -98,11 +97,10 @@ def _exit_when_superseded(out: Path, token: str) -> None:
     threading.Thread(target=watch, name="shard-fence", daemon=True).start()
 
 
-def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str, ablation: dict[str, str],
+def _train_category(plan: TrialPlan, cfg: Config, out_dir: str, trial_id: str, ablation: dict[str, str],
                     token: str | None = None) -> dict:
     """Body of a shard task: ``run_trial`` for one category; returns the record's report metrics."""
-    from suite.orchestration.trial import _node_facts, tracked_training
-    from suite.pipeline import run_trial
+    from suite.pipeline import run_trial  # torch: only in the shard's process, not in the sweep driver
 
     out = Path(out_dir)
     cat = cfg.data.category
@@ -118,7 +116,7 @@ def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str,
 
     def train(tracker: Any):
         return run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name,
-                         node=_node_facts(), log=log, ablation=ablation,
+                         node=node_facts(), log=log, ablation=ablation,
                          on_epoch=tracker.epoch if tracker is not None else None)
 
     # ray.cancel(force=True) ends a shard with SystemExit: its trial was stopped (ASHA) or another of
@@ -131,7 +129,7 @@ def _train_category(plan: "TrialPlan", cfg: Config, out_dir: str, trial_id: str,
 _train_category_task = ray.remote(max_retries=0)(_train_category)
 
 
-def _strategy(plan: "TrialPlan") -> PlacementGroupSchedulingStrategy:
+def _strategy(plan: TrialPlan) -> PlacementGroupSchedulingStrategy:
     if plan.shards == "reserve":
         # Inside the trial's own placement group: any bundle with room (the head bundle is empty).
         return PlacementGroupSchedulingStrategy(placement_group=ray.util.get_current_placement_group())
@@ -139,7 +137,7 @@ def _strategy(plan: "TrialPlan") -> PlacementGroupSchedulingStrategy:
 
 
 def run_shards(
-    plan: "TrialPlan",
+    plan: TrialPlan,
     trial_id: str,
     trial_dir: Path,
     categories: list[str],

@@ -25,16 +25,21 @@ group, no process group).
 from __future__ import annotations
 
 import shutil
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+import ray
+import ray.train
+from ray.train import RunConfig, ScalingConfig
+from ray.util.placement_group import PlacementGroup, remove_placement_group
+
 from suite.config import Config
 from suite.methods.registry import method_spec
 from suite.orchestration.progress import POLL_S, append_progress, read_progress
+from suite.orchestration.temp_dirs import owned_temp_dir
 from suite.records import RECORD_NAME, TrialRecord, read_record, write_record
 from suite.stage_cache import StageCache, stage_key
 
@@ -44,10 +49,7 @@ TRAIN_GROUP_NAME = ".train_placement_group"  # rank 0 writes its run's placement
 
 def _train_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train worker: run the whole trial on this rank (DDP inside), then one report per rank."""
-    import ray
-    import ray.train
-
-    from suite.pipeline import run_trial
+    from suite.pipeline import run_trial  # torch: only in the Train workers, not in the sweep driver
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -57,7 +59,7 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     if rank == 0:
         run_dir = out_dir
     else:
-        scratch = Path(tempfile.mkdtemp(prefix=f"rcs-rank{rank}-"))
+        scratch = Path(owned_temp_dir(f"rcs-rank{rank}-"))
         (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (scratch / "checkpoints").symlink_to(out_dir / "checkpoints", target_is_directory=True)
         run_dir = scratch
@@ -169,9 +171,6 @@ def _release_workers(out: Path) -> None:
     CPUs meanwhile (seen here: a 2-CPU sweep hung). Rank 0 wrote the group's id into ``out``;
     removing the group ends its workers and frees the CPUs at once.
     """
-    import ray
-    from ray.util.placement_group import PlacementGroup, remove_placement_group
-
     path = out / TRAIN_GROUP_NAME
     try:
         group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(path.read_text().strip())))
@@ -206,8 +205,7 @@ def train_with_ray_train(
     ``report(metrics, None)`` gets rank 0's periodic validations (``stage``, ``epoch``, ``val_*``)
     in this thread while the run trains (see the module docstring).
     """
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer  # imports torch: only DDP trials need it
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"

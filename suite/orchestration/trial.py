@@ -1,11 +1,11 @@
-"""What runs inside a sweep trial: ``TrialPlan`` and ``run_sweep_trial`` (the Tune function).
+"""What runs inside a sweep trial: ``run_sweep_trial`` (the Tune function), given a ``TrialPlan``.
 
 A trial trains its categories as concurrent Ray tasks (``suite.orchestration.shards``; default)
 and reports the mean over them at matching epochs (``suite.orchestration.progress``). With
 ``--shards off``, or with ``num_workers > 1`` (each category a Ray Train run,
 ``train_with_ray_train``), it trains them one after another in its own process and reports the
 mean over the categories finished so far plus the running one
-(``suite.orchestration.results.pooled_metrics``); a DDP run's periodic validations come from rank 0.
+(``suite.orchestration.pooled.pooled_metrics``); a DDP run's periodic validations come from rank 0.
 
 A category already run by another trial of the sweep (same config hash: same configuration,
 category and seed) is not trained again: the trial answers with that record's metrics and leaves
@@ -26,120 +26,26 @@ rank 0 is logged when the category ends.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
-import socket
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
 from suite.config import Config
-from suite.orchestration.results import COST_KEYS, answer_from_records, as_float, pooled_metrics
-from suite.orchestration.spaces import SearchSpace, decode_params
-from suite.records import RECORD_NAME, TrialRecord, atomic_write_json, read_record, write_record
-from suite.tracking import TrackingSpec, open_trial_tracker
+from suite.orchestration.category_run import finished_record, node_facts, record_metrics, tracked_training
+from suite.orchestration.pooled import answer_from_records, pooled_metrics
+from suite.orchestration.shards import run_shards
+from suite.orchestration.temp_dirs import owned_temp_dir, remove_stale_temp_dirs
+from suite.orchestration.train_driver import train_with_ray_train
+from suite.orchestration.trial_plan import TrialPlan
+from suite.records import RECORD_NAME, TrialRecord, atomic_write_json
+from suite.tracking import open_trial_tracker
 
 ANSWERED_NAME = "answered_from.json"  # a category answered from another trial's record (item: no duplicate trainings)
 PROGRESS_STATE = "progress.json"  # in a Tune checkpoint: the last matched point reported
-
-
-@dataclass
-class TrialPlan:
-    base_cfg: Config  # the sweep's config with the space's BASE applied
-    space: SearchSpace
-    categories: list[str]
-    sweep_name: str
-    records_dir: str
-    stage_cache: str | None
-    train_storage: str
-    objective: str
-    p_weight: float
-    cost_metric: str
-    select_on: str
-    num_workers: int
-    use_gpu: bool
-    cpus_per_trial: float
-    kill_marker: str | None = None
-    tracking: TrackingSpec | None = None  # MLflow / TensorBoard (suite.tracking); None = off
-    shards: str = "off"  # elastic | reserve | off: categories as concurrent Ray tasks (suite.orchestration.shards)
-
-    def categories_for(self, config: dict[str, Any]) -> list[str]:
-        """The trial's categories: its study's one (per-category sweeps) or all of the sweep's."""
-        study = config.get("study")
-        return [str(study)] if study is not None else list(self.categories)
-
-    def overrides_for(self, config: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """The config overrides and the seed offset of a trial from its Tune config."""
-        if self.space.kind == "optuna":
-            return decode_params(self.space, {k: v for k, v in config.items() if k != "study"}), 0
-        return dict(config["point"]), int(config.get("repeat", 0))
-
-    def config_for(self, overrides: dict[str, Any], category: str, repeat: int = 0) -> Config:
-        """The config of one training: ``suite.planning.training_config`` (so ``plan`` times the same)."""
-        from suite.planning import training_config
-
-        return training_config(self.base_cfg, overrides, category, repeat, self.cpus_per_trial)
-
-    def objective_value(self, metrics: dict[str, Any]) -> float:
-        i = as_float(metrics.get("val_i_auroc"))
-        if self.objective == "val_mix":
-            return (1.0 - self.p_weight) * i + self.p_weight * as_float(metrics.get("val_p_auroc"))
-        return i
-
-    def payload(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        """Add the objective (and, for multi, the cost placeholder) Tune checks every result for."""
-        out = dict(metrics)
-        out.setdefault("val_i_auroc", math.nan)
-        if self.objective == "val_mix":
-            out["val_mix"] = self.objective_value(out)
-        if self.objective == "multi":
-            out.setdefault(self.cost_metric, math.nan)
-        return out
-
-
-def record_metrics(record: TrialRecord) -> dict[str, float]:
-    """The numbers a trial reports for one finished category: val_* metrics and the cost."""
-    out = {f"val_{k}": float(v) for k, v in record.metrics.get("val", {}).items()}
-    for key in COST_KEYS:
-        if key in record.cost:
-            out[key] = float(record.cost[key])
-    return out
-
-
-def _finished_record(out: Path, cfg: Config) -> TrialRecord | None:
-    path = out / RECORD_NAME
-    if not path.exists():
-        return None
-    try:
-        record = read_record(path)
-    except ValueError:
-        return None
-    return record if record.config_hash == cfg.hash() else None
-
-
-def _mark_selection(out: Path, select_on: str) -> None:
-    path = out / RECORD_NAME
-    if not path.exists():
-        return
-    record = read_record(path)
-    if record.selection != select_on:
-        record.selection = select_on
-        write_record(record, path)
-
-
-def _mark_stopped(out: Path, reason: str = "stopped early by the scheduler (ASHA)") -> None:
-    path = out / RECORD_NAME
-    if path.exists():
-        record = read_record(path)
-        record.status = "stopped"
-        record.error = reason
-        write_record(record, path)
 
 
 def _checkpoint_files(trial_dir: Path, categories: list[str]) -> list[tuple[Path, str]]:
@@ -164,7 +70,7 @@ def _report_with_checkpoint(
     if not files:
         tune.report(payload)
         return False
-    staging = Path(tempfile.mkdtemp(prefix="rcs-ckpt-"))
+    staging = Path(owned_temp_dir("rcs-ckpt-"))
     try:
         for src, rel in files:
             dst = staging / rel
@@ -220,16 +126,6 @@ def _fault_kill(plan: TrialPlan) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _node_facts() -> dict[str, Any]:
-    facts: dict[str, Any] = {"hostname": socket.gethostname()}
-    try:
-        facts["ray_node_id"] = ray.get_runtime_context().get_node_id()
-        facts["ray_node_ip"] = ray.util.get_node_ip_address()
-    except Exception:  # noqa: BLE001 - outside Ray (unit use) there is no node id
-        pass
-    return facts
-
-
 def _category_state(plan: TrialPlan, trial_id: str, cat: str, cfg: Config, out: Path) -> dict[str, float] | None:
     """The report metrics of a category that needs no training here, or None to train it.
 
@@ -238,9 +134,9 @@ def _category_state(plan: TrialPlan, trial_id: str, cat: str, cfg: Config, out: 
     with ``answered_from.json`` saying which, and nothing trained or evaluated again. A category
     that diverged fails again at once (divergence is deterministic given the checkpoint).
     """
-    from suite.training import TrainingDiverged
+    from suite.training import TrainingDiverged  # torch: the sweep driver imports this module too
 
-    previous = _finished_record(out, cfg)
+    previous = finished_record(out, cfg)
     if previous is not None and previous.status == "ok":
         print(f"[{trial_id}/{cat}] already finished, not retrained", flush=True)
         tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, finished=True)
@@ -266,6 +162,7 @@ def _category_state(plan: TrialPlan, trial_id: str, cat: str, cfg: Config, out: 
 def run_sweep_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     """The Tune function of every sweep trial: run the trial's categories, report their mean."""
     trial_id = tune.get_context().get_trial_id()
+    remove_stale_temp_dirs()  # this node's folders of a killed trial or driver (a retry may land here)
     overrides, repeat = plan.overrides_for(config)
     categories = plan.categories_for(config)
     ablation = plan.space.ablation_ids(overrides)  # {} unless an ablation space: its table and row ids
@@ -291,8 +188,6 @@ def run_sweep_trial(config: dict[str, Any], plan: TrialPlan) -> None:
         else:
             to_train[cat] = cfg
     if plan.shards != "off" and plan.num_workers == 1:
-        from suite.orchestration.shards import run_shards
-
         def report_point(point: tuple[str, int], metrics: dict[str, Any]) -> None:
             payload = plan.payload(metrics)
             payload.update({"final": False, "stage": point[0], "epoch": point[1], "n_categories": len(categories)})
@@ -314,10 +209,10 @@ def _train_in_process(
 ) -> dict[str, float]:
     """Train one category in this process (``--shards off``) or as a Ray Train run (DDP); every
     periodic validation is reported as the mean of the finished categories and this one."""
-    from suite.pipeline import run_trial
+    from suite.pipeline import run_trial  # torch: only where a category trains, not in the sweep driver
 
     out = trial_dir / cat
-    node = _node_facts()
+    node = node_facts()
 
     def log(msg: str, _prefix: str = f"[{trial_id}/{cat}] ") -> None:
         print(_prefix + msg, flush=True)
@@ -334,8 +229,6 @@ def _train_in_process(
 
     def train(tracker: Any) -> TrialRecord:
         if plan.num_workers > 1:
-            from suite.orchestration.train_driver import train_with_ray_train
-
             # Under DDP the Train workers never log; rank 0's record is logged by the tracker's close().
             return train_with_ray_train(
                 cfg, out, plan.num_workers, plan.use_gpu,
@@ -349,34 +242,3 @@ def _train_in_process(
 
     # Tune ends a trial its scheduler stopped by raising SystemExit inside tune.report.
     return tracked_training(plan, trial_id, cat, cfg, out, log, train, "stopped early by the scheduler (ASHA)")
-
-
-def tracked_training(
-    plan: TrialPlan, trial_id: str, cat: str, cfg: Config, out: Path, log: Any, train: Any, stop_reason: str,
-) -> dict[str, float]:
-    """Run ``train(tracker)`` for one category with its tracker (MLflow / TensorBoard) open; returns
-    the record's report metrics.
-
-    Whatever the ending, the record gets the sweep's selection split and the tracker is closed from
-    it: ``SystemExit`` (the trial was stopped, or this shard cancelled) marks the record "stopped"
-    with ``stop_reason``, any other exception leaves it "failed". A retry or ``--resume`` reopens
-    the same MLflow run.
-    """
-    tracker = open_trial_tracker(plan.tracking, trial_id, cat, cfg, out_dir=out, log=log)
-    try:
-        record = train(tracker)
-    except SystemExit:
-        _mark_stopped(out, stop_reason)
-        _mark_selection(out, plan.select_on)
-        if tracker is not None:
-            tracker.close(out, "stopped")
-        raise
-    except BaseException:
-        _mark_selection(out, plan.select_on)
-        if tracker is not None:
-            tracker.close(out, "failed")
-        raise
-    _mark_selection(out, plan.select_on)
-    if tracker is not None:
-        tracker.close(out)
-    return record_metrics(record)

@@ -1,7 +1,7 @@
 """Ablation tables: per row ours | paper | Δ (ours − paper), one table per ablation space.
 
 An ablation is declared once, by its space file (``TABLE`` and ``ROWS`` in ``search_spaces/``, read
-through ``suite.orchestration.spaces.load_ablations``): the trials of a row store the table and row
+through ``suite.spaces.load_ablations``): the trials of a row store the table and row
 ids in their records (``TrialRecord.ablation``), and a table row here holds exactly the ok records
 carrying its ids. Titles, row labels and published numbers come from the space file. Records
 without ids (written before ablation ids existed, or by other spaces) are in no ablation table;
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from suite import aggregate as agg
-from suite.orchestration.spaces import Ablation, AblationRow, load_ablations, spaces_dir
+from suite.spaces import Ablation, AblationRow, load_ablations, spaces_dir
 from suite.reporting.footer import footer_text
 from suite.reporting.table import MISSING, Table, fmt, fmt_diff, natural_key, pct
 

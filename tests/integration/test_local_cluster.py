@@ -1,4 +1,4 @@
-"""A real two-node cluster as the README starts one (suite/orchestration/local_cluster.py): ``ray start
+"""A real two-node cluster as the README starts one (suite/tools/local_cluster.py): ``ray start
 --head`` and ``ray start --address`` as separate processes with token authentication, a sweep joining
 it with ``--address``, and a stop that ends exactly the processes it started.
 
@@ -18,12 +18,12 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from suite.orchestration.env import init_ray, shutdown_ray  # noqa: E402
-from suite.orchestration.local_cluster import (  # noqa: E402
+from suite.tools.local_cluster import (  # noqa: E402
     HEAD_IP,
     REPO_ROOT,
     TINY_OVERRIDES,
     WORKER_IP,
-    _is_running,
+    is_running as _is_running,
     ray_cli,
     run_tiny_sweep,
     start_local_cluster,

@@ -87,6 +87,8 @@ def test_killed_sweep_resumes_without_retraining(tmp_path, ray_tmp, kill_session
         kill_session(second.pid)  # nothing should be left; make sure no Ray process outlives the test
     assert second.returncode == 0, output[-4000:]
     assert "resuming" in output
+    # Tune's restored snapshot may list checkpoints deleted after it: skipped, not an error (tune_fixes)
+    assert "Path not found" not in output and "Error handling checkpoint" not in output, output[-4000:]
 
     records = [read_record(p) for p in find_records(records_dir)]
     assert len(records) == 6 and all(r.status == "ok" for r in records)

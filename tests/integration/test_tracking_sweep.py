@@ -156,7 +156,7 @@ def test_killed_and_resumed_sweep_keeps_one_run_per_trial_and_category(tmp_path,
 def test_journal_storage_resumes_after_a_kill_that_left_its_lock(tmp_path, env, kill_session):
     import optuna
 
-    from suite.tracking import make_optuna_storage
+    from suite.orchestration.optuna_storage import make_optuna_storage
 
     storage, journal = tmp_path / "st", tmp_path / "shared" / "study.log"
     command = [

@@ -157,7 +157,7 @@ def test_suite_errors_share_a_base_and_keep_their_old_bases():
     from suite.config import ConfigError
     from suite.data import DatasetError, DatasetNotFoundError
     from suite.errors import InputError, SuiteError
-    from suite.orchestration.spaces import SpaceError
+    from suite.spaces import SpaceError
     from suite.reporting.gallery import GalleryError
     from suite.training import CheckpointError, TrainingDiverged
 
@@ -216,7 +216,7 @@ def test_a_bug_keeps_its_traceback_and_success_says_done(tmp_path, monkeypatch, 
 def _fake_plan_records(storage, space_file, categories):
     """Records of every (config, category) the plan will look up, as an earlier sweep left them."""
     from suite.config import build_config
-    from suite.orchestration.spaces import check_space, load_space
+    from suite.spaces import check_space, load_space
     from suite.planning import training_config
     from suite.records import TrialRecord, write_record
 

@@ -8,9 +8,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PURE = ["suite.config", "suite.data", "suite.models", "suite.methods.rcae.losses", "suite.metrics", "suite.scoring",
         "suite.cost", "suite.records", "suite.training", "suite.pipeline", "suite.aggregate", "suite.methods.registry",
-        "suite.methods.base", "suite.tracking"]
+        "suite.methods.base", "suite.tracking", "suite.spaces", "suite.gallery"]
 # Ray-free modules inside suite/orchestration (the package itself must not import Ray eagerly either).
-RAY_FREE_ORCHESTRATION = ["suite.orchestration", "suite.orchestration.spaces", "suite.orchestration.results"]
+RAY_FREE_ORCHESTRATION = ["suite.orchestration", "suite.orchestration.results", "suite.orchestration.optuna_storage",
+                          "suite.orchestration.sweep_options", "suite.orchestration.pooled",
+                          "suite.orchestration.temp_dirs", "suite.orchestration.procs"]
 
 
 def _import_without_ray(modules: list[str]) -> subprocess.CompletedProcess:

@@ -74,8 +74,14 @@ def test_in_flight_rules_grid_vs_optuna():
 def test_the_driver_schedules_with_the_same_rules_the_plan_simulates():
     driver = pytest.importorskip("suite.orchestration.driver")
     # one rule for trials in flight and one for slots, used by both: the plan cannot drift from the sweep
-    assert driver.trials_in_flight is trials_in_flight
-    assert driver.slots_from_resources is planning.slots_from_resources
+    from suite import sweep_rules
+    from suite.orchestration import plan_cluster, sweep_options, trial_plan
+    from suite.planning import plan
+
+    assert driver.trials_in_flight is trials_in_flight is sweep_rules.trials_in_flight is plan.trials_in_flight
+    assert driver.slots_from_resources is planning.slots_from_resources is plan_cluster.slots_from_resources
+    assert sweep_options.sweep_eval_config is sweep_rules.sweep_eval_config
+    assert plan.training_config is sweep_rules.training_config is trial_plan.training_config
 
 
 def _points(cats, per_epoch=1.0, epochs=None, n_points=1):

@@ -1,4 +1,5 @@
-"""Watching a sweep without Ray (suite/tracking.py, suite/reporting/importances.py): option checks,
+"""Watching a sweep without Ray (suite/tracking/, suite/orchestration/optuna_storage.py,
+suite/reporting/importances.py): option checks,
 the MLflow run and TensorBoard files of one (trial, category) across a retry, Optuna storages,
 orphaned trials and the importances the report compares with Spearman."""
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from suite import tracking
+from suite.orchestration import optuna_storage
 from suite.config import ConfigError, build_config
 from suite.records import RECORD_NAME, TrialRecord, write_record
 
@@ -57,25 +59,25 @@ def test_uris_are_made_absolute(tmp_path, monkeypatch):
     assert tracking.normalize_mlflow_uri("sqlite:///m.db") == f"sqlite:///{tmp_path / 'm.db'}"
     assert tracking.normalize_mlflow_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
     assert tracking.normalize_mlflow_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert tracking.parse_optuna_storage("sqlite:///o.db") == ("rdb", f"sqlite:///{tmp_path / 'o.db'}")
-    assert tracking.parse_optuna_storage("journal:///abs/j.log") == ("journal", "/abs/j.log")
-    assert tracking.parse_optuna_storage("journal:j.log") == ("journal", str(tmp_path / "j.log"))
-    assert tracking.parse_optuna_storage("j.log") == ("journal", str(tmp_path / "j.log"))
-    assert tracking.dashboard_target("journal:j.log") == str(tmp_path / "j.log")  # optuna-dashboard FILE
-    assert tracking.storage_url("journal", "/abs/j.log") == "journal:///abs/j.log"
+    assert optuna_storage.parse_optuna_storage("sqlite:///o.db") == ("rdb", f"sqlite:///{tmp_path / 'o.db'}")
+    assert optuna_storage.parse_optuna_storage("journal:///abs/j.log") == ("journal", "/abs/j.log")
+    assert optuna_storage.parse_optuna_storage("journal:j.log") == ("journal", str(tmp_path / "j.log"))
+    assert optuna_storage.parse_optuna_storage("j.log") == ("journal", str(tmp_path / "j.log"))
+    assert optuna_storage.dashboard_target("journal:j.log") == str(tmp_path / "j.log")  # optuna-dashboard FILE
+    assert optuna_storage.storage_url("journal", "/abs/j.log") == "journal:///abs/j.log"
     for bad in ("sqlite:///:memory:", "sqlite://x", "journal://host/x.log", "redis://localhost"):
         with pytest.raises(ConfigError):
-            tracking.parse_optuna_storage(bad)
+            optuna_storage.parse_optuna_storage(bad)
     assert not list(tmp_path.iterdir())  # parsing writes nothing
 
 
 def test_no_flag_means_nothing_to_watch(tmp_path):
     pytest.importorskip("ray")
-    from suite.orchestration.driver import SweepOptions, _prepare_watching
+    from suite.orchestration.sweep_options import SweepOptions, prepare_watching
 
     opts = SweepOptions(space="noise")
     meta = {"mlflow": None, "tensorboard": False, "optuna_storage": None}
-    assert _prepare_watching(opts, meta, "s", tmp_path / "s", ["pooled"], create=True) is None
+    assert prepare_watching(opts, meta, "s", tmp_path / "s", ["pooled"], create=True) is None
     assert not list(tmp_path.iterdir())
 
 
@@ -205,11 +207,11 @@ def test_stale_journal_lock_is_removed_and_a_fresh_one_kept(tmp_path):
     journal.write_text("")
     lock = Path(f"{journal}.lock")
     os.symlink(journal, lock)
-    assert not tracking.clear_stale_journal_lock(journal)  # just taken: a live writer's
+    assert not optuna_storage.clear_stale_journal_lock(journal)  # just taken: a live writer's
     old = time.time() - 3600
     os.utime(lock, (old, old), follow_symlinks=False)
-    assert tracking.clear_stale_journal_lock(journal) and not os.path.lexists(lock)
-    storage = tracking.make_optuna_storage(f"journal://{journal}")
+    assert optuna_storage.clear_stale_journal_lock(journal) and not os.path.lexists(lock)
+    storage = optuna_storage.make_optuna_storage(f"journal://{journal}")
     import optuna
 
     optuna.create_study(storage=storage, study_name="s").optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
@@ -220,13 +222,13 @@ def test_orphaned_running_trials_are_failed(tmp_path):
     import optuna
 
     url = f"sqlite:///{tmp_path / 'o.db'}"
-    tracking.prepare_optuna_study(url, "s", ["maximize"], ["val_i_auroc"], {"sweep": "s"}, resume=False)
+    optuna_storage.prepare_optuna_study(url, "s", ["maximize"], ["val_i_auroc"], {"sweep": "s"}, resume=False)
     with pytest.raises(ConfigError, match="already exists"):
-        tracking.prepare_optuna_study(url, "s", ["maximize"], ["val_i_auroc"], {}, resume=False)
+        optuna_storage.prepare_optuna_study(url, "s", ["maximize"], ["val_i_auroc"], {}, resume=False)
     study = optuna.load_study(study_name="s", storage=url)
     assert study.metric_names == ["val_i_auroc"] and study.user_attrs == {"sweep": "s"}
     known, orphan = study.ask(), study.ask()
-    assert tracking.fail_orphan_trials(study, {known._trial_id}, "killed") == [orphan.number]
+    assert optuna_storage.fail_orphan_trials(study, {known._trial_id}, "killed") == [orphan.number]
     states = {t.number: t.state.name for t in study.get_trials()}
     assert states == {known.number: "RUNNING", orphan.number: "FAIL"}
     assert study.trials[orphan.number].user_attrs["orphaned"] == "killed"
@@ -251,7 +253,8 @@ def test_importances_are_stored_and_compared_with_spearman(tmp_path):
     _study_with_trials(url, "sw")
     sweep = tmp_path / "sw"
     (sweep / "records").mkdir(parents=True)
-    path = tracking.write_optuna_importances(url, [("sw", ["val_i_auroc"])], sweep / tracking.IMPORTANCES_NAME)
+    path = optuna_storage.write_optuna_importances(url, [("sw", ["val_i_auroc"])],
+                                                   sweep / optuna_storage.IMPORTANCES_NAME)
     entry = json.loads(path.read_text())["studies"][0]
     assert entry["n_complete"] == 8 and set(entry["importances"]) == {"a.x", "a.flag"}
     assert entry["importances"]["a.x"] > entry["importances"]["a.flag"]
@@ -260,7 +263,7 @@ def test_importances_are_stored_and_compared_with_spearman(tmp_path):
 
     one = optuna.create_study(storage=url, study_name="one")
     one.optimize(lambda t: t.suggest_float("a.x", 0, 1), n_trials=1)
-    (short,) = json.loads(tracking.write_optuna_importances(url, [("one", ["val_i_auroc"])],
+    (short,) = json.loads(optuna_storage.write_optuna_importances(url, [("one", ["val_i_auroc"])],
                                                            tmp_path / "one.json").read_text())["studies"]
     assert short["importances"] == {} and "at least 2" in short["error"]
 
@@ -284,7 +287,7 @@ def test_report_summary_shows_optuna_importances(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'o.db'}"
     _study_with_trials(url, "sw")
-    tracking.write_optuna_importances(url, [("sw", ["val_i_auroc"])], tmp_path / tracking.IMPORTANCES_NAME)
+    optuna_storage.write_optuna_importances(url, [("sw", ["val_i_auroc"])], tmp_path / optuna_storage.IMPORTANCES_NAME)
     text, tables = summary_markdown(pd.DataFrame({"status": []}), None, "val", [str(tmp_path)])
     assert "Parameter importance (Optuna, study `sw`" in text
     assert text.index("## Parameter importance\n") < text.index("Parameter importance (Optuna")

@@ -1,28 +1,29 @@
-"""The sweep driver's checks (suite/orchestration/driver.py): ASHA cadence, option validation."""
+"""The sweep driver's checks (suite/orchestration/sweep_options.py, driver.py): ASHA cadence, option validation."""
 
 from __future__ import annotations
 
 import pytest
 
 from suite.config import ConfigError, build_config
-from suite.orchestration.driver import SweepOptions, _asha_plan, _check_options
-from suite.planning import trials_in_flight
-from suite.orchestration.spaces import load_space
+from suite.orchestration.sweep_options import SweepOptions, asha_plan, check_options
+from suite.sweep_rules import trials_in_flight
+from suite.spaces import load_space
 
 
 def test_asha_sets_a_validation_cadence_only_when_needed():
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=8"])
     opts = SweepOptions(space="noise", categories=["a", "b"])
-    new, on, max_t = _asha_plan(cfg, load_space("noise"), opts)
+    new, on, max_t = asha_plan(cfg, load_space("noise"), opts)
     # sharded: one matched report per validation epoch for both categories, plus the final one
     assert on and new.train.eval_every == 2 and new.train.checkpoint_every == 2 and max_t == 4 + 1
-    _, _, max_t = _asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", categories=["a", "b"], shards="off"))
+    _, _, max_t = asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", categories=["a", "b"], shards="off"))
     assert max_t == 2 * 4 + 1  # one after another: each category's validations in turn
-    _, _, max_t = _asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", categories=["a", "b"], num_workers=2))
+    opts = SweepOptions(space="noise", categories=["a", "b"], num_workers=2)
+    _, _, max_t = asha_plan(cfg, load_space("noise"), opts)
     assert max_t == 2 * 4 + 1  # DDP trials never shard
-    _, on, _ = _asha_plan(cfg, load_space("ablation_depth"), opts)
+    _, on, _ = asha_plan(cfg, load_space("ablation_depth"), opts)
     assert not on  # grid ablations run every row to the end
-    _, on, _ = _asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", objective="multi"))
+    _, on, _ = asha_plan(cfg, load_space("noise"), SweepOptions(space="noise", objective="multi"))
     assert not on
 
 
@@ -39,7 +40,7 @@ def test_asha_sets_a_validation_cadence_only_when_needed():
 )
 def test_bad_options_are_rejected(change, message):
     with pytest.raises(ConfigError, match=message):
-        _check_options(SweepOptions(space="noise", **change))
+        check_options(SweepOptions(space="noise", **change))
 
 
 def test_trials_in_flight_fill_the_slots_with_shards_and_no_more():

@@ -205,14 +205,16 @@ def test_runtime_env_never_carries_the_token(monkeypatch):
     assert env_vars["RCSUITE_PROBE"] == "1" and env_vars["EXTRA"] == "x"
 
 
-# --- the local cluster's stop (suite/orchestration/local_cluster.py), without Ray: it lives here
+# --- the local cluster's stop (suite/tools/local_cluster.py), without Ray: it lives here
 # because it is the other half of "joining a cluster started with `ray start`".
 
 
 def test_local_cluster_stop_ends_its_process_groups_and_nothing_else(tmp_path):
     import subprocess
 
-    from suite.orchestration.local_cluster import LocalCluster, NodeProcess, _is_running, _read_proc
+    from suite.orchestration.procs import is_running as _is_running
+    from suite.orchestration.procs import read_proc as _read_proc
+    from suite.tools.local_cluster import LocalCluster, NodeProcess
 
     def node(role: str) -> NodeProcess:
         # SIGTERM ends the sh (the "ray start") but not its background sleep: stop must kill that too

@@ -64,7 +64,8 @@ def test_utilisation_is_busy_slot_seconds_over_slots_times_wall():
     assert usage["utilisation"] == pytest.approx(0.75)
     assert usage["busy_s"] == pytest.approx(15.0) and usage["timed"] == 2 and usage["untimed"] == 0
     # One slot, sequential: 15 busy seconds over 15 s of wall time is full.
-    assert utilisation([_timed(0.0, 10.0), _timed(10.0, 15.0)], slots=1, wall_s=15.0)["utilisation"] == pytest.approx(1.0)
+    usage = utilisation([_timed(0.0, 10.0), _timed(10.0, 15.0)], slots=1, wall_s=15.0)
+    assert usage["utilisation"] == pytest.approx(1.0)
     # Records without times are skipped and counted; a window clips what a resumed run left behind.
     usage = utilisation(records + [_timed(None, None), _timed(50.0, 60.0)], slots=2, wall_s=10.0, start=100.0)
     assert usage["utilisation"] == pytest.approx(0.75) and usage["untimed"] == 1
@@ -73,7 +74,8 @@ def test_utilisation_is_busy_slot_seconds_over_slots_times_wall():
 
 def test_a_repeated_configuration_is_answered_from_the_oldest_ok_record_of_another_trial(tmp_path):
     _record(tmp_path, "t1", "a", 0.9, 2.0, status="failed")
-    assert answer_from_records(tmp_path, build_config(preset="tiny", overrides=["data.category=a"]).hash(), "t9") is None
+    other = build_config(preset="tiny", overrides=["data.category=a"]).hash()
+    assert answer_from_records(tmp_path, other, "t9") is None
     _record(tmp_path, "t2", "a", 0.7, 2.0)
     _record(tmp_path, "t3", "a", 0.8, 2.0)
     _record(tmp_path, "t4", "b", 0.6, 2.0)

@@ -101,7 +101,8 @@ def test_each_trial_is_judged_by_its_own_studys_scheduler():
         return made[-1]
 
     scheduler = PerStudyScheduler(["a", "b"], make)
-    ta, tb = SimpleNamespace(trial_id="ta", config={"study": "a"}), SimpleNamespace(trial_id="tb", config={"study": "b"})
+    ta = SimpleNamespace(trial_id="ta", config={"study": "a"})
+    tb = SimpleNamespace(trial_id="tb", config={"study": "b"})
     scheduler.on_trial_add(None, ta)
     scheduler.on_trial_add(None, tb)
     assert scheduler.on_trial_result(None, tb, {"m": 1}) == TrialScheduler.STOP

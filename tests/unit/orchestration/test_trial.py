@@ -7,8 +7,8 @@ import math
 import pytest
 
 from suite.config import build_config
-from suite.orchestration.spaces import load_space
-from suite.orchestration.trial import TrialPlan
+from suite.spaces import load_space
+from suite.orchestration.trial_plan import TrialPlan
 
 
 def make_plan(objective="val_i_auroc", **kw) -> TrialPlan:
@@ -48,13 +48,14 @@ def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monke
 
     def fake_run_trial(cfg, out, report=None, **kwargs):
         calls.append(kwargs)
-        return TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic", category=cfg.data.category,
+        return TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic",
+                           category=cfg.data.category,
                            method=cfg.model.method, metrics={"val": {"i_auroc": 0.9}})
 
     monkeypatch.setattr(trial_mod.tune, "get_context", lambda: FakeContext())
     monkeypatch.setattr(trial_mod.tune, "get_checkpoint", lambda: None)
     monkeypatch.setattr(trial_mod, "_report_with_checkpoint", lambda *a, **k: False)
-    monkeypatch.setattr(trial_mod, "_node_facts", lambda: {})
+    monkeypatch.setattr(trial_mod, "node_facts", lambda: {})
     monkeypatch.setattr(suite.pipeline, "run_trial", fake_run_trial)
     plan = make_plan()
     plan.space = load_space("ablation_components")

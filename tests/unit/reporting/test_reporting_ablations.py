@@ -4,7 +4,7 @@ given published numbers by the space files."""
 import pytest
 
 from suite import aggregate as agg
-from suite.orchestration.spaces import Ablation, AblationRow
+from suite.spaces import Ablation, AblationRow
 from suite.records import TrialRecord
 from suite.reporting import ablations as A
 

@@ -20,8 +20,8 @@ starts exactly that and stops exactly what it started:
 
 Command line::
 
-    python -m suite.orchestration.local_cluster            # start, tiny sweep, summary, stop
-    python -m suite.orchestration.local_cluster --keep     # leave it running; prints how to use and stop it
+    python -m suite.tools.local_cluster            # start, tiny sweep, summary, stop
+    python -m suite.tools.local_cluster --keep     # leave it running; prints how to use and stop it
 
 As a library: ``start_local_cluster(...)`` returns a ``LocalCluster`` (a context manager);
 ``run_tiny_sweep(cluster, storage)`` runs ``run_suite.py sweep --address ...`` against it.
@@ -39,12 +39,15 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from suite.orchestration.procs import Proc, all_procs, is_running
+from suite.orchestration.temp_dirs import owned_temp_dir
+from suite.records import find_records, read_record
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEAD_IP = "127.0.0.2"
@@ -57,42 +60,6 @@ _DROPPED_ENV = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUT
 
 class LocalClusterError(RuntimeError):
     """The local cluster could not be started (a node failed or did not join in time)."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# processes: /proc, since psutil is not a dependency
-
-
-@dataclass(frozen=True)
-class _Proc:
-    pid: int
-    ppid: int
-    pgid: int
-    start: int  # clock ticks since boot: with the PID it names one process for good
-    state: str
-
-
-def _read_proc(pid: int) -> _Proc | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
-    return _Proc(pid, int(fields[1]), int(fields[2]), int(fields[19]), fields[0])
-
-
-def _all_procs() -> list[_Proc]:
-    procs = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (p := _read_proc(int(entry))) is not None:
-            procs.append(p)
-    return procs
-
-
-def _is_running(pid: int, start: int) -> bool:
-    """True while the process ``pid`` that started at ``start`` exists and is not a zombie."""
-    p = _read_proc(pid)
-    return p is not None and p.start == start and p.state not in ("Z", "X")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -155,13 +122,13 @@ class LocalCluster:
 
     def refresh_pids(self) -> set[int]:
         """Record every process now in a node's process group or below a node's ``ray start``."""
-        procs = _all_procs()
+        procs = all_procs()
         ours = {p.pgid for p in procs if self._pids.get(p.pid) == p.start}
         # A group ID stays reserved while any member lives, so the group is still ours when its
         # leader runs (not reaped by us) or when a member we recorded runs.
         groups = {n.pgid for n in self.nodes if n.popen.poll() is None or n.pgid in ours}
         leaders = {n.popen.pid for n in self.nodes if n.popen.returncode is None}
-        children: dict[int, list[_Proc]] = {}
+        children: dict[int, list[Proc]] = {}
         for p in procs:
             children.setdefault(p.ppid, []).append(p)
         found = {p.pid: p for p in procs
@@ -183,7 +150,7 @@ class LocalCluster:
         return dict(self._pids)
 
     def alive_pids(self) -> set[int]:
-        return {pid for pid, start in self._pids.items() if _is_running(pid, start)}
+        return {pid for pid, start in self._pids.items() if is_running(pid, start)}
 
     def _kill_all(self, sig: int) -> None:
         for node in reversed(self.nodes):
@@ -193,7 +160,7 @@ class LocalCluster:
                 except (ProcessLookupError, PermissionError):
                     pass
         for pid, start in self._pids.items():
-            if _is_running(pid, start):
+            if is_running(pid, start):
                 try:
                     os.kill(pid, sig)
                 except (ProcessLookupError, PermissionError):
@@ -329,7 +296,7 @@ def start_local_cluster(
     ray = ray_cli()
     if ray is None:
         raise LocalClusterError("the `ray` command is not installed (pip install 'ray[default]')")
-    root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="rcs-lc-", dir="/tmp"))
+    root = Path(root) if root is not None else Path(owned_temp_dir("rcs-lc-", "/tmp"))
     root.mkdir(parents=True, exist_ok=True)
     token_path = root / "auth_token"
     # A fresh token rather than ~/.ray/auth_token: the script never writes into the user's home,
@@ -415,8 +382,6 @@ def run_tiny_sweep(
                                "records": [], "nodes": []}
     records_dir = storage / name / "records"
     if records_dir.is_dir():
-        from suite.records import find_records, read_record
-
         for path in find_records(records_dir):
             r = read_record(path)
             summary["records"].append({"trial_id": r.trial_id, "status": r.status,
@@ -441,7 +406,7 @@ def _print_summary(cluster: LocalCluster, result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m suite.orchestration.local_cluster",
+    p = argparse.ArgumentParser(prog="python -m suite.tools.local_cluster",
                                 description="Start a two-node Ray cluster on this machine (ray start, token auth), "
                                             "run a tiny sweep with --address, stop exactly what was started.")
     p.add_argument("--storage", default="runs/local_cluster", help="sweep storage (default: runs/local_cluster)")

@@ -1,4 +1,4 @@
-"""Search space loading and checking (suite/orchestration/spaces.py): no Ray needed."""
+"""Search space loading and checking (suite/spaces.py): no Ray needed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from suite.config import build_config
-from suite.orchestration.spaces import (
+from suite.spaces import (
     SpaceError,
     available_spaces,
     check_space,
@@ -171,8 +171,10 @@ def test_ablation_row_values_are_checked_with_the_row_named(tmp_path):
         (ABLATION.replace('"metrics": ["i_auroc", "p_auroc"]', '"metrics": ["i_aurc"]'), "unknown metrics ['i_aurc']"),
         (ABLATION.replace('"label": "depth=2", ', ""), "ROWS[1]: missing keys ['label']"),
         (ABLATION.replace('"id": "two"', '"id": "one"'), "ROWS[1] (id 'one'): the id is also ROWS[0]'s"),
-        (ABLATION.replace('{"model.depth": 2}', '{"model.depth": 1}'), "ROWS[1] (id 'two'): the same overrides as ROWS[0]"),
-        (ABLATION.replace('{"i_auroc": 90.5}', '{"aupro": 90.5}'), "ROWS[0] (id 'one')['paper']['mvtec']: metric 'aupro'"),
+        (ABLATION.replace('{"model.depth": 2}', '{"model.depth": 1}'),
+         "ROWS[1] (id 'two'): the same overrides as ROWS[0]"),
+        (ABLATION.replace('{"i_auroc": 90.5}', '{"aupro": 90.5}'),
+         "ROWS[0] (id 'one')['paper']['mvtec']: metric 'aupro'"),
         (ABLATION.replace("90.5", "905"), "['paper']['mvtec']['i_auroc'] must be a percentage"),
         (ABLATION.replace('"overrides": {"model.depth": 2}', '"overrides": {"model.depth": 2}, "note": 1'),
          "ROWS[1]: unknown keys ['note']"),

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.aggregate import METRICS  # the metric names records carry
 from suite.config import Config, ConfigError, with_overrides
 
 SPEC_TYPES = ("int", "float", "categorical")
@@ -113,11 +114,11 @@ class SearchSpace:
 
 def spaces_dir() -> Path:
     """The ``search_spaces`` folder of this checkout (or of the installed package)."""
-    here = Path(__file__).resolve().parents[2] / "search_spaces"
+    here = Path(__file__).resolve().parents[1] / "search_spaces"
     if here.is_dir():
         return here
     try:
-        import search_spaces  # type: ignore[import-not-found]
+        import search_spaces  # type: ignore[import-not-found]  # an installed suite without its checkout
 
         return Path(next(iter(search_spaces.__path__)))
     except (ImportError, StopIteration):
@@ -253,8 +254,6 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
 
 def _ablation(path: Path, table: Any, rows: Any, base: dict[str, Any]) -> Ablation:
     """``TABLE`` and ``ROWS`` checked; every error names the file and the key."""
-    from suite.aggregate import METRICS  # the metric names records carry
-
     where = f"search space {path}"
     if not isinstance(table, dict):
         raise SpaceError(f"{where}: TABLE must be a dict with keys {', '.join(TABLE_KEYS)}")
@@ -292,7 +291,8 @@ def _ablation(path: Path, table: Any, rows: Any, base: dict[str, Any]) -> Ablati
                 raise SpaceError(f"{at}: the id is also ROWS[{j}]'s")
             if other.overrides == row["overrides"]:
                 raise SpaceError(f"{at}: the same overrides as ROWS[{j}] (id {other.id!r})")
-        out.append(AblationRow(row["id"], row["label"], dict(row["overrides"]), _paper(at, row.get("paper", {}), metrics)))
+        paper = _paper(at, row.get("paper", {}), metrics)
+        out.append(AblationRow(row["id"], row["label"], dict(row["overrides"]), paper))
     return Ablation(
         id=table["id"], title=table["title"], rows=tuple(out), source=table.get("source", ""), metrics=tuple(metrics),
         notes=tuple(notes), path=path, base=base,

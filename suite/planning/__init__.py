@@ -1,0 +1,86 @@
+"""Plan a sweep before it trains: trainings, per-epoch times, CPU/GPU-hours, predicted wall time.
+
+No Ray, no torch at import (``run_suite.py plan`` in ``suite.cli`` and ``benchmarks/`` call it; the one
+Ray lookup, a cluster's slots for ``--address``, is ``suite.orchestration.plan_cluster``). Modules:
+``simulate`` (timings, ASHA, the slot simulation), ``timings`` (from records or a calibration run),
+``plan`` (points, ``plan_sweep``, ``format_plan``). The rules the live sweep shares with the plan
+(trials in flight, slots, eval cadence, a training's config) are ``suite.sweep_rules``.
+
+What a sweep costs, in four steps:
+
+1. **Trainings** ``T = trials x categories x seeds``: Optuna spaces run ``--trials`` trials over
+   every category; grid / list spaces run ``points x seeds`` rows over every category.
+2. **Per-epoch time per stage** at the target image size, batch size and device (``Timing``):
+   from earlier records of the same configuration (``timing_from_records``: ``stage_s / epochs``,
+   validations included) or, when none exist, from a short calibration run (``calibrate``: a few
+   batches of every enabled stage through the real ``run_trial`` in a subprocess, scaled to a full
+   epoch by ``ceil(n_train / batch) / ceil(n_cal / batch)``). A training then takes::
+
+       t = pre + sum_s epochs_s * per_epoch_s + n_val * val_s + post
+
+   with ``pre`` (data loading), ``post`` (test evaluation, cost measurement) and
+   ``n_val = stage1.epochs // eval_every`` periodic validations.
+3. **ASHA's expected stops** (Optuna spaces, single objective): reports ``k = 1 .. R`` come after
+   stage-1 epoch ``k * eval_every`` (plus a final report ``R + 1``), ``max_t = R + 1``,
+   ``grace = max(1, max_t // 3)``, rungs ``grace * 2^j < max_t`` (Ray's ``ASHAScheduler`` with
+   reduction factor 2). At each rung a trial continues with probability 1/2; ``asha_model``:
+   ``"expected"`` (default, deterministic: of the trials reaching a rung in submission order the
+   1st, 3rd, 5th ... continue) or ``"montecarlo"`` (Ray's own rule — stop below the median of the
+   scores recorded so far at the rung — on uniform random scores, seeded, averaged over runs). A
+   stopped trial's trainings end at that rung's epoch: ``pre + m * every * (epoch_1 + val_s /
+   every)``.
+4. **Scheduler simulation** (``simulate``): an event simulation of the slots. A *shard* is one
+   training and holds one slot (``shards=True``, the sharded driver): a trial fans its categories out
+   as shards queued FIFO on free slots, with at most ``trials_in_flight`` trials admitted at once.
+   ``shards=False`` models the older driver where a trial is one slot running its categories one
+   after another. Shared stage-cache keys are honoured: a shard reaching a stage another shard is
+   building waits (holding its slot) and then loads it; one already built costs nothing. Results:
+   ``wall = sweep_start_s + makespan``, ``utilisation = busy slot-seconds / (slots x makespan)``
+   (busy = a shard's whole span, waits included, as the driver's records measure it).
+
+CPU-hours = ``sum of training seconds x cpus per slot / 3600``; GPU-hours (``--use-gpu``) =
+``sum x gpus per slot / 3600`` (one GPU per worker).
+"""
+
+from suite.planning.plan import (
+    PLAN_JSON_KEYS,
+    PlanPoint,
+    PlanSpec,
+    asha_schedule,
+    expected_overrides,
+    format_plan,
+    plan_sweep,
+    sweep_points,
+)
+from suite.planning.simulate import (
+    STAGES,
+    SWEEP_START_S,
+    TRIAL_START_S,
+    Segment,
+    Simulation,
+    Timing,
+    TrainingPlan,
+    asha_rungs,
+    asha_stops,
+    simulate,
+    stage_epochs,
+    training_segments,
+)
+from suite.planning.timings import (
+    RecordTimings,
+    calibrate,
+    calibration_overrides,
+    timing_dict,
+    timing_from_record,
+    timing_key,
+    timing_provider,
+)
+from suite.sweep_rules import slots_from_resources, sweep_eval_config, training_config, trials_in_flight
+
+__all__ = [
+    "PLAN_JSON_KEYS", "STAGES", "SWEEP_START_S", "TRIAL_START_S", "PlanPoint", "PlanSpec", "RecordTimings", "Segment",
+    "Simulation", "Timing", "TrainingPlan", "asha_rungs", "asha_schedule", "asha_stops", "calibrate",
+    "calibration_overrides", "expected_overrides", "format_plan", "plan_sweep", "simulate", "slots_from_resources",
+    "stage_epochs", "sweep_eval_config", "sweep_points", "timing_dict", "timing_from_record", "timing_key",
+    "timing_provider", "training_config", "training_segments", "trials_in_flight",
+]
