@@ -128,3 +128,11 @@ def footer_text(frame: pd.DataFrame, selection_note: str = "") -> str:
         f"trials: {len(frame)} records ({count_text}); selection: {selection}; {scoring_text(frame)}; "
         f"code: {'; '.join(code) or 'version not recorded'}."
     )
+
+
+def uncertainty_text(test: bool = True) -> str:
+    """The footer sentence naming how intervals (and, with ``test``, separability marks) are computed."""
+    text = agg.BOOTSTRAP_METHOD.format(n=agg.N_RESAMPLES) + "."
+    if test:
+        text += " Separability: " + agg.TEST_METHOD.format(exact=agg.EXACT_PAIRS, alpha=agg.ALPHA) + "."
+    return text
