@@ -144,10 +144,14 @@ def list_of_mappings(value: Any, where: str, problems: list[str]) -> None:
 
 
 def cost_value(value: Any, where: str, problems: list[str]) -> None:
-    """Costs are counts, times and sizes (>= 0); a method may add flags or names."""
+    """Costs are counts, times and sizes (>= 0), also per batch size (a mapping); a method may add flags
+    or names."""
     if value is None or isinstance(value, (bool, str)):
         return
-    number(0.0)(value, where, problems)
+    if isinstance(value, dict):
+        mapping_of(cost_value)(value, where, problems)
+    else:
+        number(0.0)(value, where, problems)
 
 
 def anything(value: Any, where: str, problems: list[str]) -> None:
