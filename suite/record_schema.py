@@ -19,6 +19,7 @@ and named; in a record of this or an older version an unknown field is an error.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -34,7 +35,10 @@ MAX_DEPTH = 32  # a record nests 5 levels (diagnostics); configs a few more
 STATUSES = ("ok", "failed", "stopped")
 SELECTIONS = ("val", "test")
 ACCURACY_METRIC = re.compile(r"(?:^|_)(auroc|ap|f1max|aupro)$")
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # a JSON string, escapes included
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[[ord("["), ord("{")]] = 1
+_BRACKET_STEP[[ord("]"), ord("}")]] = -1
 
 
 class RecordError(ValueError):
@@ -43,10 +47,8 @@ class RecordError(ValueError):
 
 def json_depth(raw: bytes) -> int:
     """Deepest bracket nesting of JSON text, strings ignored (no parsing, no recursion)."""
-    stripped = _STRING.sub(b'""', raw)
-    codes = np.frombuffer(stripped, dtype=np.uint8)
-    step = np.isin(codes, (ord("["), ord("{"))).astype(np.int32) - np.isin(codes, (ord("]"), ord("}")))
-    return int(np.cumsum(step).max()) if step.size else 0
+    step = _BRACKET_STEP[np.frombuffer(_STRING.sub(b'""', raw), dtype=np.uint8)]
+    return int(np.cumsum(step, dtype=np.int64).max()) if step.size else 0
 
 
 def parse_record_bytes(raw: bytes) -> Any:
@@ -75,6 +77,9 @@ Check = Callable[[Any, str, list[str]], None]
 
 
 def _is_number(value: Any) -> bool:
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, without the slower ABC check
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
@@ -119,7 +124,12 @@ def number(low: float = -math.inf, high: float = math.inf) -> Check:
 
 def metric_value(value: Any, where: str, problems: list[str]) -> None:
     name = where.rsplit(".", 1)[-1]
-    (number(0.0, 1.0) if ACCURACY_METRIC.search(name) else number())(value, where, problems)
+    (_FRACTION if _is_accuracy(name) else _FINITE)(value, where, problems)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_accuracy(name: str) -> bool:
+    return ACCURACY_METRIC.search(name) is not None
 
 
 def mapping_of(check: Check | None = None) -> Check:
@@ -151,15 +161,18 @@ def cost_value(value: Any, where: str, problems: list[str]) -> None:
     if isinstance(value, dict):
         mapping_of(cost_value)(value, where, problems)
     else:
-        number(0.0)(value, where, problems)
+        _NON_NEGATIVE(value, where, problems)
 
 
 def anything(value: Any, where: str, problems: list[str]) -> None:
     return None
 
 
+_FRACTION = number(0.0, 1.0)
+_FINITE = number()
 METRICS = mapping_of(mapping_of(metric_value))  # split -> name -> value
-TIME = optional(number(0.0))
+_NON_NEGATIVE = number(0.0)
+TIME = optional(_NON_NEGATIVE)
 
 # field -> (required, check); the field names are TrialRecord's (tests/unit/test_records.py)
 FIELDS: dict[str, tuple[bool, Check]] = {

@@ -18,13 +18,16 @@ def config_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _distinct(values: Iterable[Any]) -> list[Any]:
-    seen: list[Any] = []
-    for v in values:
-        if isinstance(v, float) and math.isnan(v):
-            v = None
-        if v not in seen:
-            seen.append(v)
-    return seen
+    """Distinct values in first-seen order (equal values once, as ``==`` decides), NaN as None."""
+    cleaned = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    try:
+        return list(dict.fromkeys(cleaned))
+    except TypeError:  # an unhashable value: compare one by one
+        seen: list[Any] = []
+        for v in cleaned:
+            if v not in seen:
+                seen.append(v)
+        return seen
 
 
 def varying_keys(frame: pd.DataFrame) -> list[str]:
@@ -93,14 +96,27 @@ def configuration_labels(frame: pd.DataFrame) -> pd.Series:
             if all(_is_bool(v) for v in values):
                 n_true = sum(bool(v) for v in values)
                 usual[key] = n_true >= len(values) - n_true  # ties go to True, the switches' default
-        for idx, row in group.iterrows():
-            parts = [str(method)]
-            for key in keys:
-                value = row[f"config.{key}"]
-                if key in usual and bool(value) == usual[key]:
-                    continue
-                parts.append(f"{short[key]}={format_value(value)}")
-            labels[idx] = " ".join(parts)
+        made: dict[Any, str] = {}  # one label per distinct combination of the keys' values
+        columns = [list(group[f"config.{key}"]) for key in keys]
+        out = []
+        for row_values in zip(*columns) if keys else ((),) * len(group):
+            try:
+                label = made.get(row_values)
+            except TypeError:  # unhashable values: no cache
+                label = None
+            if label is None:
+                parts = [str(method)]
+                for key, value in zip(keys, row_values):
+                    if key in usual and bool(value) == usual[key]:
+                        continue
+                    parts.append(f"{short[key]}={format_value(value)}")
+                label = " ".join(parts)
+                try:
+                    made[row_values] = label
+                except TypeError:
+                    pass
+            out.append(label)
+        labels[group.index] = out
     return labels
 
 

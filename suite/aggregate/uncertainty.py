@@ -18,7 +18,8 @@ ALPHA = 0.05
 CONFIDENCE = 0.95
 N_RESAMPLES = 1000
 EXACT_PAIRS = 16  # up to 2**16 sign vectors enumerated; more pairs: Monte Carlo sign flips
-N_FLIPS = 20_000
+N_FLIPS = 10_000
+NORMAL_PAIRS = 200  # above: the sign-flip distribution's normal limit (cheap; exact enough at that size)
 POWER = 0.8
 BOOTSTRAP_METHOD = (
     "95 % interval: percentile bootstrap, {n} resamples (seeded), hierarchical: categories resampled with "
@@ -27,7 +28,8 @@ BOOTSTRAP_METHOD = (
 )
 TEST_METHOD = (
     "paired two-sided sign-flip permutation test on the differences over matching (category, seed) pairs "
-    "(exact up to {exact} pairs), α = {alpha:g}; it needs ≥ 6 pairs to reach p < 0.05 (min p = 2/2^pairs)"
+    "(exact up to {exact} pairs, {flips} random sign vectors up to {normal}, its normal limit above), "
+    "α = {alpha:g}; it needs ≥ 6 pairs to reach p < 0.05 (min p = 2/2^pairs)"
 )
 
 
@@ -93,9 +95,11 @@ def sign_flip_test(differences: Sequence[float], seed: int = 0, exact_pairs: int
     """Two-sided p-value of H0 "the paired differences d_1..d_n are symmetric about 0".
 
     Statistic T(s) = |sum_i s_i d_i| over sign vectors s in {-1, +1}^n; p = #{s : T(s) >= T(1)} / 2^n,
-    enumerated exactly for n <= ``exact_pairs``, else (1 + #{draws with T >= T(1)}) / (1 + n_flips) over
-    ``n_flips`` random sign vectors. All-zero differences give p = 1; with n pairs the smallest p is
-    2 / 2^n (both all-equal sign vectors), so n >= 6 is needed for p < 0.05. NaN when n = 0.
+    enumerated exactly for n <= ``exact_pairs``; else (1 + #{draws with T >= T(1)}) / (1 + n_flips) over
+    ``n_flips`` random sign vectors; above ``NORMAL_PAIRS`` pairs the limit of that distribution,
+    sum_i s_i d_i ~ N(0, sum_i d_i^2): p = erfc(T(1) / sqrt(2 sum_i d_i^2)). All-zero differences give
+    p = 1; with n pairs the smallest p is 2 / 2^n (both all-equal sign vectors), so n >= 6 is needed
+    for p < 0.05. NaN when n = 0.
     """
     d = np.asarray(differences, dtype=float)
     d = d[np.isfinite(d)]
@@ -108,6 +112,9 @@ def sign_flip_test(differences: Sequence[float], seed: int = 0, exact_pairs: int
         bits = (np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1
         signs = 1.0 - 2.0 * bits
         return float(np.mean(np.abs(signs @ d) >= observed - tol))
+    if n > NORMAL_PAIRS:
+        scale = math.sqrt(2.0 * float(np.sum(d * d)))
+        return 1.0 if scale == 0.0 else float(math.erfc(observed / scale))
     rng = np.random.default_rng(seed)
     hits, block = 0, max(1, 2_000_000 // n)  # bounded memory for many pairs
     for start in range(0, n_flips, block):

@@ -63,6 +63,17 @@ def test_sign_flip_test_many_pairs_is_monte_carlo_and_seeded():
     d = np.linspace(0.01, 0.05, 40)
     assert U.sign_flip_test(d, seed=1) == U.sign_flip_test(d, seed=1) == pytest.approx(1 / (1 + U.N_FLIPS))
     assert U.sign_flip_test(np.zeros(40)) == 1.0
+    # 20 pairs of +1 and -1 around 0.5: the Monte Carlo p agrees with the enumerable truth closely
+    half = np.array([1.0, -1.0] * 10) + np.array([0.5] + [0.0] * 19)
+    assert U.sign_flip_test(half, seed=2) == pytest.approx(1.0, abs=0.02)
+
+
+def test_sign_flip_test_normal_limit_for_many_pairs():
+    n = U.NORMAL_PAIRS + 50
+    d = np.array([1.0, -1.0] * (n // 2)) + 0.2  # sum = 0.2 n, variance of the flipped sum = sum d^2
+    expected = math.erfc(abs(d.sum()) / math.sqrt(2 * np.sum(d * d)))
+    assert U.sign_flip_test(d) == pytest.approx(expected) and U.sign_flip_test(d) < 0.05
+    assert U.sign_flip_test(np.zeros(n)) == 1.0
 
 
 def _values(offset, spread=0.01, seeds=3, categories=("a", "b")):
