@@ -176,7 +176,8 @@ def comparison_tables(
                     numeric[f"{label} | {metric} | low"] = cell.low
                     numeric[f"{label} | {metric} | high"] = cell.high
                     numeric[f"{label} | {metric} | p_vs_best"] = p
-                first = mean_cells[(label, metrics[0])] if category == "Mean" else cell_values[(label, metrics[0], category)]
+                first = (mean_cells[(label, metrics[0])] if category == "Mean"
+                         else cell_values[(label, metrics[0], category)])
                 numeric[f"{label} | n"] = first.categories if category == "Mean" else first.seeds_max
                 numeric[f"{label} | n | categories"] = first.categories
                 numeric[f"{label} | n | seeds"] = first.seeds_text
@@ -206,7 +207,7 @@ def comparison_tables(
             f"{SEEDS_ROW}: seeds per category (min–max) × categories behind the Mean.",
         ]
         partial = [
-            f"{lb} ({sum(1 for c in categories if not is_nan(cell_values[(lb, metrics[0], c)].mean))}/{len(categories)})"
+            f"{lb} ({sum(not is_nan(cell_values[(lb, metrics[0], c)].mean) for c in categories)}/{len(categories)})"
             for lb in labels
             if any(is_nan(cell_values[(lb, metrics[0], c)].mean) for c in categories)
         ]

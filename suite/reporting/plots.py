@@ -67,7 +67,8 @@ def configuration_points(frame: pd.DataFrame, split: str = "test", metric: str =
     cost_cols = [c for c in ok.columns if c.startswith("cost.")]
     numeric_costs = [c for c in cost_cols if pd.to_numeric(ok[c], errors="coerce").notna().any()]
     if ok.empty or col not in ok:
-        return pd.DataFrame(columns=["label", "method", "accuracy", "low", "high", "categories", "seeds", *numeric_costs])
+        columns = ["label", "method", "accuracy", "low", "high", "categories", "seeds", *numeric_costs]
+        return pd.DataFrame(columns=columns)
     per_cat = agg.seed_stats(ok, [col, *numeric_costs], by=("label", "category"))
     values = agg.seed_values(ok, col)
     rows = []
@@ -254,7 +255,8 @@ def response_curves(
             xs = sorted(by_x)
             cells = [agg.cell_stats(by_x[x]) for x in xs]
             means = np.array([c.mean for c in cells])
-            yerr = np.clip(np.nan_to_num(np.array([[m - c.low, c.high - m] for m, c in zip(means, cells)]).T), 0.0, None)
+            yerr = np.array([[m - c.low, c.high - m] for m, c in zip(means, cells)]).T
+            yerr = np.clip(np.nan_to_num(yerr), 0.0, None)
             ax.errorbar(xs, means, yerr=yerr, marker="s", ms=5, lw=2.5, color="k", capsize=3,
                         label="mean [95 % interval]")
             ax.set_xlabel(key + (" (list length)" if isinstance(mok[column].dropna().iloc[0], tuple) else ""))
@@ -308,7 +310,7 @@ def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "te
 
     ``stats`` is ``diagnostics.per_depth_stats(...)[0]``; one figure (PNG + SVG) per (dataset,
     configuration, category) group in report order, at most ``max_figures``. Error bars: the
-    stats' std (over seeds) where ≥2 seeds entered.
+    stats' 95 % interval where ≥2 (category, seed) values entered.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -323,8 +325,10 @@ def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "te
                 if f.empty:
                     continue
                 f = f.sort_values("_x")
-                yerr = (f["std"] * 100.0).where(f["seeds"] >= 2)
-                ax.errorbar(f["_x"], f["value"] * 100.0, yerr=yerr if yerr.notna().any() else None,
+                shown = (f["values"] >= 2).to_numpy()
+                yerr = np.where(shown, 100.0 * np.vstack([f["value"] - f["low"], f["high"] - f["value"]]), 0.0)
+                yerr = np.clip(np.nan_to_num(yerr), 0.0, None) if shown.any() else None
+                ax.errorbar(f["_x"], f["value"] * 100.0, yerr=yerr,
                             color=colour, marker=marker, ms=4, lw=1.5, capsize=2, label=name)
             crd = gm[gm["family"] == "crd"]
             if not crd.empty:

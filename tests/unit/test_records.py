@@ -13,7 +13,8 @@ from suite.records import RECORD_VERSION, RecordError, TrialRecord, load_record,
 
 def _record(**changes) -> TrialRecord:
     base = dict(config={"model": {"method": "m"}}, config_hash="h", dataset="mvtec", category="bottle", method="m",
-                metrics={"test": {"i_auroc": 0.9, "p_auroc": 0.8, "loss": 3.5}}, cost={"params": 10, "fused": True, "by_batch": {"1": 2.0}},
+                metrics={"test": {"i_auroc": 0.9, "p_auroc": 0.8, "loss": 3.5}},
+                cost={"params": 10, "fused": True, "by_batch": {"1": 2.0}},
                 stage_times={"stage1": 1.5}, seed=1)
     base.update(changes)
     return TrialRecord(**base)
@@ -98,7 +99,8 @@ def test_a_newer_version_loads_what_it_can_and_names_what_it_ignored(tmp_path):
     data = {**_record().to_dict(), "record_version": RECORD_VERSION + 1, "uncertainty": {"x": 1}}
     loaded = load_record(_write(tmp_path, data))
     assert loaded.record.metrics["test"]["i_auroc"] == 0.9
-    assert loaded.ignored == [f"field 'uncertainty' (record version {RECORD_VERSION + 1}, this code reads {RECORD_VERSION})"]
+    newer = RECORD_VERSION + 1
+    assert loaded.ignored == [f"field 'uncertainty' (record version {newer}, this code reads {RECORD_VERSION})"]
     bad = {**data, "metrics": {"test": {"i_auroc": 2.0}}}  # known fields are still checked
     with pytest.raises(RecordError, match="outside"):
         load_record(_write(tmp_path, bad, "record_bad.json"))
