@@ -18,9 +18,9 @@ import pandas as pd
 
 from suite import aggregate as agg
 from suite.orchestration.spaces import spaces_dir
-from suite.reporting.footer import footer_text
+from suite.reporting.footer import footer_text, uncertainty_text
 from suite.reporting.importances import optuna_importance_tables
-from suite.reporting.table import MISSING, Table, fmt, pct
+from suite.reporting.table import MISSING, Table, fmt, fmt_interval, pct
 
 
 def fidelity_table(frame: pd.DataFrame, footer: str, metrics: Sequence[str] = ("i_auroc", "p_auroc")) -> Table:
@@ -84,7 +84,8 @@ def pooled_best(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.DataFra
     """Configurations ranked by mean selection metric over categories (seeds averaged first).
 
     Only configurations covering the most categories of their dataset compete, so one lucky
-    category cannot win the pooled ranking.
+    category cannot win the pooled ranking. ``<test metric>.low`` / ``.high``: the 95 % hierarchical
+    bootstrap interval of each test mean (``agg.cell_stats``), ``seeds``: seeds per category (min–max).
     """
     sel_col, note = agg.selection_column(frame, select_on)
     ok = agg.ok_records(frame)
@@ -102,6 +103,17 @@ def pooled_best(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.DataFra
     result = pd.concat(out) if out else per
     for c in cols:
         result[c] = result[c].map(pct)
+    tests = [c for c in ("test.i_auroc", "test.p_auroc", "test.aupro") if c in ok]
+    for dataset in result["dataset"].unique():
+        dok = ok[ok["dataset"] == dataset]
+        rows = result["dataset"] == dataset
+        for c in tests:
+            values = agg.seed_values(dok, c)
+            cells = [agg.cell_stats(values.get(label, {}), scale=100.0) for label in result.loc[rows, "label"]]
+            result.loc[rows, f"{c}.low"] = [cell.low for cell in cells]
+            result.loc[rows, f"{c}.high"] = [cell.high for cell in cells]
+            if c == "test.i_auroc":
+                result.loc[rows, "seeds"] = [cell.seeds_text for cell in cells]
     return result.reset_index(drop=True), note
 
 
@@ -238,10 +250,10 @@ def summary_markdown(
                 agg.DATASET_NAMES.get(r["dataset"], r["dataset"]),
                 r["label"],
                 str(int(r["categories"])),
+                str(r.get("seeds", MISSING)),
                 fmt(r[sel_col]),
-                fmt(r["test.i_auroc"]),
-                fmt(r["test.p_auroc"]),
-                fmt(r["test.aupro"]),
+                *(fmt(r[c]) + fmt_interval(r.get(f"{c}.low", math.nan), r.get(f"{c}.high", math.nan))
+                  for c in ("test.i_auroc", "test.p_auroc", "test.aupro")),
             ]
             for _, r in pooled.iterrows()
         ]
@@ -250,10 +262,13 @@ def summary_markdown(
         tables["pooled"] = Table(
             name="pooled",
             title="Pooled ranking (best mean over categories first)",
-            header=["Dataset", "Configuration", "Categories", f"Mean {sel_col} (%)", "Test I-AUROC", "Test P-AUROC", "Test AUPRO"],
+            header=["Dataset", "Configuration", "Categories", "Seeds", f"Mean {sel_col} (%)", "Test I-AUROC",
+                    "Test P-AUROC", "Test AUPRO"],
             rows=rows,
-            notes=["Only configurations covering the most categories of their dataset are ranked; the first row per dataset is the pooled best."],
-            footer=footer,
+            notes=["Only configurations covering the most categories of their dataset are ranked; the first row per "
+                   "dataset is the pooled best. Test columns: mean over categories of seed means [95 % interval]; "
+                   "Seeds: per category (min–max)."],
+            footer=footer + " " + uncertainty_text(test=False),
             numeric=pooled,
         )
 
