@@ -210,7 +210,8 @@ _MAX_LISTED = 5
 def check_record(data: Any, writing: bool = False) -> tuple[dict[str, Any], list[str]]:
     """(the known fields of ``data``, what was ignored) or ``RecordError`` listing the problems.
 
-    ``writing``: the record is about to be written by this code, so it must be of this version.
+    ``writing``: the record is about to be written by this code, so it cannot be of a newer version (an
+    older record rewritten, e.g. marked stopped on resume, keeps its version).
     """
     if not isinstance(data, dict):
         raise RecordError(f"expected a JSON object, got {_kind(data)}")
@@ -219,8 +220,8 @@ def check_record(data: Any, writing: bool = False) -> tuple[dict[str, Any], list
     integer(version, "record_version", problems)
     if problems:
         raise RecordError(problems[0])
-    if writing and version != RECORD_VERSION:
-        raise RecordError(f"record_version {version}; this code writes {RECORD_VERSION}")
+    if writing and version > RECORD_VERSION:
+        raise RecordError(f"record_version {version}; this code writes at most {RECORD_VERSION}")
     unknown = sorted(set(data) - set(FIELDS))
     ignored: list[str] = []
     if unknown and version <= RECORD_VERSION:

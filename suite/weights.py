@@ -23,7 +23,7 @@ class CheckpointError(RuntimeError, SuiteError):
 
 
 class WeightsFileError(InputError, CheckpointError):
-    """A weights file the user gave (e.g. ``hfr.backbone_weights``) cannot be used (exit code 2)."""
+    """A weights file the user gave (e.g. a backbone's weights) cannot be used (exit code 2)."""
 
 
 def _refused(err: BaseException) -> bool:

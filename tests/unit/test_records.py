@@ -111,3 +111,12 @@ def test_older_records_still_load(tmp_path):
     for version, dropped in ((4, ()), (1, ("diagnostics", "scorings", "ablation", "started", "finished", "device"))):
         old = {k: v for k, v in data.items() if k not in dropped} | {"record_version": version}
         assert load_record(_write(tmp_path, old, f"record_v{version}.json")).record.record_version == version
+
+
+def test_an_older_record_can_be_rewritten(tmp_path):
+    """Resumed sweeps rewrite records of older code (marking them stopped or their selection split)."""
+    path = _write(tmp_path, _record(record_version=4).to_dict())
+    record = read_record(path)
+    record.status = "stopped"
+    write_record(record, path)
+    assert read_record(path).status == "stopped" and read_record(path).record_version == 4
