@@ -21,8 +21,7 @@ import pandas as pd
 
 from suite import aggregate as agg
 from suite.orchestration.spaces import Ablation, AblationRow, load_ablations, spaces_dir
-from suite.reporting.footer import footer_text
-from suite.reporting.footer import uncertainty_text
+from suite.reporting.footer import footer_text, uncertainty_text
 from suite.reporting.table import MISSING, TIE, Table, fmt, fmt_diff, fmt_interval, natural_key
 
 TABLE_COLUMN = "ablation.table"  # records frame columns holding TrialRecord.ablation
@@ -121,7 +120,10 @@ def ablation_tables(
     (e.g. the space run on two base configs), the one covering the most categories, then with the
     best mean ``<select_on>.i_auroc`` over its categories (seeds averaged first), is shown and
     named. Ours = mean over that configuration's categories of the seed-averaged ``<split>``
-    metrics. Rows without records are named as missing.
+    metrics, with its 95 % hierarchical bootstrap interval, seeds and categories (``agg.cell_stats``);
+    each row is tested against the nearest row above it with records (``agg.paired_test`` over their
+    common (category, seed) pairs, per metric). Rows without records are named as missing.
+    ``AblationResult.seeds``: per dataset, ``closest_pair_seeds`` of the table's first metric.
     """
     declared = list(ablations) if ablations is not None else load_ablations()
     ok = agg.ok_records(frame)
@@ -146,7 +148,7 @@ def ablation_tables(
             if display_rows:
                 rule_before.add(len(display_rows))
             above: dict[str, agg.SeedValues] | None = None  # the previous row's values, per metric
-            above_id = ""
+            above_label = ""
             block: list[tuple[str, dict[str, agg.SeedValues]]] = []
             for row in ablation.rows:
                 cand = dok[dok[ROW_COLUMN].astype(str) == row.id]
@@ -199,10 +201,10 @@ def ablation_tables(
                 numeric_rows.append(numeric)
                 if chosen:
                     if above is not None:
-                        block.append((above_id, above))
-                    above, above_id = values, row.label
+                        block.append((above_label, above))
+                    above, above_label = values, row.label
             if above is not None:
-                block.append((above_id, above))
+                block.append((above_label, above))
             advice = closest_pair_seeds(block, metrics[0])
             if advice:
                 seeds_advice.append({"table": ablation.id, "dataset": dataset, "metric": metrics[0], **advice})
@@ -229,9 +231,9 @@ def _table(
     notes = [
         f"{metric_text} in % on the {split} split, mean over the chosen configuration's categories "
         "(seeds averaged first) [95 % interval, where a row rests on ≥ 2 values]; Δ = ours − paper.",
-        f"Seeds: per category (min–max). p vs row above: the paired test of this row against the row above over "
-        f"their common (category, seed) pairs, per metric; {TIE}: the data cannot separate the two rows "
-        f"(p ≥ {agg.ALPHA:g}, or no common pairs).",
+        f"Seeds: per category (min–max). p vs row above: the paired test of this row against the nearest row "
+        f"above it with records, over their common (category, seed) pairs, per metric; {TIE}: the data cannot "
+        f"separate the two rows (p ≥ {agg.ALPHA:g}, or no common pairs).",
         f"Rows: the records carrying this table's ablation ids, written by sweeps of {where}"
         f"{f' (BASE: {base})' if base else ''}; records from before ablation ids carry none and are not shown.",
         *ablation.notes,
