@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RECORD_VERSION = 4  # 2: diagnostics and scorings fields; 3: ablation ids; 4: started/finished, device
+from suite.record_schema import MAX_RECORD_BYTES, RECORD_VERSION, RecordError, check_record, parse_record_bytes
+
+__all__ = ["RECORD_VERSION", "RecordError", "TrialRecord", "LoadedRecord", "load_record", "read_record",
+           "write_record", "find_records", "atomic_write_json"]
+
+# RECORD_VERSION (suite.record_schema): 2: diagnostics and scorings fields; 3: ablation ids;
+# 4: started/finished, device; 5: every value checked against the schema when written and read.
 RECORD_GLOB = "record*.json"
 RECORD_NAME = "record.json"  # the record a run folder (one trial, one category) holds
 
@@ -76,11 +82,10 @@ class TrialRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrialRecord":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"record has unknown fields {sorted(unknown)}")
-        return cls(**data)
+        """The record of a mapping that passes ``check_record`` (else ``RecordError``); the fields a
+        newer record version adds are dropped (``check_record`` names them)."""
+        clean, _ = check_record(data)
+        return cls(**clean)
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -161,19 +166,49 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_record(record: TrialRecord, path: str | Path) -> Path:
-    return atomic_write_json(path, record.to_dict())
+    """Check ``record`` against the schema (a bad value fails here, where it is made) and write it."""
+    data = record.to_dict()
+    try:
+        check_record(data, writing=True)
+    except RecordError as err:
+        raise RecordError(f"refusing to write record {path}: {err}") from err
+    return atomic_write_json(path, data)
+
+
+@dataclass
+class LoadedRecord:
+    record: TrialRecord
+    ignored: list[str]  # what a newer record version holds that this code does not read
+
+
+def load_record(path: str | Path) -> LoadedRecord:
+    """Read and check one record file: size and nesting limits before parsing, then the schema.
+
+    Any problem is a ``RecordError`` (a ``ValueError``) naming the file and the reason.
+    """
+    path = Path(path)
+    try:
+        data = parse_record_bytes(_read_limited(path))
+        clean, ignored = check_record(data)
+    except RecordError as err:
+        raise RecordError(f"record {path}: {err}") from err
+    return LoadedRecord(TrialRecord(**clean), ignored)
 
 
 def read_record(path: str | Path) -> TrialRecord:
-    path = Path(path)
+    """``load_record(path).record``."""
+    return load_record(path).record
+
+
+def _read_limited(path: Path) -> bytes:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read record {path}: {err}") from err
-    try:
-        return TrialRecord.from_dict(data)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"record {path} is malformed: {err}") from err
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise RecordError(f"file is {size} bytes, over the {MAX_RECORD_BYTES}-byte limit")
+        with path.open("rb") as fh:
+            return fh.read(MAX_RECORD_BYTES + 1)
+    except OSError as err:
+        raise RecordError(f"cannot read: {err.strerror or err}") from err
 
 
 def find_records(*roots: str | Path) -> list[Path]:

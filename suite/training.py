@@ -29,6 +29,7 @@ from suite.config import StageConfig
 from suite.data.streaming import ImagesLike, iter_batches
 from suite.errors import SuiteError
 from suite.records import code_versions
+from suite.weights import CheckpointError, load_tensors
 
 
 class TrainingDiverged(RuntimeError, SuiteError):
@@ -68,22 +69,10 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-class CheckpointError(RuntimeError, SuiteError):
-    """A checkpoint file is missing, empty, damaged or holds more than tensors; names the file."""
-
-
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint as data only (``weights_only=True``: a pickle that would run code is
     refused); any failure is a ``CheckpointError`` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+    state = load_tensors(path, "checkpoint")
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path} holds no 'model' state (got {type(state).__name__})")
     return state

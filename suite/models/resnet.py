@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from suite.weights import load_tensors
+
 BACKBONES = ("resnet18", "wide_resnet50_2")
 TORCHVISION_HINT = (
     "pretrained backbone weights need torchvision: pip install 'rcsuite[vision]' "
@@ -147,10 +149,7 @@ def _load_weights_file(model: ResNet, name: str, weights_file: str | Path) -> No
     path = Path(weights_file)
     if not path.is_file():
         raise FileNotFoundError(f"backbone weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt / non-tensor files
-        raise RuntimeError(f"cannot load backbone weights file {path}: {err}") from err
+    state = load_tensors(path, "backbone weights file", user_given=True)
     if not isinstance(state, dict):
         raise RuntimeError(f"backbone weights file {path} does not hold a state_dict (got {type(state).__name__})")
     expected = set(model.state_dict())

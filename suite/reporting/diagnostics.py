@@ -4,15 +4,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from suite import aggregate as agg
-from suite.reporting.footer import footer_text
-from suite.reporting.table import MISSING, Table, fmt, label_order, natural_key, pct
+from suite.reporting.footer import footer_text, uncertainty_text
+from suite.reporting.table import MISSING, Table, fmt, fmt_interval, label_order, natural_key, pct
 
 SCORING_METRICS = ("i_auroc", "p_auroc", "aupro")
 DEPTH_METRICS = ("i_auroc", "p_auroc")
@@ -25,12 +24,14 @@ def long_stats(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, str]], by
 
     ``columns`` maps a frame column to its ids (e.g. ``{"variant": "auto|pixel", "metric": ...}``).
     value = mean over the group's categories of the seed-averaged column; std = sample std
-    (ddof=1) over seeds of each seed's mean over those categories (NaN for one seed); seeds and
-    categories count what entered. With ``category`` in ``by`` the value is the plain seed mean.
+    (ddof=1) over seeds of each seed's mean over those categories (NaN for one seed); low, high =
+    its 95 % hierarchical bootstrap interval (``agg.cell_stats``); seeds and categories count what
+    entered, values the (category, seed) pairs. With ``category`` in ``by`` the value is the plain
+    seed mean.
     """
     by = list(by)
     ids = list(next(iter(columns.values()))) if columns else []
-    out_cols = [*by, *ids, "value", "std", "seeds", "categories"]
+    out_cols = [*by, *ids, "value", "std", "low", "high", "seeds", "categories", "values"]
     keep = [c for c in columns if c in frame]
     if frame.empty or not keep:
         return pd.DataFrame(columns=out_cols)
@@ -52,19 +53,29 @@ def long_stats(frame: pd.DataFrame, columns: Mapping[str, Mapping[str, str]], by
             "std": per_seed.groupby(level=keys, sort=False).std(ddof=1),
             "seeds": per_seed.groupby(level=keys, sort=False).size(),
         }
-    ).reset_index()
-    return out[out_cols]
+    )
+    pairs = long.groupby([*keys, "category", "seed"], sort=False)["_x"].mean()
+    cells = {}
+    for key, sub in pairs.groupby(level=keys, sort=False):
+        cell = agg.cell_stats({(str(idx[-2]), idx[-1]): float(v) for idx, v in sub.items()})
+        cells[key] = (cell.low, cell.high, cell.values)
+    out["low"], out["high"], out["values"] = (
+        [cells[k][i] for k in out.index] for i in range(3)
+    )
+    return out.reset_index()[out_cols]
 
 
 def _cell(stats: pd.DataFrame, **ids: str) -> str:
-    """``fmt`` of the one row of ``stats`` matching ``ids`` in % (± std with ≥2 seeds), or MISSING."""
+    """The value of the one row of ``stats`` matching ``ids`` in % with its interval (when ≥ 2 values
+    entered), or MISSING."""
     mask = np.ones(len(stats), dtype=bool)
     for key, value in ids.items():
         mask &= (stats[key] == value).to_numpy()
     if not mask.any():
         return MISSING
     row = stats[mask].iloc[0]
-    return fmt(pct(row["value"]), pct(row["std"]) if row["seeds"] >= 2 else math.nan)
+    interval = fmt_interval(pct(row["low"]), pct(row["high"])) if row["values"] >= 2 else ""
+    return fmt(pct(row["value"])) + interval
 
 
 def scoring_stats(frame: pd.DataFrame, split: str = "test", metrics: Sequence[str] = SCORING_METRICS) -> pd.DataFrame:
@@ -82,7 +93,7 @@ def scoring_tables(frame: pd.DataFrame, split: str = "test", metrics: Sequence[s
     """One table per dataset: rows = configurations, columns = scoring variants of the same model.
 
     Cells: ``metric1 / metric2 / ...`` of ``scoring.<variant>.<split>.*`` in % (``long_stats``:
-    mean over categories of seed means, ± std over seeds of per-seed means); bold = best variant
+    mean over categories of seed means [95 % interval]); bold = best variant
     per row and metric. Records without ``scorings`` (older records, baselines) do not appear.
     """
     stats = scoring_stats(frame, split, metrics)
@@ -120,12 +131,12 @@ def scoring_tables(frame: pd.DataFrame, split: str = "test", metrics: Sequence[s
                 rows=rows,
                 notes=[
                     f"Cells: {metric_text} in % on the {split} split of the same trained model scored as "
-                    "`anomaly_map|standardize`; mean over categories of seed means, ± sample std over seeds of "
-                    "the per-seed category mean when ≥2 seeds; bold: best variant per row and metric.",
+                    "`anomaly_map|standardize`; mean over categories of seed means [95 % interval, where ≥ 2 "
+                    "(category, seed) values entered]; bold: best variant per row and metric.",
                     "Configured: the variant in the records' metrics (record info.scoring), i.e. the one every other table uses.",
                     f"Picking a variant by these {split} numbers is selection on the {split} split.",
                 ],
-                footer=footer_text(dok),
+                footer=footer_text(dok) + " " + uncertainty_text(test=False),
                 numeric=dstats.reset_index(drop=True),
             )
         )
@@ -192,8 +203,8 @@ def per_depth_tables(frame: pd.DataFrame, split: str = "test", per_category: boo
         used = ok[(ok["dataset"] == dataset) & (ok["label"] == label)]
         used = used[used["category"] == category] if per_category else used
         how = (
-            "mean over seeds (± sample std when ≥2 seeds)" if per_category
-            else "mean over categories of seed means (± sample std over seeds of the per-seed category mean)"
+            "mean over seeds [95 % interval when ≥ 2 seeds]" if per_category
+            else "mean over categories of seed means [95 % interval when ≥ 2 (category, seed) values]"
         )
         tables.append(
             Table(
@@ -206,7 +217,7 @@ def per_depth_tables(frame: pd.DataFrame, split: str = "test", per_category: boo
                     f"recursion step n; {how}.",
                     f"{CRD_ROW}: the CRD map, under the detail columns (CRD reads the detail reconstructions of every step).",
                 ],
-                footer=footer_text(used),
+                footer=footer_text(used) + " " + uncertainty_text(test=False),
                 numeric=g.reset_index(drop=True),
                 rule_before=rule_before,
             )

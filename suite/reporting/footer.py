@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from suite import aggregate as agg
+from suite.aggregate import uncertainty as U
 from suite.config import PRESETS, flatten
 from suite.methods.registry import display_name, method_order, method_specs
 
@@ -128,3 +129,12 @@ def footer_text(frame: pd.DataFrame, selection_note: str = "") -> str:
         f"trials: {len(frame)} records ({count_text}); selection: {selection}; {scoring_text(frame)}; "
         f"code: {'; '.join(code) or 'version not recorded'}."
     )
+
+
+def uncertainty_text(test: bool = True) -> str:
+    """The footer sentence naming how intervals (and, with ``test``, separability marks) are computed."""
+    text = agg.BOOTSTRAP_METHOD.format(n=agg.N_RESAMPLES) + "."
+    if test:
+        text += " Separability: " + agg.TEST_METHOD.format(exact=agg.EXACT_PAIRS, flips=f"{U.N_FLIPS:,}",
+                                                          normal=U.NORMAL_PAIRS, alpha=agg.ALPHA) + "."
+    return text

@@ -24,8 +24,8 @@ import pandas as pd  # noqa: E402
 from suite import aggregate as agg  # noqa: E402
 from suite.methods.registry import method_order, method_spec  # noqa: E402
 from suite.reporting.diagnostics import DEPTH_METRICS, per_depth_groups  # noqa: E402
-from suite.reporting.footer import footer_text  # noqa: E402
-from suite.reporting.table import Table, fmt, label_order  # noqa: E402
+from suite.reporting.footer import footer_text, uncertainty_text  # noqa: E402
+from suite.reporting.table import Table, fmt, fmt_interval, label_order  # noqa: E402
 
 
 
@@ -59,24 +59,31 @@ class Figure:
 def configuration_points(frame: pd.DataFrame, split: str = "test", metric: str = "i_auroc") -> pd.DataFrame:
     """One point per configuration: mean over categories of the seed-averaged metric (in %), mean cost.
 
-    Columns: label, method, accuracy, categories, and every ``cost.*`` mean.
+    Columns: label, method, accuracy, low, high (its 95 % hierarchical bootstrap interval, see
+    ``agg.cell_stats``), categories, seeds (per category, min–max), and every ``cost.*`` mean.
     """
     ok = agg.ok_records(frame)
     col = f"{split}.{metric}"
     cost_cols = [c for c in ok.columns if c.startswith("cost.")]
     numeric_costs = [c for c in cost_cols if pd.to_numeric(ok[c], errors="coerce").notna().any()]
     if ok.empty or col not in ok:
-        return pd.DataFrame(columns=["label", "method", "accuracy", "categories", *numeric_costs])
+        columns = ["label", "method", "accuracy", "low", "high", "categories", "seeds", *numeric_costs]
+        return pd.DataFrame(columns=columns)
     per_cat = agg.seed_stats(ok, [col, *numeric_costs], by=("label", "category"))
+    values = agg.seed_values(ok, col)
     rows = []
     for label in label_order(ok):
         group = per_cat[per_cat["label"] == label]
         method = ok.loc[ok["label"] == label, "method"].iloc[0]
+        cell = agg.cell_stats(values.get(label, {}), scale=100.0)
         row = {
             "label": label,
             "method": method,
-            "accuracy": float(group[col].mean()) * 100.0,
-            "categories": int(group[col].notna().sum()),
+            "accuracy": cell.mean,
+            "low": cell.low,
+            "high": cell.high,
+            "categories": cell.categories,
+            "seeds": cell.seeds_text,
         }
         for c in numeric_costs:
             row[c] = float(group[c].mean())
@@ -128,6 +135,9 @@ def _accuracy_vs_cost_one(
         pmax = params.max() if params.notna().any() else math.nan
         sizes = 30.0 + 470.0 * (params / pmax).fillna(0.0) if not math.isnan(pmax) and pmax > 0 else pd.Series(60.0, index=pts.index)
         for method, group in pts.groupby("method", sort=False):
+            yerr = np.vstack([group["accuracy"] - group["low"], group["high"] - group["accuracy"]])
+            ax.errorbar(group[x_col], group["accuracy"], yerr=np.clip(np.nan_to_num(yerr), 0.0, None), fmt="none",
+                        ecolor=method_colour(method), elinewidth=0.8, capsize=2, alpha=0.8)
             ax.scatter(
                 group[x_col], group["accuracy"], s=sizes[group.index], alpha=0.6,
                 color=method_colour(method), edgecolors="k", linewidths=0.5,
@@ -140,7 +150,7 @@ def _accuracy_vs_cost_one(
         if xs.max() / max(xs.min(), 1e-12) > 30:
             ax.set_xscale("log")
         ax.set_xlabel(x_name)
-        ax.set_ylabel(f"{split} {metric_name} (%), mean over categories")
+        ax.set_ylabel(f"{split} {metric_name} (%), mean over categories [95 % interval]")
         ax.set_title(f"{dataset_name}: {metric_name} vs {x_name.split(' (')[0]} (marker area ∝ parameters)", fontsize=9)
         ax.grid(alpha=0.3)
         legend = ax.legend(fontsize=7, loc="best")
@@ -158,9 +168,10 @@ def _accuracy_vs_cost_one(
             [
                 str(r["label"]),
                 agg.method_display_name(r["method"]),
-                fmt(r["accuracy"]),
+                fmt(r["accuracy"]) + fmt_interval(r["low"], r["high"]),
                 f"{r[x_col]:.4g}",
                 f"{r['cost.params'] / 1e6:.3f}" if "cost.params" in r and np.isfinite(r["cost.params"]) else "–",
+                str(r["seeds"]),
                 str(r["categories"]),
             ]
             for _, r in front.iterrows()
@@ -169,15 +180,16 @@ def _accuracy_vs_cost_one(
             Table(
                 name=f"pareto_{x_col.split('.', 1)[1]}{suffix}",
                 title=f"{dataset_name} Pareto front: {split} {metric_name} vs {x_name}",
-                header=["Configuration", "Method", f"{metric_name} (%)", x_name, "Params (M)", "Categories"],
+                header=["Configuration", "Method", f"{metric_name} (%) [95 % interval]", x_name, "Params (M)", "Seeds",
+                        "Categories"],
                 rows=rows,
                 notes=[
                     f"Non-dominated configurations (maximise {metric_name}, minimise {x_name}) among "
                     f"{len(pts)} configurations with both values; accuracy is the mean over categories "
-                    "of seed-averaged values, cost the mean over records."
+                    "of seed-averaged values, cost the mean over records; error bars in the figure: the interval."
                 ],
                 numeric=front.reset_index(drop=True),
-                footer=footer_text(frame),
+                footer=footer_text(frame) + " " + uncertainty_text(test=False),
             )
         )
     return figures, tables
@@ -200,7 +212,8 @@ def response_curves(
     Drawn for each (method, key) whose ok records have ≥2 distinct values. The other varied keys
     are held at one combination of values: the one with the most values of ``key``, ties to the
     best mean ``<select_on>.i_auroc`` (see ``_slice_at_best``); the figure says which. Error bars:
-    sample std over seeds, shown when a point has ≥2 seeds.
+    a category's line: sample std over seeds (≥2 seeds); the mean line: the 95 % hierarchical bootstrap
+    interval over categories and seeds (``agg.cell_stats``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -238,13 +251,14 @@ def response_curves(
                     mean.index, mean.values, yerr=yerr.values if yerr.notna().any() else None,
                     marker="o", ms=3, lw=1, alpha=0.7, capsize=2, color=cmap(i % cmap.N), label=category,
                 )
-            seed_means = per_seed.groupby(["_x", "seed"])["_y"].mean().groupby("_x")
-            mean, std, n = seed_means.mean(), seed_means.std(ddof=1), seed_means.count()
-            yerr = std.where(n >= 2)
-            ax.errorbar(
-                mean.index, mean.values, yerr=yerr.values if yerr.notna().any() else None,
-                marker="s", ms=5, lw=2.5, color="k", capsize=3, label="mean",
-            )
+            by_x = agg.seed_values(per_seed, "_y", by="_x")
+            xs = sorted(by_x)
+            cells = [agg.cell_stats(by_x[x]) for x in xs]
+            means = np.array([c.mean for c in cells])
+            yerr = np.array([[m - c.low, c.high - m] for m, c in zip(means, cells)]).T
+            yerr = np.clip(np.nan_to_num(yerr), 0.0, None)
+            ax.errorbar(xs, means, yerr=yerr, marker="s", ms=5, lw=2.5, color="k", capsize=3,
+                        label="mean [95 % interval]")
             ax.set_xlabel(key + (" (list length)" if isinstance(mok[column].dropna().iloc[0], tuple) else ""))
             ax.set_ylabel(f"{split} {metric_name} (%)")
             if np.allclose(data["_x"], np.round(data["_x"])):
@@ -296,7 +310,7 @@ def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "te
 
     ``stats`` is ``diagnostics.per_depth_stats(...)[0]``; one figure (PNG + SVG) per (dataset,
     configuration, category) group in report order, at most ``max_figures``. Error bars: the
-    stats' std (over seeds) where ≥2 seeds entered.
+    stats' 95 % interval where ≥2 (category, seed) values entered.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -311,8 +325,10 @@ def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "te
                 if f.empty:
                     continue
                 f = f.sort_values("_x")
-                yerr = (f["std"] * 100.0).where(f["seeds"] >= 2)
-                ax.errorbar(f["_x"], f["value"] * 100.0, yerr=yerr if yerr.notna().any() else None,
+                shown = (f["values"] >= 2).to_numpy()
+                yerr = np.where(shown, 100.0 * np.vstack([f["value"] - f["low"], f["high"] - f["value"]]), 0.0)
+                yerr = np.clip(np.nan_to_num(yerr), 0.0, None) if shown.any() else None
+                ax.errorbar(f["_x"], f["value"] * 100.0, yerr=yerr,
                             color=colour, marker=marker, ms=4, lw=1.5, capsize=2, label=name)
             crd = gm[gm["family"] == "crd"]
             if not crd.empty:

@@ -222,7 +222,7 @@ def build_report(
     )
 
     # summary (last, so gallery problems are listed too)
-    summary, _ = summary_markdown(frame, record_set, select_on, [str(d) for d in run_dirs])
+    summary, _ = summary_markdown(frame, record_set, select_on, [str(d) for d in run_dirs], results)
     if gallery_warnings:
         summary += "\n## Gallery warnings\n\n" + "\n".join(f"- {w}" for w in gallery_warnings) + "\n"
     (target / "summary.md").write_text(summary)
@@ -238,7 +238,11 @@ def build_report(
     if select_on == "test":
         intro.append("**Configurations were selected on the test split: the reported test numbers are optimistic.**")
     if record_set.unreadable:
-        intro.append(f"**{len(record_set.unreadable)} record file(s) could not be read**; see the summary.")
+        intro.append(f"**{len(record_set.unreadable)} record file(s) could not be read or failed the record schema**; "
+                     "they are listed with the reason in the summary and contribute to no table.")
+    if record_set.ignored:
+        intro.append(f"{len({p for p, _ in record_set.ignored})} record(s) of a newer suite version were read in part; "
+                     "the summary says what was ignored.")
     if redirected:
         intro.append(f"**Note:** `{out_dir}` already held a report, so this one was written to `{target}`.")
     index = write_index(target, "rcsuite report", "\n\n".join(intro), sections)

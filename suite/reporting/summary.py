@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from suite import aggregate as agg
-from suite.reporting.footer import footer_text
+from suite.spaces import spaces_dir
+from suite.reporting.footer import footer_text, uncertainty_text
 from suite.reporting.importances import optuna_importance_tables
-from suite.reporting.table import MISSING, Table, fmt, pct
+from suite.reporting.table import MISSING, Table, fmt, fmt_interval, pct
 
 
 def fidelity_table(frame: pd.DataFrame, footer: str, metrics: Sequence[str] = ("i_auroc", "p_auroc")) -> Table:
@@ -82,7 +84,8 @@ def pooled_best(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.DataFra
     """Configurations ranked by mean selection metric over categories (seeds averaged first).
 
     Only configurations covering the most categories of their dataset compete, so one lucky
-    category cannot win the pooled ranking.
+    category cannot win the pooled ranking. ``<test metric>.low`` / ``.high``: the 95 % hierarchical
+    bootstrap interval of each test mean (``agg.cell_stats``), ``seeds``: seeds per category (min–max).
     """
     sel_col, note = agg.selection_column(frame, select_on)
     ok = agg.ok_records(frame)
@@ -100,6 +103,17 @@ def pooled_best(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.DataFra
     result = pd.concat(out) if out else per
     for c in cols:
         result[c] = result[c].map(pct)
+    tests = [c for c in ("test.i_auroc", "test.p_auroc", "test.aupro") if c in ok]
+    for dataset in result["dataset"].unique():
+        dok = ok[ok["dataset"] == dataset]
+        rows = result["dataset"] == dataset
+        for c in tests:
+            values = agg.seed_values(dok, c)
+            cells = [agg.cell_stats(values.get(label, {}), scale=100.0) for label in result.loc[rows, "label"]]
+            result.loc[rows, f"{c}.low"] = [cell.low for cell in cells]
+            result.loc[rows, f"{c}.high"] = [cell.high for cell in cells]
+            if c == "test.i_auroc":
+                result.loc[rows, "seeds"] = [cell.seeds_text for cell in cells]
     return result.reset_index(drop=True), note
 
 
@@ -137,13 +151,56 @@ def sweep_scheduling_lines(run_dirs: Sequence[str | Path]) -> list[str]:
     return lines + ([""] if lines else [])
 
 
+SEEDS_FORMULA = (
+    "pairs needed n = ⌈((z₀.₉₇₅ + z₀.₈) · sd(d) / |mean(d)|)²⌉ (normal power calculation of a paired test at "
+    "α = 0.05 with 80 % power; d = the paired differences over (category, seed)), at least 6, the fewest pairs at "
+    "which the exact sign-flip test can reach p < 0.05; seeds per row = ⌈n / categories⌉."
+)
+
+
+def seeds_lines(ablations: Sequence[Any]) -> list[str]:
+    """Per ablation table (``ablation_tables`` results) and dataset: the closest neighbouring rows, how many
+    seeds per row would separate them at the observed spread, and the ``plan`` command that sizes that sweep."""
+    lines = []
+    for result in ablations:
+        if result.table is None:
+            continue
+        for advice in result.seeds:
+            metric = agg.METRIC_NAMES.get(advice["metric"], advice["metric"])
+            where = agg.DATASET_NAMES.get(advice["dataset"], advice["dataset"])
+            head = (f"**{result.ablation.title}** ({where}): closest neighbouring rows `{advice['above']}` → "
+                    f"`{advice['below']}` differ by {advice['mean_diff']:+.2f} points of {metric} (sd "
+                    f"{advice['sd_diff']:.2f} over {advice['pairs']} (category, seed) pairs, {advice['categories']} "
+                    f"categories; sign-flip p = {advice['p']:.3f}).")
+            needed = advice["seeds_needed"]
+            if not math.isfinite(needed):
+                lines.append(f"- {head} They are equal on every pair: no number of seeds separates them.")
+                continue
+            space = _space_argument(result.ablation)
+            more = int(advice["more_seeds"])
+            verdict = "already enough" if more == 0 else f"{more} more than now"
+            lines.append(f"- {head} Separating them needs {int(needed)} seeds per row ({verdict}): "
+                         f"`python run_suite.py plan --space {space} --trials {int(needed)}`.")
+    return lines
+
+
+def _space_argument(ablation: Any) -> str:
+    """The ``--space`` value of the ablation's space file: its name in search_spaces/, else its path."""
+    path = ablation.path
+    if path is None:
+        return f"<space of table {ablation.id}>"
+    return path.stem if Path(path).parent == spaces_dir() else str(path)
+
+
 def summary_markdown(
     frame: pd.DataFrame,
     record_set: agg.RecordSet | None = None,
     select_on: str = "val",
     run_dirs: Sequence[str | Path] = (),
+    ablations: Sequence[Any] = (),
 ) -> tuple[str, dict[str, Table]]:
-    """The sweep summary (Markdown) and its tables by name."""
+    """The sweep summary (Markdown) and its tables by name; ``ablations``: ``ablation_tables`` results,
+    for the section on how many seeds would separate their closest rows."""
     sel_col, sel_note = agg.selection_column(frame, select_on)
     tables: dict[str, Table] = {}
     footer = footer_text(frame, sel_note)
@@ -193,10 +250,10 @@ def summary_markdown(
                 agg.DATASET_NAMES.get(r["dataset"], r["dataset"]),
                 r["label"],
                 str(int(r["categories"])),
+                str(r.get("seeds", MISSING)),
                 fmt(r[sel_col]),
-                fmt(r["test.i_auroc"]),
-                fmt(r["test.p_auroc"]),
-                fmt(r["test.aupro"]),
+                *(fmt(r[c]) + fmt_interval(r.get(f"{c}.low", math.nan), r.get(f"{c}.high", math.nan))
+                  for c in ("test.i_auroc", "test.p_auroc", "test.aupro")),
             ]
             for _, r in pooled.iterrows()
         ]
@@ -205,10 +262,13 @@ def summary_markdown(
         tables["pooled"] = Table(
             name="pooled",
             title="Pooled ranking (best mean over categories first)",
-            header=["Dataset", "Configuration", "Categories", f"Mean {sel_col} (%)", "Test I-AUROC", "Test P-AUROC", "Test AUPRO"],
+            header=["Dataset", "Configuration", "Categories", "Seeds", f"Mean {sel_col} (%)", "Test I-AUROC",
+                    "Test P-AUROC", "Test AUPRO"],
             rows=rows,
-            notes=["Only configurations covering the most categories of their dataset are ranked; the first row per dataset is the pooled best."],
-            footer=footer,
+            notes=["Only configurations covering the most categories of their dataset are ranked; the first row per "
+                   "dataset is the pooled best. Test columns: mean over categories of seed means [95 % interval]; "
+                   "Seeds: per category (min–max)."],
+            footer=footer + " " + uncertainty_text(test=False),
             numeric=pooled,
         )
 
@@ -225,13 +285,16 @@ def summary_markdown(
         )
     if record_set is not None:
         for path, err in record_set.unreadable:
-            fail_rows.append(["unreadable", "-", "-", "-", err.splitlines()[0][:200], f"`{path}`"])
+            reason = err.splitlines()[0] if err else "(no reason)"
+            reason = reason.removeprefix(f"record {path}: ")
+            fail_rows.append(["unreadable", "-", "-", "-", reason[:200], f"`{path}`"])
     tables["failures"] = Table(
         name="failures",
         title="Failed, stopped and unreadable records",
         header=["Status", "Trial", "Category", "Configuration", "Error (last line)", "Record"],
         rows=fail_rows or [["none", "", "", "", "", ""]],
-        notes=["Excluded from every mean and table; listed here so nothing disappears silently."],
+        notes=["Excluded from every mean and table; listed here so nothing disappears silently. Unreadable: the file "
+               "failed the record schema (size, nesting, JSON, types, ranges; see suite/record_schema.py)."],
         footer=footer,
     )
     missing = agg.missing_pairs(frame)
@@ -263,7 +326,20 @@ def summary_markdown(
     )
     # Optuna's importances stored by sweeps run with --optuna-storage, beside the Spearman ones
     tables.update(optuna_importance_tables(importance, run_dirs, footer))
-    for key in ("best_per_category", "pooled", "fidelity", "failures", "missing", "importance",
+    if record_set is not None and record_set.ignored:
+        tables["ignored"] = Table(
+            name="ignored",
+            title="Records of a newer suite version: parts ignored",
+            header=["Record", "Ignored"],
+            rows=[[f"`{path}`", what] for path, what in record_set.ignored],
+            notes=["These records were read without the fields this version of the suite does not know."],
+            footer=footer,
+        )
+    advice = seeds_lines(ablations)
+    if advice:
+        lines += ["## How many seeds are enough (ablation tables)", "", *advice, "", f"Formula: {SEEDS_FORMULA} "
+                  "For an ablation space, `--trials` of `sweep` and `plan` is the number of seeds per row.", ""]
+    for key in ("best_per_category", "pooled", "fidelity", "failures", "ignored", "missing", "importance",
                 *(k for k in tables if k.startswith("optuna_importance"))):
         if key in tables:
             lines.append(tables[key].to_markdown(level=2))

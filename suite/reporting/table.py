@@ -16,6 +16,7 @@ import pandas as pd
 from suite.methods.registry import method_order
 
 MISSING = "–"
+TIE = "≈"  # the paired test cannot separate this cell from the one it is compared with
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Table:
         """Right-align columns whose cells are numbers (possibly ``a / b``, ``±``, bold or missing)."""
         if j == 0 or not self.rows:
             return False
-        number = re.compile(r"^[+-]?\d+(\.\d+)?(±\d+(\.\d+)?)?$")
+        number = re.compile(r"^[+-]?\d+(\.\d+)?(±\d+(\.\d+)?)?( \[[+-]?\d+(\.\d+)?, [+-]?\d+(\.\d+)?\])?( ≈)?$")
         seen_number = False
         for row in self.rows:
             for part in str(row[j]).replace("**", "").split(" / "):
@@ -118,6 +119,8 @@ _LATEX_SPECIAL = {
     "≥": r"$\geq$",
     "×": r"$\times$",
     "ρ": r"$\rho$",
+    "≈": r"$\approx$",
+    "α": r"$\alpha$",
     "τ": r"$\tau$",
     "|": r"\textbar{}",
 }
@@ -164,6 +167,13 @@ def fmt(value: float, std: float = math.nan, digits: int = 1) -> str:
     if not is_nan(std):
         text += f"±{std:.{digits}f}"
     return text
+
+
+def fmt_interval(low: float, high: float, digits: int = 1) -> str:
+    """`` [low, high]`` (leading space), or empty when the interval is unknown."""
+    if is_nan(low) or is_nan(high):
+        return ""
+    return f" [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def fmt_diff(value: float, digits: int = 1) -> str:

@@ -36,8 +36,9 @@ def _parse_markdown_table(text: str, title_fragment: str) -> tuple[list[str], li
 
 
 def _numbers(cell: str) -> list[float]:
-    """The one-decimal numbers of a cell, without the ``±`` std."""
-    return [float(x) for x in re.findall(r"(?<![±\d.])(\d+\.\d)(?!\d)", cell.replace("**", ""))]
+    """The one-decimal numbers of a cell, without the ``±`` std and the ``[low, high]`` intervals."""
+    cell = re.sub(r"\[[^\]]*\]", "", cell.replace("**", ""))
+    return [float(x) for x in re.findall(r"(?<![±\d.])(\d+\.\d)(?!\d)", cell)]
 
 
 def _check_latex(tex: str) -> None:

@@ -1,12 +1,17 @@
 """suite.reporting.ablations: ablation tables grouped by the records' ablation ids, labelled and
 given published numbers by the space files."""
 
+import dataclasses
+import math
+
+import numpy as np
 import pytest
 
 from suite import aggregate as agg
 from suite.spaces import Ablation, AblationRow
 from suite.records import TrialRecord
 from suite.reporting import ablations as A
+from suite.reporting.summary import seeds_lines
 
 
 def _results(frame, **kwargs):
@@ -122,3 +127,69 @@ def test_the_shipped_ablation_spaces_are_the_default(fake_frame):
         "Skip connections × shared weights (RcAE paper Table 4)", "Training data fraction (RcAE paper Table 5)",
         "Recursion steps fed to CRD (RcAE paper Table 6, N=5)",
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# uncertainty: intervals, separability of neighbouring rows, seeds needed (constructed records)
+
+THREE = Ablation(id="three", title="Three rows", rows=(
+    AblationRow("a", "Row A", {}), AblationRow("b", "Row B", {}), AblationRow("c", "Row C", {})))
+PATTERN = (-1.0, 0.0, 1.0)  # seed s moves a value by spread * PATTERN[s]
+
+
+def _seeded(value, row, category, seed, spread=0.01):
+    record = _record(value + spread * PATTERN[seed], "three", row, category=category)
+    return dataclasses.replace(record, seed=seed)
+
+
+def _three_rows(b_offset, c_offset):
+    """Rows A, B, C on 2 categories x 3 seeds: A at 0.6 / 0.7, B and C moved by their offsets."""
+    records = []
+    for category, base in (("bottle", 0.6), ("carpet", 0.7)):
+        for seed in range(3):
+            for row, offset in (("a", 0.0), ("b", b_offset), ("c", c_offset)):
+                records.append(_seeded(base + offset, row, category, seed))
+    return agg.records_frame(records)
+
+
+def test_identical_rows_are_not_separable_and_rows_02_apart_are():
+    (result,) = A.ablation_tables(_three_rows(0.0, 0.2), ablations=[THREE])
+    numeric = result.numeric.set_index("row")
+    # B equals A on every (category, seed): p = 1; C is 0.2 above B on all 6 pairs: p = 2/64
+    assert numeric.loc["b", "p_above.i_auroc"] == 1.0 and not numeric.loc["b", "separable_above.i_auroc"]
+    assert numeric.loc["c", "p_above.i_auroc"] == pytest.approx(2 / 64) and numeric.loc["c", "separable_above.i_auroc"]
+    assert numeric.loc["a", "separable_above.i_auroc"] is None  # nothing above the first row
+    rows = {r[0]: r for r in result.table.rows}
+    header = result.table.header
+    assert rows["Row B"][header.index("p vs row above")] == "1.000 ≈ / 1.000 ≈"
+    assert rows["Row C"][header.index("p vs row above")] == "0.031 / 0.031"
+    assert rows["Row A"][header.index("Seeds")] == "3" and rows["Row A"][header.index("Categories")] == "2"
+    # the interval: categories 60 and 70, seeds ±1: inside [59, 71], around the mean 65
+    assert numeric.loc["a", "ours.i_auroc"] == pytest.approx(65.0)
+    assert 59.0 <= numeric.loc["a", "ours.i_auroc.low"] < 65.0 < numeric.loc["a", "ours.i_auroc.high"] <= 71.0
+    assert rows["Row A"][1].startswith("65.0 [")
+    assert "sign-flip permutation test" in result.table.footer and "bootstrap" in result.table.footer
+    # the closest neighbouring pair (A, B) is identical: no number of seeds separates it
+    (advice,) = result.seeds
+    assert (advice["above"], advice["below"], advice["mean_diff"]) == ("Row A", "Row B", 0.0)
+    assert advice["seeds_needed"] == math.inf
+
+
+def test_seeds_needed_for_the_closest_pair_follows_the_formula():
+    # B is 0.5 points above A but pairs differ by +1.5 / -0.5 alternately; C far above B
+    records = []
+    for category, base in (("bottle", 0.6), ("carpet", 0.7)):
+        for seed in range(3):
+            wobble = 0.01 if (seed + (category == "carpet")) % 2 == 0 else -0.01
+            records += [_seeded(base, "a", category, seed, spread=0.0),
+                        _seeded(base + 0.005 + wobble, "b", category, seed, spread=0.0),
+                        _seeded(base + 0.3, "c", category, seed, spread=0.0)]
+    (result,) = A.ablation_tables(agg.records_frame(records), ablations=[THREE])
+    (advice,) = result.seeds
+    d = np.array([1.5, -0.5, 1.5, -0.5, 1.5, -0.5])  # in points, (bottle 0..2, carpet 0..2) by the wobble
+    assert (advice["above"], advice["below"]) == ("Row A", "Row B")
+    assert advice["mean_diff"] == pytest.approx(d.mean()) and advice["sd_diff"] == pytest.approx(d.std(ddof=1))
+    pairs = math.ceil(((1.959964 + 0.841621) * d.std(ddof=1) / d.mean()) ** 2)
+    assert advice["seeds_needed"] == math.ceil(pairs / 2) and advice["more_seeds"] == math.ceil(pairs / 2) - 3
+    lines = seeds_lines([result])
+    assert len(lines) == 1 and f"--trials {math.ceil(pairs / 2)}" in lines[0] and "Row A" in lines[0]

@@ -1,5 +1,7 @@
 """suite.reporting.comparison: the per-category comparison and its published reference columns."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ def test_comparison_mean_row_equals_mean_of_cells(fake_frame, parse_markdown_tab
     numeric = mvtec.numeric.set_index("category")
     assert list(numeric.index) == ["carpet", "grid", "bottle", "Mean"]  # standard order, Mean last
     value_cols = [c for c in numeric.columns if c.count(" | ") == 1 and not c.endswith(" | n")]
+    assert not any(c.endswith((" | seeds", " | categories")) for c in value_cols)
     assert value_cols
     for col in value_cols:
         cells = numeric.loc[["carpet", "grid", "bottle"], col].astype(float)
@@ -39,7 +42,10 @@ def test_comparison_cells_seeds_missing_and_bold(fake_frame, parse_markdown_tabl
     header, rows = parse_markdown_table(mvtec.to_markdown(), "MVTec AD")
     col = header.index("rcae depth=3 coverage=0.3")
     carpet = next(r for r in rows if r[0] == "carpet")
-    assert "±" in carpet[col]  # two seeds -> mean ± std
+    assert re.fullmatch(r"\*?\*?\d+\.\d\*?\*? \[\d+\.\d, \d+\.\d\] / .*", carpet[col])  # two seeds: an interval
+    one_seed = header.index("rcae depth=2 coverage=0.3")
+    assert "[" not in carpet[one_seed]  # one value: no interval
+    assert rows[-1][0] == C.SEEDS_ROW and rows[-1][col] == "2 × 3" and rows[-1][one_seed] == "1 × 3"
     convae = header.index("convae data_fraction=1")
     grid = next(r for r in rows if r[0] == "grid")
     assert grid[convae] == "– / –"  # only a stopped trial there
@@ -55,6 +61,8 @@ def test_comparison_cells_seeds_missing_and_bold(fake_frame, parse_markdown_tabl
     assert carpet[draem] == "– / –"
     # exactly one bold I-AUROC per row among our configurations (ties aside), none in paper columns
     for row in rows:
+        if row[0] == C.SEEDS_ROW:
+            continue
         ours = row[1: len(header) - len(refs)]
         assert sum(c.split(" / ")[0].startswith("**") for c in ours) >= 1
         assert not any("**" in c for c in row[len(header) - len(refs):])
@@ -107,7 +115,8 @@ def test_reference_columns_come_from_the_registered_spec():
         assert C.reference_keys(frame) == ["toy_ref:big"]
         (table,) = C.comparison_tables(frame)
         assert table.header == ["Category", "toy", "Toy (paper)"]
-        assert [r[2] for r in table.rows] == ["91.0 / –", "93.0 / –", "92.0 / –"]  # Mean over the rows shown
+        # the Mean is over the rows shown; the last row (seeds x categories) has nothing for a paper
+        assert [r[2] for r in table.rows] == ["91.0 / –", "93.0 / –", "92.0 / –", "–"]
         assert "Toy (paper): Toy et al., Table 9; published mean 95.5 / –." in table.notes
         numeric = table.numeric.set_index("category")
         assert numeric.loc["grid", "paper:toy_ref:big | i_auroc"] == 93.0

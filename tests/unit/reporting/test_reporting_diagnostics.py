@@ -48,15 +48,17 @@ def test_per_depth_table_per_category_is_the_seed_mean_of_the_records():
         "rcae, carpet (MVTec AD): per-depth test signal", "rcae, bottle (MVTec AD): per-depth test signal"]
     bottle = tables[1]
     assert bottle.header == ["Step", "Recon I-AUROC", "Recon P-AUROC", "Detail I-AUROC", "Detail P-AUROC"]
-    # recon step 1 I-AUROC: seeds 0.80 and 0.90 -> 85.0 ± std([80, 90], ddof=1) = 7.07
-    assert bottle.rows[0] == ["1", "85.0±7.1", "72.0±2.8", "86.0±1.4", "74.0±2.8"]
-    assert bottle.rows[1] == ["2", "92.0±2.8", "76.0±1.4", "94.0±2.8", "81.0±1.4"]
-    assert bottle.rows[2] == [D.CRD_ROW, MISSING, MISSING, "96.0±1.4", "91.0±1.4"] and 2 in bottle.rule_before
+    # recon step 1 I-AUROC: seeds 0.80 and 0.90 -> 85.0; resampling two seeds gives 80, 85 or 90 with
+    # probabilities 1/4, 1/2, 1/4, so the 2.5 and 97.5 percentiles are the two seeds
+    assert bottle.rows[0] == ["1", "85.0 [80.0, 90.0]", "72.0 [70.0, 74.0]", "86.0 [85.0, 87.0]", "74.0 [72.0, 76.0]"]
+    assert bottle.rows[1] == ["2", "92.0 [90.0, 94.0]", "76.0 [75.0, 77.0]", "94.0 [92.0, 96.0]", "81.0 [80.0, 82.0]"]
+    assert bottle.rows[2] == [D.CRD_ROW, MISSING, MISSING, "96.0 [95.0, 97.0]", "91.0 [90.0, 92.0]"]
+    assert 2 in bottle.rule_before
     num = bottle.numeric.set_index(["family", "step", "metric"])
     assert num.loc[("recon", "1", "i_auroc"), "value"] == pytest.approx(0.85)
     assert num.loc[("recon", "1", "i_auroc"), "std"] == pytest.approx(np.std([0.80, 0.90], ddof=1))
     assert num.loc[("crd", "all", "p_auroc"), "seeds"] == 2
-    assert tables[0].rows[0] == ["1", "60.0", "50.0", "65.0", "52.0"]  # one seed: no ±
+    assert tables[0].rows[0] == ["1", "60.0", "50.0", "65.0", "52.0"]  # one seed: no interval
 
 
 def test_per_depth_table_aggregated_is_the_mean_over_categories_of_seed_means():
@@ -67,7 +69,9 @@ def test_per_depth_table_aggregated_is_the_mean_over_categories_of_seed_means():
     assert num.loc[("recon", "1", "i_auroc"), "value"] == pytest.approx((0.85 + 0.60) / 2)
     assert num.loc[("recon", "1", "i_auroc"), "std"] == pytest.approx(np.std([(0.80 + 0.60) / 2, 0.90], ddof=1))
     assert num.loc[("crd", "all", "i_auroc"), "value"] == pytest.approx((0.96 + 0.75) / 2)
-    assert table.rows[0][1] == "72.5±14.1"
+    # categories {bottle: 80, 90; carpet: 60}: carpet drawn twice (p = 1/4) gives 60; the top 2.5 %
+    # lies at 87.5 (90 needs bottle twice with seed 90 four times: p = 1/64 < 2.5 %)
+    assert table.rows[0][1] == "72.5 [60.0, 87.5]"
 
 
 def test_per_depth_on_fake_records_equals_the_record_files(fake_frame):
@@ -116,7 +120,8 @@ def test_scoring_table_cells_are_seed_means_and_best_is_bold():
     ])
     (table,) = D.scoring_tables(frame)
     assert table.header == ["Configuration", "Configured", "auto|none", "auto|pixel"]
-    assert table.rows == [["rcae", "auto|pixel", "75.0±7.1 / 80.0±0.0", "**92.0±2.8** / **90.0±0.0**"]]
+    assert table.rows == [["rcae", "auto|pixel", "75.0 [70.0, 80.0] / 80.0 [80.0, 80.0]",
+                           "**92.0 [90.0, 94.0]** / **90.0 [90.0, 90.0]**"]]
     assert "scoring: anomaly_map=auto, standardize=pixel" in table.footer
     num = table.numeric.set_index(["variant", "metric"])
     assert num.loc[("auto|pixel", "i_auroc"), "value"] == pytest.approx(0.92) and num.loc[("auto|pixel", "i_auroc"), "seeds"] == 2
