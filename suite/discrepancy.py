@@ -131,7 +131,8 @@ def gms_map(x: torch.Tensor, y: torch.Tensor, c: float = 0.0026) -> torch.Tensor
 
 
 def mean_filter(values: torch.Tensor, size: int, repeats: int = 1) -> torch.Tensor:
-    """Apply a ``size x size`` box filter (entries ``1 / size^2``) ``repeats`` times (a box filter iterated; approximates a Gaussian).
+    """Apply a ``size x size`` box filter (entries ``1 / size^2``) ``repeats`` times (a box filter
+    iterated; approximates a Gaussian).
 
     Same-size output with replicate padding (for an even size the window reaches one pixel further
     to the bottom/right). ``repeats = 0`` or ``size = 1`` returns the input unchanged.

@@ -22,7 +22,13 @@ from pathlib import Path
 
 from suite.data.common import DatasetError, Sample, shared_data_dir
 from suite.data.folder import check_folder_layout, list_folder_categories, load_folder_samples
-from suite.data.mvtec import MVTEC_CATEGORIES, check_mvtec_layout, list_mvtec_categories, load_mvtec_samples, scan_mvtec_layout
+from suite.data.mvtec import (
+    MVTEC_CATEGORIES,
+    check_mvtec_layout,
+    list_mvtec_categories,
+    load_mvtec_samples,
+    scan_mvtec_layout,
+)
 from suite.data.synthetic import SYNTHETIC_CATEGORIES, synthetic_image_size, synthetic_root
 from suite.data.visa import VISA_CATEGORIES, check_visa_layout, list_visa_categories, load_visa_samples
 

@@ -226,7 +226,9 @@ def _table(
     if ablation.path is None:
         where = "no space file"
     else:
-        where = f"`search_spaces/{ablation.path.name}`" if ablation.path.parent == spaces_dir() else f"`{ablation.path}`"
+        where = (
+            f"`search_spaces/{ablation.path.name}`" if ablation.path.parent == spaces_dir() else f"`{ablation.path}`"
+        )
     base = ", ".join(f"{k}={agg.format_value(v)}" for k, v in ablation.base.items())
     notes = [
         f"{metric_text} in % on the {split} split, mean over the chosen configuration's categories "

@@ -108,10 +108,15 @@ def scoring_tables(frame: pd.DataFrame, split: str = "test", metrics: Sequence[s
         variants = sorted(set(dstats["variant"]), key=natural_key)
         rows = []
         for label in label_order(dok):
-            configured = sorted({str(v) for v in dok.loc[dok["label"] == label, "info.scoring"].dropna()}) if "info.scoring" in dok else []
+            configured = (
+                sorted({str(v) for v in dok.loc[dok["label"] == label, "info.scoring"].dropna()})
+                if "info.scoring" in dok else []
+            )
             cells = [label, ", ".join(configured) or MISSING]
             lstats = dstats[dstats["label"] == label]
-            best = {m: lstats.loc[lstats["metric"] == m, "value"].map(lambda v: round(pct(v), 1)).max() for m in present}
+            best = {
+                m: lstats.loc[lstats["metric"] == m, "value"].map(lambda v: round(pct(v), 1)).max() for m in present
+            }
             for variant in variants:
                 parts = []
                 for m in present:
@@ -133,7 +138,8 @@ def scoring_tables(frame: pd.DataFrame, split: str = "test", metrics: Sequence[s
                     f"Cells: {metric_text} in % on the {split} split of the same trained model scored as "
                     "`anomaly_map|standardize`; mean over categories of seed means [95 % interval, where ≥ 2 "
                     "(category, seed) values entered]; bold: best variant per row and metric.",
-                    "Configured: the variant in the records' metrics (record info.scoring), i.e. the one every other table uses.",
+                    "Configured: the variant in the records' metrics (record info.scoring), i.e. the one every "
+                    "other table uses.",
                     f"Picking a variant by these {split} numbers is selection on the {split} split.",
                 ],
                 footer=footer_text(dok) + " " + uncertainty_text(test=False),
@@ -143,7 +149,9 @@ def scoring_tables(frame: pd.DataFrame, split: str = "test", metrics: Sequence[s
     return tables
 
 
-def per_depth_stats(frame: pd.DataFrame, split: str = "test", per_category: bool | None = None) -> tuple[pd.DataFrame, bool]:
+def per_depth_stats(
+    frame: pd.DataFrame, split: str = "test", per_category: bool | None = None
+) -> tuple[pd.DataFrame, bool]:
     """``record.diagnostics`` of ``split`` in long form, and whether it is per category.
 
     Rows: dataset, label, category, family, step, metric, value, std, seeds, categories (see
@@ -192,7 +200,10 @@ def per_depth_tables(frame: pd.DataFrame, split: str = "test", per_category: boo
     for i, (dataset, label, category) in enumerate(per_depth_groups(stats)):
         g = stats[(stats["dataset"] == dataset) & (stats["label"] == label) & (stats["category"] == category)]
         steps = sorted(set(g.loc[g["family"] != "crd", "step"]), key=agg.step_sort_key)
-        rows = [[step, *(_cell(g, family=f, step=step, metric=m) for f, _ in families for m in DEPTH_METRICS)] for step in steps]
+        rows = [
+            [step, *(_cell(g, family=f, step=step, metric=m) for f, _ in families for m in DEPTH_METRICS)]
+            for step in steps
+        ]
         rule_before = set()
         if (g["family"] == "crd").any():
             rule_before.add(len(rows))
@@ -215,7 +226,8 @@ def per_depth_tables(frame: pd.DataFrame, split: str = "test", per_category: boo
                 notes=[
                     f"Each map scored alone on the {split} split, in %: recon = |I − I_R^n|, detail = |I − I_D^n| at "
                     f"recursion step n; {how}.",
-                    f"{CRD_ROW}: the CRD map, under the detail columns (CRD reads the detail reconstructions of every step).",
+                    f"{CRD_ROW}: the CRD map, under the detail columns (CRD reads the detail reconstructions of "
+                    "every step).",
                 ],
                 footer=footer_text(used) + " " + uncertainty_text(test=False),
                 numeric=g.reset_index(drop=True),

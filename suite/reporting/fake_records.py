@@ -61,7 +61,9 @@ def _quality(method: str, o: dict[str, Any]) -> float:
 
 def _cost(method: str, o: dict[str, Any]) -> dict[str, Any]:
     cost = method_spec(method).cost(o)
-    cost.update({"latency_ms_batch": cost["latency_ms"] * 6, "throughput_ips": 1000.0 / cost["latency_ms"], "peak_mem_mb": 120.0})
+    cost.update(
+        {"latency_ms_batch": cost["latency_ms"] * 6, "throughput_ips": 1000.0 / cost["latency_ms"], "peak_mem_mb": 120.0}
+    )
     return cost
 
 
@@ -182,8 +184,10 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
         if v2 and status == "ok":  # own generator: the main stream (and so the metrics) stay as before
             sub = np.random.default_rng([seed, counter["n"]])
             extra = {
-                "diagnostics": fake_diagnostics(sub, metrics, int(overrides.get("model.depth", 2)),
-                                                overrides.get("model.use_dpn", True), overrides.get("model.use_crd", True)),
+                "diagnostics": fake_diagnostics(
+                    sub, metrics, int(overrides.get("model.depth", 2)),
+                    overrides.get("model.use_dpn", True), overrides.get("model.use_crd", True),
+                ),
                 "scorings": fake_scorings(metrics),
                 "info": {"scoring": CONFIGURED_SCORING},
             }
@@ -197,7 +201,10 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
             error=error,
             metrics=metrics,
             cost=_cost(method, overrides) if status == "ok" else {},
-            stage_times={"stage1": 10.0 + rng.uniform(0, 2), "stage2": 3.0, "stage3": 4.0} if status == "ok" else {"stage1": 1.0},
+            stage_times=(
+                {"stage1": 10.0 + rng.uniform(0, 2), "stage2": 3.0, "stage3": 4.0}
+                if status == "ok" else {"stage1": 1.0}
+            ),
             history=[],
             artifacts=artifacts,
             trial_id=trial,
@@ -232,8 +239,8 @@ def write_fake_runs(root: str | Path, seed: int = 0, test_selected: int = 0) -> 
         add(0, "rcae", "mvtec", category, {**full, "model.depth": 3}, seed_=1, v2=True, ablation=("depth", "3"))
         add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "augment.coverage": 0.5}, v2=True,
             ablation=("depth", "3"))
-        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_dpn": False, "model.use_crd": False}, v2=True,
-            ablation=("components", "rcae"))
+        add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_dpn": False, "model.use_crd": False},
+            v2=True, ablation=("components", "rcae"))
         add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.use_crd": False}, v2=True,
             ablation=("components", "rcae_dpn"))
         add(0, "rcae", "mvtec", category, {**full, "model.depth": 3, "model.skip": False}, v2=True,

@@ -19,10 +19,10 @@ from suite.methods.registry import display_name, method_order, method_specs
 def infer_preset(frame: pd.DataFrame) -> str:
     """The config preset the records were built from.
 
-    Uses a recorded ``runtime.preset`` (or top-level ``preset``) when the records carry one. Otherwise compares each preset's values
-    with the records', ignoring keys that vary among the records (a sweep over model.depth on top
-    of ``tiny`` is still ``tiny``): all match -> the preset; most match -> the closest preset and
-    the keys that differ; else ``custom``.
+    Uses a recorded ``runtime.preset`` (or top-level ``preset``) when the records carry one.
+    Otherwise compares each preset's values with the records', ignoring keys that vary among the
+    records (a sweep over model.depth on top of ``tiny`` is still ``tiny``): all match -> the
+    preset; most match -> the closest preset and the keys that differ; else ``custom``.
     """
     if frame.empty:
         return "n/a"
@@ -95,7 +95,10 @@ def scoring_text(frame: pd.DataFrame) -> str:
         for m, z in zip(scored[columns[0]], scored[columns[1]])
     ]
     counts = pd.Series(pairs).value_counts(sort=False)
-    text = "; ".join(counts.index) if len(counts) == 1 else "; ".join(f"{p} ({n} records)" for p, n in sorted(counts.items()))
+    text = (
+        "; ".join(counts.index) if len(counts) == 1
+        else "; ".join(f"{p} ({n} records)" for p, n in sorted(counts.items()))
+    )
     if others:
         text += " for " + "/".join(display_name(m) for m in eval_map if m in set(scored["method"]))
     return "scoring: " + text

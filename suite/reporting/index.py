@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;\
+margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:0.6em 0;font-size:0.85em}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th:first-child,td:first-child{text-align:left}
@@ -127,7 +128,9 @@ def markdown_to_html(text: str, base_dir: str | Path | None = None) -> str:
             while i < len(lines) and lines[i].strip().startswith("|"):
                 rows.append(_split_row(lines[i]))
                 i += 1
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(h, base)}</th>" for h in header) + "</tr></thead><tbody>")
+            out.append(
+                "<table><thead><tr>" + "".join(f"<th>{_inline(h, base)}</th>" for h in header) + "</tr></thead><tbody>"
+            )
             for row in rows:
                 out.append("<tr>" + "".join(f"<td>{_inline(c, base)}</td>" for c in row) + "</tr>")
             out.append("</tbody></table>")
@@ -200,7 +203,11 @@ def index_html(title: str, intro: str, sections: list[Section], out_dir: str | P
         if links:
             body.append(
                 "<p>Files: "
-                + ", ".join(f'<a href="{html.escape(it.path.as_posix(), quote=True)}">{html.escape(it.caption or it.path.name)}</a>' for it in links)
+                + ", ".join(
+                    f'<a href="{html.escape(it.path.as_posix(), quote=True)}">'
+                    f"{html.escape(it.caption or it.path.name)}</a>"
+                    for it in links
+                )
                 + "</p>"
             )
     return (

@@ -133,7 +133,10 @@ def _accuracy_vs_cost_one(
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         params = pd.to_numeric(pts.get("cost.params", pd.Series(np.nan, index=pts.index)), errors="coerce")
         pmax = params.max() if params.notna().any() else math.nan
-        sizes = 30.0 + 470.0 * (params / pmax).fillna(0.0) if not math.isnan(pmax) and pmax > 0 else pd.Series(60.0, index=pts.index)
+        sizes = (
+            30.0 + 470.0 * (params / pmax).fillna(0.0) if not math.isnan(pmax) and pmax > 0
+            else pd.Series(60.0, index=pts.index)
+        )
         for method, group in pts.groupby("method", sort=False):
             yerr = np.vstack([group["accuracy"] - group["low"], group["high"] - group["accuracy"]])
             ax.errorbar(group[x_col], group["accuracy"], yerr=np.clip(np.nan_to_num(yerr), 0.0, None), fmt="none",
@@ -145,7 +148,8 @@ def _accuracy_vs_cost_one(
             )
         ax.step(front[x_col], front["accuracy"], where="post", color="k", lw=1.2, ls="--", label="Pareto front")
         for _, r in front.iterrows():
-            ax.annotate(str(r["label"]), (r[x_col], r["accuracy"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(str(r["label"]), (r[x_col], r["accuracy"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
         xs = pts[x_col].to_numpy(float)
         if xs.max() / max(xs.min(), 1e-12) > 30:
             ax.set_xscale("log")
@@ -305,7 +309,9 @@ def _slice_at_best(frame: pd.DataFrame, key: str, others: list[str], sel_col: st
 FAMILY_STYLES = {"recon": ("tab:blue", "o", "recon |I − I_R^n|"), "detail": ("tab:orange", "s", "detail |I − I_D^n|")}
 
 
-def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "test", max_figures: int = 8) -> list[Figure]:
+def per_depth_figures(
+    stats: pd.DataFrame, out_dir: str | Path, split: str = "test", max_figures: int = 8
+) -> list[Figure]:
     """I-AUROC and P-AUROC (%) vs recursion step, one line per map family, CRD as a horizontal line.
 
     ``stats`` is ``diagnostics.per_depth_stats(...)[0]``; one figure (PNG + SVG) per (dataset,
@@ -321,7 +327,11 @@ def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "te
         for ax, metric in zip(np.atleast_1d(axes), DEPTH_METRICS):
             gm = g[g["metric"] == metric]
             for family, (colour, marker, name) in FAMILY_STYLES.items():
-                f = gm[gm["family"] == family].assign(_x=lambda d: pd.to_numeric(d["step"], errors="coerce")).dropna(subset=["_x"])
+                f = (
+                    gm[gm["family"] == family]
+                    .assign(_x=lambda d: pd.to_numeric(d["step"], errors="coerce"))
+                    .dropna(subset=["_x"])
+                )
                 if f.empty:
                     continue
                 f = f.sort_values("_x")
@@ -332,7 +342,8 @@ def per_depth_figures(stats: pd.DataFrame, out_dir: str | Path, split: str = "te
                             color=colour, marker=marker, ms=4, lw=1.5, capsize=2, label=name)
             crd = gm[gm["family"] == "crd"]
             if not crd.empty:
-                ax.axhline(float(crd["value"].iloc[0]) * 100.0, color="tab:red", ls="--", lw=1.2, label="CRD map (all steps)")
+                ax.axhline(float(crd["value"].iloc[0]) * 100.0, color="tab:red", ls="--", lw=1.2,
+                           label="CRD map (all steps)")
             ax.set_xlabel("recursion step n")
             ax.set_ylabel(f"{split} {agg.METRIC_NAMES[metric]} (%)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -77,7 +77,8 @@ def _has_values(frame: pd.DataFrame, column: str) -> bool:
 
 
 def _table_items(stem: str, label: str) -> list[Item]:
-    return [Item("markdown", Path(f"{stem}.md"), f"{label} (Markdown)"), Item("file", Path(f"{stem}.csv"), f"{stem}.csv"),
+    return [Item("markdown", Path(f"{stem}.md"), f"{label} (Markdown)"),
+            Item("file", Path(f"{stem}.csv"), f"{stem}.csv"),
             Item("file", Path(f"{stem}.tex"), f"{stem}.tex")]
 
 
@@ -85,7 +86,9 @@ def _scoring_section(frame: pd.DataFrame, target: Path, split: str) -> Section:
     """``scorings.md|csv|tex`` from the records' ``scorings`` (absent in older records)."""
     tables = scoring_tables(frame, split)
     if not tables:
-        return Section("Scoring variants", [], "No record carries scoring variants (records before version 2, or baselines only).")
+        return Section(
+            "Scoring variants", [], "No record carries scoring variants (records before version 2, or baselines only)."
+        )
     _write_tables(target / "scorings", "Scoring variants", tables)
     pd.concat([t.numeric for t in tables], ignore_index=True).to_csv(target / "scorings.csv", index=False)
     return Section("Scoring variants", _table_items("scorings", "scoring variants"))
@@ -96,7 +99,9 @@ def _per_depth_section(frame: pd.DataFrame, target: Path, plot_dir: Path, split:
     title = "Per-depth signal (which recursion steps carry signal)"
     tables = per_depth_tables(frame, split)
     if not tables:
-        return Section(title, [], "No record carries per-depth diagnostics (records before version 2, or baselines only).")
+        return Section(
+            title, [], "No record carries per-depth diagnostics (records before version 2, or baselines only)."
+        )
     stats, _ = per_depth_stats(frame, split)
     _write_tables(target / "per_depth", title, tables)
     stats.to_csv(target / "per_depth.csv", index=False)
@@ -157,7 +162,9 @@ def build_report(
             extra = extra[["dataset", "category", *(c for c in extra.columns if c not in numeric.columns)]]
             numeric = numeric.merge(extra, on=["dataset", "category"], how="left")
         numeric.to_csv(target / "comparison.csv", index=False)
-        comparison_items += [Item("file", Path("comparison.csv"), "comparison.csv"), Item("file", Path("comparison.tex"), "comparison.tex")]
+        comparison_items += [
+            Item("file", Path("comparison.csv"), "comparison.csv"), Item("file", Path("comparison.tex"), "comparison.tex")
+        ]
     sections.append(Section("Per-category comparison", comparison_items))
 
     # ablations
@@ -176,12 +183,15 @@ def build_report(
         sections.append(
             Section(
                 "Ablations",
-                [Item("markdown", Path("ablations.md"), "ablations (Markdown)"), Item("file", Path("ablations.csv"), "ablations.csv"),
+                [Item("markdown", Path("ablations.md"), "ablations (Markdown)"),
+                 Item("file", Path("ablations.csv"), "ablations.csv"),
                  Item("file", Path("ablations.tex"), "ablations.tex")],
             )
         )
     else:
-        sections.append(Section("Ablations", [], "No ablation table: no record carries the ids of an ablation row. " + preface))
+        sections.append(
+            Section("Ablations", [], "No ablation table: no record carries the ids of an ablation row. " + preface)
+        )
 
     plot_dir = target / "plots"
     sections.append(_scoring_section(frame, target, split))
@@ -197,7 +207,9 @@ def build_report(
     if pareto_tables:
         _write_tables(target / "pareto", "Pareto fronts", pareto_tables)
         cost_items.append(Item("markdown", Path("pareto.md"), "Pareto members (pareto.md)"))
-    sections.append(Section("Accuracy vs cost", cost_items, "" if figures else "No record has both accuracy and cost values."))
+    sections.append(
+        Section("Accuracy vs cost", cost_items, "" if figures else "No record has both accuracy and cost values.")
+    )
 
     # response curves
     curves = plots.response_curves(frame, plot_dir, split=split, select_on=select_on)

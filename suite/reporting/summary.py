@@ -29,13 +29,20 @@ def fidelity_table(frame: pd.DataFrame, footer: str, metrics: Sequence[str] = ("
     rows = []
     for r in results:
         name = agg.METRIC_NAMES.get(r["metric"], r["metric"])
-        corr = [fmt(r["spearman"], digits=2), fmt(r["kendall"], digits=2)] if r["enough"] else ["not enough configurations", MISSING]
+        corr = (
+            [fmt(r["spearman"], digits=2), fmt(r["kendall"], digits=2)] if r["enough"]
+            else ["not enough configurations", MISSING]
+        )
         skipped = r["skipped_test_selected"] + r["skipped_no_val"] + r["skipped_no_test"]
-        rows.append([f"val {name} vs test {name}", str(r["n_configurations"]), *corr, fmt(pct(r["saturation"]), digits=0), str(skipped)])
+        rows.append([
+            f"val {name} vs test {name}", str(r["n_configurations"]), *corr, fmt(pct(r["saturation"]), digits=0),
+            str(skipped),
+        ])
     notes = [
         "Configurations: the config without seed and category; each gets the mean over its categories of seed means "
         "on val and on test. Spearman ρ and Kendall τ-b (scipy.stats) rank-correlate the two over configurations; "
-        f"saturation = share of configurations with val ≥ {agg.SATURATION_THRESHOLD:g}. Records selected on test are skipped.",
+        f"saturation = share of configurations with val ≥ {agg.SATURATION_THRESHOLD:g}. Records selected on test "
+        "are skipped.",
     ]
     notes += [line for r in results for line in agg.fidelity_lines(r)]
     return Table(
@@ -72,7 +79,10 @@ def best_per_category(frame: pd.DataFrame, select_on: str = "val") -> tuple[pd.D
                 "category": category,
                 "label": best["label"],
                 "selection": pct(best[sel_col]),
-                **{f"test.{m}": pct(best.get(f"test.{m}", math.nan)) for m in ("i_auroc", "p_auroc", "aupro", "i_f1max", "p_f1max")},
+                **{
+                    f"test.{m}": pct(best.get(f"test.{m}", math.nan))
+                    for m in ("i_auroc", "p_auroc", "aupro", "i_f1max", "p_f1max")
+                },
                 "seeds": int(best["seeds"]),
                 "candidates": len(group),
             }
@@ -237,7 +247,10 @@ def summary_markdown(
         tables["best_per_category"] = Table(
             name="best_per_category",
             title="Best configuration per category",
-            header=["Dataset", "Category", "Configuration", f"{sel_col} (%)", "Test I-AUROC", "Test P-AUROC", "Test AUPRO", "Seeds", "Candidates"],
+            header=[
+                "Dataset", "Category", "Configuration", f"{sel_col} (%)",
+                "Test I-AUROC", "Test P-AUROC", "Test AUPRO", "Seeds", "Candidates",
+            ],
             rows=rows,
             notes=[f"Chosen by the seed-averaged `{sel_col}`; the test columns are that configuration's test metrics."],
             footer=footer,
@@ -281,7 +294,8 @@ def summary_markdown(
         error = str(r.get("error") or "").strip().splitlines()
         first = error[-1] if error else "(no error message)"
         fail_rows.append(
-            [str(r["status"]), str(r.get("trial_id")), str(r["category"]), str(r["label"]), first[:200], f"`{r.get('record_path')}`"]
+            [str(r["status"]), str(r.get("trial_id")), str(r["category"]), str(r["label"]), first[:200],
+             f"`{r.get('record_path')}`"]
         )
     if record_set is not None:
         for path, err in record_set.unreadable:
@@ -312,7 +326,8 @@ def summary_markdown(
         title="Parameter importance",
         header=["Config key", "|Spearman ρ|", "Spearman ρ", "Records", "Distinct values"],
         rows=[
-            [f"`{r['key']}`", fmt(r["abs_spearman"], digits=3), fmt(r["spearman"], digits=3), str(r["n"]), str(r["distinct"])]
+            [f"`{r['key']}`", fmt(r["abs_spearman"], digits=3), fmt(r["spearman"], digits=3), str(r["n"]),
+             str(r["distinct"])]
             for _, r in importance.iterrows()
         ]
         or [["no varied numeric key", "", "", "", ""]],

@@ -45,7 +45,9 @@ class Table:
 
         lines = [f"{'#' * level} {self.title}", ""]
         lines.append("| " + " | ".join(cell(h) for h in self.header) + " |")
-        lines.append("|" + "|".join("---:" if self._numeric_column(j) else "---" for j in range(len(self.header))) + "|")
+        lines.append(
+            "|" + "|".join("---:" if self._numeric_column(j) else "---" for j in range(len(self.header))) + "|"
+        )
         for row in self.rows:
             lines.append("| " + " | ".join(cell(c) for c in row) + " |")
         lines.append("")
@@ -184,7 +186,11 @@ def fmt_diff(value: float, digits: int = 1) -> str:
 
 def natural_key(text: str) -> list[Any]:
     """Sort ``depth=10`` after ``depth=2``."""
-    return [(0, float(t)) if re.fullmatch(r"\d+(?:\.\d+)?", t) else (1, t) for t in re.split(r"(\d+(?:\.\d+)?)", str(text)) if t]
+    return [
+        (0, float(t)) if re.fullmatch(r"\d+(?:\.\d+)?", t) else (1, t)
+        for t in re.split(r"(\d+(?:\.\d+)?)", str(text))
+        if t
+    ]
 
 
 def label_order(frame: pd.DataFrame) -> list[str]:
