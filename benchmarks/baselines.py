@@ -141,7 +141,8 @@ def main() -> None:
     ap.add_argument("--textures", default=str(shared_data_dir() / "dtd_small"),
                     help="FAE texture folder ('' = procedural textures)")
     ap.add_argument("--epochs", type=parse_epochs, default={},
-                    help="stage-1 epochs per method, e.g. fae=12,hfr=30 (defaults: %s; else the preset's)" % DEFAULT_EPOCHS)
+                    help="stage-1 epochs per method, e.g. fae=12,hfr=30 (defaults: %s; else the preset's)"
+                    % DEFAULT_EPOCHS)
     ap.add_argument("--max-train-s", type=float, default=360.0, help="wall-time budget of a training stage")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (runtime.threads)")
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_baselines"))

@@ -80,8 +80,9 @@ def simulate(gpus=GPUS, seeds: int = SEEDS) -> dict:
 
     space = load_space("ablation_components")
     cats = list(MVTEC_TRAIN)
-    base = check_space(space, build_config(preset="paper", base={"data": {"dataset": "mvtec", "category": cats[0],
-                                                                        "root": "/data/mvtec_ad"}}))  # a path: nothing is read
+    base = check_space(space, build_config(preset="paper", base={"data": {
+        "dataset": "mvtec", "category": cats[0], "root": "/data/mvtec_ad",  # a path: nothing is read
+    }}))
     base = planning.sweep_eval_config(base, use_asha=False)  # grid: no ASHA
 
     def stages_of(cfg) -> tuple[str, ...]:
@@ -114,8 +115,8 @@ def simulate(gpus=GPUS, seeds: int = SEEDS) -> dict:
         "what": "MVTec AD 15 categories x Table 2 grid (4 rows) x 3 seeds, paper preset, 1 GPU per training",
         "assumption": {
             "per_epoch_source": "../shared/CALIBRATION.md CPU seconds/image at 128 px (2 cores), x64 pixels to "
-                                f"1024 px, / GPU_SPEEDUP {GPU_SPEEDUP:g} (RTX 4090 vs 2 CPU cores; assumed, not measured); "
-                                "ConvAE stage 1 = RcAE stage 1; CRD x4 for crd_pool 1",
+                                f"1024 px, / GPU_SPEEDUP {GPU_SPEEDUP:g} (RTX 4090 vs 2 CPU cores; assumed, "
+                                "not measured); ConvAE stage 1 = RcAE stage 1; CRD x4 for crd_pool 1",
             "cpu_s_per_image_128": CPU_S_PER_IMAGE_128, "gpu_speedup": GPU_SPEEDUP, "pre_s": PRE_S,
             "post_s": POST_S, "train_images": "MVTec AD train/good x 0.8", "sweep_start_s": 60.0,
             "epochs": {"stage1": 1500, "stage2": 400, "stage3": 300},
@@ -180,12 +181,16 @@ def real(args: argparse.Namespace) -> dict:
         with simulated_cluster(nodes=REAL_NODES, cpus_per_node=1) as cluster:
             data = _folder_dataset(work, image_size=32)
             space = work / "two_configs.py"
-            space.write_text('"""two configurations"""\nCONFIGS = [{"augment.coverage": 0.2}, {"augment.coverage": 0.4}]\n')
+            space.write_text(
+                '"""two configurations"""\nCONFIGS = [{"augment.coverage": 0.2}, {"augment.coverage": 0.4}]\n'
+            )
             epochs = args.epochs
             cfg = build_config(
                 preset="tiny",
                 base={"data": {"dataset": "folder", "root": str(data)}},
-                overrides=[f"train.stage1.epochs={epochs}", "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"],
+                overrides=[
+                    f"train.stage1.epochs={epochs}", "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"
+                ],
             )
             # Untimed warm-up: every node starts its worker processes and imports torch once, so no timed
             # run pays that (Ray reuses a job's idle workers across sweeps).
@@ -222,7 +227,9 @@ def real(args: argparse.Namespace) -> dict:
         "nodes": REAL_NODES, "cpus_per_node": 1, "machine_cores": os.cpu_count(), "categories": len(REAL_CATEGORIES),
         "configurations": 2, "preset": "tiny", "stage1_epochs": args.epochs, "runs": runs,
         "sharded_vs_sequential": round(runs["sharded"]["wall_s"] / seq, 3),
-        "sharded_vs_pooled_one_after_another": round(runs["sharded"]["wall_s"] / runs["pooled_one_after_another"]["wall_s"], 3),
+        "sharded_vs_pooled_one_after_another": round(
+            runs["sharded"]["wall_s"] / runs["pooled_one_after_another"]["wall_s"], 3
+        ),
     }
 
 

@@ -133,7 +133,8 @@ def main() -> None:
             if name == "RcAE+DPN+CRD":
                 diagnostics[seed] = record.diagnostics
             test = record.metrics.get("test", {})
-            print(f"[ladder] seed {seed} {name:14s} {record.info.get('scoring')}: I-AUROC {test.get('i_auroc', float('nan')):.3f}"
+            print(f"[ladder] seed {seed} {name:14s} {record.info.get('scoring')}: "
+                  f"I-AUROC {test.get('i_auroc', float('nan')):.3f}"
                   f"  P-AUROC {test.get('p_auroc', float('nan')):.3f}  AUPRO {test.get('aupro', float('nan')):.3f}"
                   f"  ({wall:.0f}s)", flush=True)
     built: dict[tuple[int, str], float] = {}

@@ -15,9 +15,9 @@ resized with ``data.image_size=1024``) runs in a fresh subprocess per arm:
 Each child reads ``VmHWM`` (peak resident set) at the phase boundaries and resets it there
 (``/proc/self/clear_refs`` = 5): ``data`` (splits, validation set), ``train`` (all stages and the
 scoring fit) and, with ``--with-eval`` only (slow: the pixel metrics of 83 maps of 1024 px),
-``eval`` (prediction and metrics on validation and test); without it a child stops after training. ``baseline`` is ``VmRSS``
-after importing torch and the suite. The claim checked: ``train peak(stream B) <= baseline + B +
-model memory``, with model memory from the ``stream_0mb`` arm.
+``eval`` (prediction and metrics on validation and test); without it a child stops after training.
+``baseline`` is ``VmRSS`` after importing torch and the suite. The claim checked: ``train
+peak(stream B) <= baseline + B + model memory``, with model memory from the ``stream_0mb`` arm.
 
     PYTHONPATH=. python benchmarks/stream_memory.py --out benchmarks/results/stream_memory.json
 """

@@ -2,7 +2,10 @@
 RcAE + DPN + CRD.
 """
 
-_PAPER = "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', AAAI 2026"
+_PAPER = (
+    "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', "
+    "AAAI 2026"
+)
 
 TABLE = {
     "id": "components",

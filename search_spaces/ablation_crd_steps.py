@@ -3,7 +3,10 @@ all steps (null = 1..N). The steps must be within 1..depth, so depth is fixed at
 paper's N); ``data.image_size`` must then be divisible by 32.
 """
 
-_PAPER = "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', AAAI 2026"
+_PAPER = (
+    "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', "
+    "AAAI 2026"
+)
 
 BASE = {"model.depth": 5}
 

@@ -2,7 +2,10 @@
 the ConvAE baseline.
 """
 
-_PAPER = "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', AAAI 2026"
+_PAPER = (
+    "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', "
+    "AAAI 2026"
+)
 
 TABLE = {
     "id": "data_fraction",
@@ -13,15 +16,20 @@ TABLE = {
 
 # paper: percent; mvtec = MVTec AD mean
 ROWS = [
-    {"id": "convae_0.1", "label": "ConvAE data=10%", "overrides": {"data.data_fraction": 0.1, "model.method": "convae"},
+    {"id": "convae_0.1", "label": "ConvAE data=10%",
+     "overrides": {"data.data_fraction": 0.1, "model.method": "convae"},
      "paper": {"mvtec": {"i_auroc": 62.3, "p_auroc": 61.5}}},
-    {"id": "convae_0.25", "label": "ConvAE data=25%", "overrides": {"data.data_fraction": 0.25, "model.method": "convae"},
+    {"id": "convae_0.25", "label": "ConvAE data=25%",
+     "overrides": {"data.data_fraction": 0.25, "model.method": "convae"},
      "paper": {"mvtec": {"i_auroc": 68.9, "p_auroc": 77.2}}},
-    {"id": "convae_0.5", "label": "ConvAE data=50%", "overrides": {"data.data_fraction": 0.5, "model.method": "convae"},
+    {"id": "convae_0.5", "label": "ConvAE data=50%",
+     "overrides": {"data.data_fraction": 0.5, "model.method": "convae"},
      "paper": {"mvtec": {"i_auroc": 71.4, "p_auroc": 87.8}}},
-    {"id": "convae_0.75", "label": "ConvAE data=75%", "overrides": {"data.data_fraction": 0.75, "model.method": "convae"},
+    {"id": "convae_0.75", "label": "ConvAE data=75%",
+     "overrides": {"data.data_fraction": 0.75, "model.method": "convae"},
      "paper": {"mvtec": {"i_auroc": 79.1, "p_auroc": 88.9}}},
-    {"id": "convae_1.0", "label": "ConvAE data=100%", "overrides": {"data.data_fraction": 1.0, "model.method": "convae"},
+    {"id": "convae_1.0", "label": "ConvAE data=100%",
+     "overrides": {"data.data_fraction": 1.0, "model.method": "convae"},
      "paper": {"mvtec": {"i_auroc": 82.4, "p_auroc": 90.8}}},
     {"id": "rcae_0.1", "label": "RcAE data=10%", "overrides": {"data.data_fraction": 0.1, "model.method": "rcae"},
      "paper": {"mvtec": {"i_auroc": 84.1, "p_auroc": 93.4}}},

@@ -3,7 +3,10 @@
 ``data.image_size`` must be divisible by 2**6 (64 px or more).
 """
 
-_PAPER = "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', AAAI 2026"
+_PAPER = (
+    "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', "
+    "AAAI 2026"
+)
 
 TABLE = {
     "id": "depth",

@@ -3,7 +3,10 @@ rows of that table (with and without skips). RcAE without skips and without shar
 paper; it completes the grid.
 """
 
-_PAPER = "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', AAAI 2026"
+_PAPER = (
+    "Wu et al., 'RcAE: Recursive Reconstruction Framework for Unsupervised Industrial Anomaly Detection', "
+    "AAAI 2026"
+)
 
 TABLE = {
     "id": "skip_shared",

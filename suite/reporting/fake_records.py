@@ -61,9 +61,9 @@ def _quality(method: str, o: dict[str, Any]) -> float:
 
 def _cost(method: str, o: dict[str, Any]) -> dict[str, Any]:
     cost = method_spec(method).cost(o)
-    cost.update(
-        {"latency_ms_batch": cost["latency_ms"] * 6, "throughput_ips": 1000.0 / cost["latency_ms"], "peak_mem_mb": 120.0}
-    )
+    cost.update({
+        "latency_ms_batch": cost["latency_ms"] * 6, "throughput_ips": 1000.0 / cost["latency_ms"], "peak_mem_mb": 120.0,
+    })
     return cost
 
 

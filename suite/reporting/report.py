@@ -163,7 +163,8 @@ def build_report(
             numeric = numeric.merge(extra, on=["dataset", "category"], how="left")
         numeric.to_csv(target / "comparison.csv", index=False)
         comparison_items += [
-            Item("file", Path("comparison.csv"), "comparison.csv"), Item("file", Path("comparison.tex"), "comparison.tex")
+            Item("file", Path("comparison.csv"), "comparison.csv"),
+            Item("file", Path("comparison.tex"), "comparison.tex"),
         ]
     sections.append(Section("Per-category comparison", comparison_items))
 

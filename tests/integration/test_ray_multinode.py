@@ -62,6 +62,8 @@ def test_a_pooled_trials_categories_train_at_once_on_both_nodes(two_node_cluster
     # Tune got one matched report per stage-1 validation epoch (both categories), then the final one.
     (result_json,) = (tmp_path / "shared" / "shards" / "tune-pooled").glob("*/result.json")
     reports = [json.loads(line) for line in result_json.read_text().splitlines()]
-    assert [(r["stage"], r["epoch"]) for r in reports if not r["final"]] == [("stage1", 1), ("stage1", 2), ("stage1", 3)]
+    assert [(r["stage"], r["epoch"]) for r in reports if not r["final"]] == [
+        ("stage1", 1), ("stage1", 2), ("stage1", 3)
+    ]
     assert all(r["n_categories"] == 2 for r in reports)
     assert reports[-1]["final"] and result["utilisation"]["slots"] == 2

@@ -191,7 +191,9 @@ def _configurations(vals, tests):
 
 
 def test_diagnostics_and_scorings_become_columns_and_old_records_lack_them():
-    diag = {"test": {"recon": {"1": {"i_auroc": 0.7, "p_auroc": 0.8}}, "crd": {"all": {"i_auroc": 0.9, "p_auroc": 0.95}}}}
+    diag = {
+        "test": {"recon": {"1": {"i_auroc": 0.7, "p_auroc": 0.8}}, "crd": {"all": {"i_auroc": 0.9, "p_auroc": 0.95}}}
+    }
     scorings = {"auto|pixel": {"test": {"i_auroc": 0.9}}, "fused|pixel": {"test": {"aupro": 0.6}}}
     new = _record(1, "carpet", 0, 0.9, 0.8, diagnostics=diag, scorings=scorings, info={"scoring": "auto|pixel"})
     old = _record(1, "grid", 0, 0.9, 0.8)
@@ -202,7 +204,8 @@ def test_diagnostics_and_scorings_become_columns_and_old_records_lack_them():
     assert sorted(c[1:] for c in agg.diagnostic_columns(frame, "test")) == [
         ("test", "crd", "all", "i_auroc"), ("test", "crd", "all", "p_auroc"),
         ("test", "recon", "1", "i_auroc"), ("test", "recon", "1", "p_auroc")]
-    assert sorted(c[1:] for c in agg.scoring_columns(frame)) == [("auto|pixel", "test", "i_auroc"), ("fused|pixel", "test", "aupro")]
+    assert sorted(c[1:] for c in agg.scoring_columns(frame)) == [
+        ("auto|pixel", "test", "i_auroc"), ("fused|pixel", "test", "aupro")]
     assert sorted(["all", "10", "2"], key=agg.step_sort_key) == ["2", "10", "all"]
     # switching the extra recordings on or off is not a different configuration
     assert {"eval.diagnostics", "eval.scoring_variants"} <= agg.NON_CONFIG_KEYS
@@ -231,7 +234,9 @@ def test_fidelity_matches_scipy_on_a_mixed_order():
     assert result["spearman"] == pytest.approx(stats.spearmanr(vals, tests).statistic)  # 0.6
     assert result["kendall"] == pytest.approx(stats.kendalltau(vals, tests).statistic)  # 0.4 < 0.5: warned
     assert result["spearman"] == pytest.approx(0.6) and result["kendall"] == pytest.approx(0.4)
-    assert any(line.startswith("Warning: validation ranks configurations poorly") for line in agg.fidelity_lines(result))
+    assert any(
+        line.startswith("Warning: validation ranks configurations poorly") for line in agg.fidelity_lines(result)
+    )
 
 
 def test_fidelity_saturation_share_is_exact():

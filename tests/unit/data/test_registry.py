@@ -225,7 +225,9 @@ def test_unregistered_dataset_is_gone(tiny):
 
 
 def test_aggregate_reads_names_and_orders_from_the_registry():
-    assert dict(agg.DATASET_NAMES) == {"mvtec": "MVTec AD", "visa": "VisA", "folder": "folder", "synthetic": "synthetic"}
+    assert dict(agg.DATASET_NAMES) == {
+        "mvtec": "MVTec AD", "visa": "VisA", "folder": "folder", "synthetic": "synthetic"
+    }
     assert agg.benchmark_datasets() == ("mvtec", "visa")
     assert agg.category_order("mvtec") == MVTEC and agg.category_order("visa") == VISA
     assert agg.category_order("synthetic") == () and agg.category_order("nope") == ()

@@ -88,7 +88,8 @@ def test_normals_vary(synthetic_cache):
 
 def test_load_category_synthetic(synthetic_cache):
     for category in SYNTHETIC_CATEGORIES:
-        cfg = DataConfig(dataset="synthetic", root=str(synthetic_cache), category=category, image_size=64, calib_fraction=0.0)
+        cfg = DataConfig(dataset="synthetic", root=str(synthetic_cache), category=category, image_size=64,
+                         calib_fraction=0.0)
         splits = load_category(cfg, seed=0)
         assert splits.dataset == "synthetic" and Path(splits.root).name == "synthetic-v1-128"
         assert len(splits.train) + len(splits.val) == NUM_TRAIN_GOOD and len(splits.val) == 6

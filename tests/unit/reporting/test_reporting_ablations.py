@@ -43,7 +43,10 @@ def test_ablations_name_missing_rows_and_skip_empty_tables(fake_frame, check_lat
     assert skip.loc[("mvtec", "rcae_skip_unshared"), "label"] == "rcae depth=3 shared_weights=False coverage=0.3"
     assert skip.loc[("mvtec", "convae_skip"), "records"] == 0
     # a row without published numbers (not in the paper) shows none
-    assert skip.loc[("mvtec", "rcae_noskip_unshared"), "paper.i_auroc"] != skip.loc[("mvtec", "rcae_noskip_unshared"), "paper.i_auroc"]
+    assert (
+        skip.loc[("mvtec", "rcae_noskip_unshared"), "paper.i_auroc"]
+        != skip.loc[("mvtec", "rcae_noskip_unshared"), "paper.i_auroc"]
+    )
 
 
 def test_a_row_with_two_configurations_shows_the_best_on_the_selection_split(fake_frame):
@@ -78,7 +81,8 @@ def test_ablation_rows_selected_on_test_say_so(fake_frame):
 def _record(i_auroc, table, row, category="bottle", dataset="mvtec"):
     config = {"model": {"method": "m", "depth": 2}, "data": {"category": category}}
     return TrialRecord(config=config, config_hash="same", dataset=dataset, category=category, method="m",
-                       metrics={"val": {"i_auroc": i_auroc, "p_auroc": i_auroc}, "test": {"i_auroc": i_auroc, "p_auroc": i_auroc}},
+                       metrics={"val": {"i_auroc": i_auroc, "p_auroc": i_auroc},
+                                "test": {"i_auroc": i_auroc, "p_auroc": i_auroc}},
                        ablation={"table": table, "row": row} if table else {})
 
 

@@ -25,16 +25,20 @@ def _record(seed, category, recon, detail, crd, scorings=None, depth=2):
             "crd": {"all": {"i_auroc": crd[0], "p_auroc": crd[1]}}}
     config = {"model": {"method": "rcae", "depth": depth}, "eval": {"anomaly_map": "auto", "standardize": "pixel"},
               "runtime": {"seed": seed}, "data": {"category": category}}
-    return TrialRecord(config=config, config_hash=f"s{seed}{category}", dataset="mvtec", category=category, method="rcae",
-                       metrics={"test": {"i_auroc": crd[0], "p_auroc": crd[1]}}, diagnostics={"test": diag},
-                       scorings=scorings or {}, info={"scoring": "auto|pixel"} if scorings else {}, seed=seed)
+    return TrialRecord(config=config, config_hash=f"s{seed}{category}", dataset="mvtec", category=category,
+                       method="rcae", metrics={"test": {"i_auroc": crd[0], "p_auroc": crd[1]}},
+                       diagnostics={"test": diag}, scorings=scorings or {},
+                       info={"scoring": "auto|pixel"} if scorings else {}, seed=seed)
 
 
 def _hand_frame():
     return agg.records_frame([
-        _record(0, "bottle", {"1": (0.80, 0.70), "2": (0.90, 0.75)}, {"1": (0.85, 0.72), "2": (0.92, 0.80)}, (0.95, 0.90)),
-        _record(1, "bottle", {"1": (0.90, 0.74), "2": (0.94, 0.77)}, {"1": (0.87, 0.76), "2": (0.96, 0.82)}, (0.97, 0.92)),
-        _record(0, "carpet", {"1": (0.60, 0.50), "2": (0.70, 0.55)}, {"1": (0.65, 0.52), "2": (0.72, 0.60)}, (0.75, 0.70)),
+        _record(0, "bottle", {"1": (0.80, 0.70), "2": (0.90, 0.75)}, {"1": (0.85, 0.72), "2": (0.92, 0.80)},
+                (0.95, 0.90)),
+        _record(1, "bottle", {"1": (0.90, 0.74), "2": (0.94, 0.77)}, {"1": (0.87, 0.76), "2": (0.96, 0.82)},
+                (0.97, 0.92)),
+        _record(0, "carpet", {"1": (0.60, 0.50), "2": (0.70, 0.55)}, {"1": (0.65, 0.52), "2": (0.72, 0.60)},
+                (0.75, 0.70)),
     ])
 
 
@@ -85,7 +89,10 @@ def test_per_depth_on_fake_records_equals_the_record_files(fake_frame):
         by_category.setdefault(data["category"], []).append(data["diagnostics"]["test"]["detail"]["2"]["p_auroc"])
     assert sorted(len(v) for v in by_category.values()) == [2, 2, 2]  # two seeds on each MVTec category
     expected = np.mean([np.mean(v) for v in by_category.values()])
-    row = stats[(stats["label"] == label) & (stats["family"] == "detail") & (stats["step"] == "2") & (stats["metric"] == "p_auroc")]
+    row = stats[
+        (stats["label"] == label) & (stats["family"] == "detail") & (stats["step"] == "2")
+        & (stats["metric"] == "p_auroc")
+    ]
     assert row["value"].iloc[0] == pytest.approx(expected)
     # without DPN there is no detail family, without CRD no CRD row
     no_dpn = [t for t in D.per_depth_tables(frame) if t.title.startswith("rcae depth=3 use_crd=False use_dpn=False")][0]
@@ -124,7 +131,10 @@ def test_scoring_table_cells_are_seed_means_and_best_is_bold():
                            "**92.0 [90.0, 94.0]** / **90.0 [90.0, 90.0]**"]]
     assert "scoring: anomaly_map=auto, standardize=pixel" in table.footer
     num = table.numeric.set_index(["variant", "metric"])
-    assert num.loc[("auto|pixel", "i_auroc"), "value"] == pytest.approx(0.92) and num.loc[("auto|pixel", "i_auroc"), "seeds"] == 2
+    assert (
+        num.loc[("auto|pixel", "i_auroc"), "value"] == pytest.approx(0.92)
+        and num.loc[("auto|pixel", "i_auroc"), "seeds"] == 2
+    )
     assert "auto\\|pixel" in table.to_markdown() and "auto\\textbar{}pixel" in table.to_latex()
 
 
@@ -132,11 +142,15 @@ def test_scoring_tables_on_fake_records_cover_the_rcae_mvtec_configurations(fake
     frame = fake_frame
     (table,) = D.scoring_tables(frame)  # VisA records carry no scorings
     assert table.header[2:] == ["auto|none", "auto|pixel", "fused|pixel", "residual_mean|pixel"]
-    assert len(table.rows) == frame.loc[frame["method"].eq("rcae") & frame["dataset"].eq("mvtec") & frame["status"].eq("ok"), "label"].nunique()
+    assert len(table.rows) == frame.loc[
+        frame["method"].eq("rcae") & frame["dataset"].eq("mvtec") & frame["status"].eq("ok"), "label"
+    ].nunique()
     # the configured variant equals the records' metrics
     num = table.numeric.set_index(["label", "variant", "metric"])
     ok = frame[(frame["label"] == "rcae depth=2 coverage=0.3") & (frame["status"] == "ok")]
-    assert num.loc[("rcae depth=2 coverage=0.3", "auto|pixel", "aupro"), "value"] == pytest.approx(ok["test.aupro"].mean())
+    assert num.loc[("rcae depth=2 coverage=0.3", "auto|pixel", "aupro"), "value"] == pytest.approx(
+        ok["test.aupro"].mean()
+    )
 
 
 def test_ladder_ablation_and_comparison_footers_state_the_scoring(fake_frame):
@@ -171,7 +185,10 @@ def test_old_records_without_the_new_fields_still_build_a_report(tmp_path):
     assert not (out / "per_depth.md").exists() and not (out / "scorings.md").exists()
     assert not list((out / "plots").glob("per_depth_*"))
     md = index.read_text()
-    assert "## Per-depth signal (which recursion steps carry signal)" in md and "No record carries per-depth diagnostics" in md
+    assert (
+        "## Per-depth signal (which recursion steps carry signal)" in md
+        and "No record carries per-depth diagnostics" in md
+    )
     assert "No record carries scoring variants" in md
     assert "scoring: anomaly_map=crd, standardize=pixel" in (out / "ablations.md").read_text()
     assert "## Selection fidelity" in (out / "summary.md").read_text()

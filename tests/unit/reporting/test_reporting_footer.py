@@ -11,7 +11,10 @@ def test_footer_reports_dataset_size_preset_trials_selection_versions(fake_frame
     footer = F.footer_text(fake_frame[fake_frame["dataset"] == "mvtec"])
     assert "MVTec AD" in footer and "32 px" in footer and "preset: tiny" in footer
     assert "1 failed" in footer and "1 stopped" in footer
-    assert "no record selected on the test split" in footer and "git 0123456789ab" in footer and "rcsuite 0.1.0" in footer
+    assert (
+        "no record selected on the test split" in footer and "git 0123456789ab" in footer
+        and "rcsuite 0.1.0" in footer
+    )
     runs = write_fake_runs(tmp_path, test_selected=2)
     tested = agg.records_frame(agg.load_records(*runs.run_dirs))
     assert "TEST split used for selection in 2 of" in F.footer_text(tested)
@@ -19,7 +22,9 @@ def test_footer_reports_dataset_size_preset_trials_selection_versions(fake_frame
 
 def test_footer_names_the_scoring_of_rcae_and_convae_records():
     base = {"status": "ok", "dataset": "mvtec", "category": "bottle", "seed": 0}
-    frame = pd.DataFrame([{**base, "method": "rcae", "config.eval.anomaly_map": "fused", "config.eval.standardize": "none"}])
+    frame = pd.DataFrame(
+        [{**base, "method": "rcae", "config.eval.anomaly_map": "fused", "config.eval.standardize": "none"}]
+    )
     assert "scoring: anomaly_map=fused, standardize=none;" in F.footer_text(frame)
     legacy = frame.assign(**{"config.eval.anomaly_map": "crd", "config.eval.standardize": True})  # before none|pixel
     assert "scoring: anomaly_map=crd, standardize=pixel;" in F.footer_text(legacy)

@@ -59,10 +59,14 @@ def test_response_curves_only_for_keys_with_two_values(tmp_path):
 
 def test_accuracy_vs_cost_skips_records_without_cost_and_lists_front(tmp_path):
     rows = [
-        {"method": "rcae", "label": "fast", "category": "carpet", "test.i_auroc": 0.80, "cost.latency_ms": 1.0, "cost.gflops": 0.1, "cost.params": 1e4},
-        {"method": "rcae", "label": "slow good", "category": "carpet", "test.i_auroc": 0.95, "cost.latency_ms": 5.0, "cost.gflops": 0.5, "cost.params": 1e5},
-        {"method": "fae", "label": "slow bad", "category": "carpet", "test.i_auroc": 0.70, "cost.latency_ms": 9.0, "cost.gflops": 0.9, "cost.params": 1e6},
-        {"method": "hfr", "label": "no cost", "category": "carpet", "test.i_auroc": 0.99, "cost.latency_ms": np.nan, "cost.gflops": np.nan, "cost.params": np.nan},
+        {"method": "rcae", "label": "fast", "category": "carpet", "test.i_auroc": 0.80,
+         "cost.latency_ms": 1.0, "cost.gflops": 0.1, "cost.params": 1e4},
+        {"method": "rcae", "label": "slow good", "category": "carpet", "test.i_auroc": 0.95,
+         "cost.latency_ms": 5.0, "cost.gflops": 0.5, "cost.params": 1e5},
+        {"method": "fae", "label": "slow bad", "category": "carpet", "test.i_auroc": 0.70,
+         "cost.latency_ms": 9.0, "cost.gflops": 0.9, "cost.params": 1e6},
+        {"method": "hfr", "label": "no cost", "category": "carpet", "test.i_auroc": 0.99,
+         "cost.latency_ms": np.nan, "cost.gflops": np.nan, "cost.params": np.nan},
     ]
     figures, tables = P.accuracy_vs_cost(_frame(rows), tmp_path)
     assert sorted(f.png.name for f in figures) == ["accuracy_vs_gflops.png", "accuracy_vs_latency_ms.png"]
@@ -76,7 +80,10 @@ def test_accuracy_vs_cost_skips_records_without_cost_and_lists_front(tmp_path):
 def test_markdown_to_html_tables_lists_and_inline_images(tmp_path):
     png = tmp_path / "p.png"
     G.gallery_figure(G.load_gallery(write_gallery(tmp_path / "g.npz", np.random.default_rng(1), size=8)), 0, png, "t")
-    text = "# Title\n\nSome **bold** and `code` [link](x.csv).\n\n| a | b \\| c |\n|---|---:|\n| 1 | **2** |\n\n- item\n\n![pic](p.png)\n"
+    text = (
+        "# Title\n\nSome **bold** and `code` [link](x.csv).\n\n"
+        "| a | b \\| c |\n|---|---:|\n| 1 | **2** |\n\n- item\n\n![pic](p.png)\n"
+    )
     html = markdown_to_html(text, tmp_path)
     assert "<h1>Title</h1>" in html and "<strong>bold</strong>" in html and "<code>code</code>" in html
     assert "<th>b | c</th>" in html and "<td><strong>2</strong></td>" in html

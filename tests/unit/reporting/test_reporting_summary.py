@@ -47,8 +47,8 @@ def test_summary_has_selection_fidelity(fake_frame):
 def test_summary_warns_when_validation_ranks_poorly_and_saturates():
     vals, tests = (0.5, 0.985, 0.99), (0.9, 0.8, 0.7)
     records = [
-        TrialRecord(config={"model": {"method": "rcae", "depth": d}}, config_hash=f"h{d}", dataset="mvtec", category="bottle",
-                    method="rcae", metrics={"val": {"i_auroc": v}, "test": {"i_auroc": t}})
+        TrialRecord(config={"model": {"method": "rcae", "depth": d}}, config_hash=f"h{d}", dataset="mvtec",
+                    category="bottle", method="rcae", metrics={"val": {"i_auroc": v}, "test": {"i_auroc": t}})
         for d, v, t in zip((1, 2, 3), vals, tests)
     ]
     text, _ = S.summary_markdown(agg.records_frame(records))

@@ -27,7 +27,8 @@ def test_formatting_helpers():
 
 def test_markdown_right_aligns_numeric_columns_and_csv_uses_the_numbers():
     numeric = pd.DataFrame({"name": ["a"], "value": [1.25]})
-    table = T.Table("t", "Title", ["Name", "Value"], [["a | b", "**1.2**±0.1"]], notes=["n"], footer="f", numeric=numeric)
+    table = T.Table("t", "Title", ["Name", "Value"], [["a | b", "**1.2**±0.1"]], notes=["n"], footer="f",
+                    numeric=numeric)
     md = table.to_markdown()
     assert "|---|---:|" in md and "a \\| b" in md and "- n" in md and "*f*" in md
     assert table.to_csv() == numeric.to_csv(index=False)
