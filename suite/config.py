@@ -32,6 +32,7 @@ from suite.methods.registry import aliases, method_names, method_sections, metho
 # Bumped when what ``config_hash`` covers changes meaning (2: only values that differ from the
 # defaults are hashed, so a field added with a default leaves existing hashes unchanged).
 HASH_SCHEMA = 2
+SHIFT_NAMES = ("dark8", "bright8", "contrast90", "blur", "noise", "translate")  # eval.shifts: photometric.SHIFTS
 
 
 @dataclass
@@ -145,6 +146,7 @@ class EvalConfig:
     aupro: bool = True  # compute AUPRO (exact; the costliest pixel metric)
     save_maps: int = 2  # best and worst scored test images per category kept for the heatmap gallery
     cost: bool = True  # measure params / FLOPs / latency
+    shifts: list[Literal[SHIFT_NAMES]] = field(default_factory=lambda: list(SHIFT_NAMES))  # README "Robustness"
 
 
 @dataclass

@@ -45,6 +45,7 @@ from suite.data.val_anomalies import hard_defects
 from suite.methods.base import TrainContext, TrainedMethod
 from suite.methods.registry import method_spec
 from suite.records import RECORD_NAME, TrialRecord, code_versions, node_info, write_record
+from suite.robustness import brightness_spearman, data_shift_info, evaluate_under_shifts
 from suite.stage_cache import StageCache
 from suite.training import resolve_device, seed_everything
 
@@ -361,9 +362,10 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
     calib_images = FileImages(splits.calib, size, cache, workers) if splits.calib else None
     test_images = FileImages(splits.test, size, cache, workers)
     test_m, test_y = read_masks(splits.test, size), test_images.labels
-    val = None
+    val = val_src = None
     if splits.val:
-        val = streamed_validation_set(FileImages(splits.val, size, cache, workers), train_images, cfg, scratch)
+        val_src = FileImages(splits.val, size, cache, workers)
+        val = streamed_validation_set(val_src, train_images, cfg, scratch)
     record.stage_times["data"] = time.perf_counter() - t0
     record.cost["n_train"], record.cost["n_val"] = len(train_images), len(splits.val)
     record.cost["n_test"], record.cost["n_calib"] = len(test_images), len(splits.calib)
@@ -372,6 +374,9 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
         f"{len(splits.calib)} calibration normals, "
         f"{len(test_images)} test at {size}px ({record.stage_times['data']:.1f}s)"
     )
+
+    # issue 19: label-free data-shift check of all train-folder normals vs the test images, before training
+    record.info["data_shift"], test_brightness = data_shift_info([train_images, calib_images, val_src], test_images, log)
 
     iteration = 0
 
@@ -421,6 +426,10 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
     if val is not None:
         _split_extras(extra_metrics(method, val[0], val[1], val[2], device, False), "val", record)
     _split_extras(extra_metrics(method, test_images, test_m, test_y, device, cfg.eval.aupro), "test", record)
+    # issue 19: scores vs brightness, and the test set under eval.shifts (inference only)
+    record.info["score_brightness_spearman"] = brightness_spearman(tscores, test_brightness)
+    record.shifts = evaluate_under_shifts(lambda x: predict_all(method, x, device)[:2], evaluate, test_images, test_m,
+                                          test_y, cfg.eval.shifts, cfg.runtime.seed, cfg.eval.aupro)
     record.stage_times["eval"] = time.perf_counter() - t0
     if cfg.eval.save_maps > 0:
         idx = gallery_indices(tscores, test_y, cfg.eval.save_maps)

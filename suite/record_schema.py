@@ -10,6 +10,9 @@ reaches a recursive parser. After parsing, ``check_record`` checks every field's
 - ``status`` in ``STATUSES``, ``selection`` in ("val", "test"), ``seed`` an integer;
 - metric values (``metrics``, ``scorings``, ``diagnostics``) finite numbers; the accuracy metrics
   (names ending in auroc, ap, f1max or aupro) in [0, 1];
+- ``shifts`` (version 6): shift name -> metrics, as ``metrics``; ``info.data_shift`` a
+  ``DataShiftResult.to_dict()`` (a flag, counts and per-statistic numbers) and
+  ``info.score_brightness_spearman`` null or in [-1, 1], in records of any version;
 - ``cost`` and ``stage_times`` numbers finite and >= 0; times (``started``, ``finished``,
   ``created``) finite and >= 0; the remaining sections of their container type.
 
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-RECORD_VERSION = 5  # see suite.records for the history
+RECORD_VERSION = 6  # see suite.records for the history
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 32  # a record nests 5 levels (diagnostics); configs a few more
 STATUSES = ("ok", "failed", "stopped")
@@ -168,11 +171,53 @@ def anything(value: Any, where: str, problems: list[str]) -> None:
     return None
 
 
+def boolean(value: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        problems.append(f"{where}: expected true/false, got {_kind(value)}")
+
+
+def fields_of(checks: dict[str, Check], required: tuple[str, ...] = ()) -> Check:
+    """A mapping whose listed keys pass their checks (``required`` ones present); other keys: any value."""
+    def run(value: Any, where: str, problems: list[str]) -> None:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a mapping, got {_kind(value)}")
+            return
+        for key in required:
+            if key not in value:
+                problems.append(f"{where}.{key}: missing")
+        for key, check in checks.items():
+            if key in value:
+                check(value[key], f"{where}.{key}", problems)
+    return run
+
+
+def text_list(value: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        problems.append(f"{where}: expected a list of text")
+
+
+def statistic_value(value: Any, where: str, problems: list[str]) -> None:
+    (boolean if isinstance(value, (bool, np.bool_)) else _FINITE)(value, where, problems)
+
+
 _FRACTION = number(0.0, 1.0)
 _FINITE = number()
 METRICS = mapping_of(mapping_of(metric_value))  # split -> name -> value
 _NON_NEGATIVE = number(0.0)
 TIME = optional(_NON_NEGATIVE)
+# info.data_shift: suite.data.shift_check.DataShiftResult.to_dict()
+DATA_SHIFT = fields_of(
+    {
+        "shifted": boolean,
+        "shifted_statistics": text_list,
+        "n_train": integer,
+        "n_test": integer,
+        "rule": text,
+        "statistics": mapping_of(mapping_of(statistic_value)),
+    },
+    required=("shifted", "statistics"),
+)
+INFO = fields_of({"data_shift": DATA_SHIFT, "score_brightness_spearman": optional(number(-1.0, 1.0))})
 
 # field -> (required, check); the field names are TrialRecord's (tests/unit/test_records.py)
 FIELDS: dict[str, tuple[bool, Check]] = {
@@ -188,9 +233,10 @@ FIELDS: dict[str, tuple[bool, Check]] = {
     "stage_times": (False, mapping_of(number(0.0))),
     "history": (False, list_of_mappings),
     "artifacts": (False, mapping_of(text)),
-    "info": (False, mapping_of()),
+    "info": (False, INFO),
     "diagnostics": (False, mapping_of(mapping_of(mapping_of(mapping_of(metric_value))))),
     "scorings": (False, mapping_of(METRICS)),
+    "shifts": (False, mapping_of(mapping_of(metric_value))),
     "ablation": (False, mapping_of(text)),
     "trial_id": (False, optional(text)),
     "sweep": (False, optional(text)),

@@ -26,7 +26,9 @@ __all__ = ["RECORD_VERSION", "RecordError", "TrialRecord", "LoadedRecord", "load
            "write_record", "find_records", "atomic_write_json"]
 
 # RECORD_VERSION (suite.record_schema): 2: diagnostics and scorings fields; 3: ablation ids;
-# 4: started/finished, device; 5: every value checked against the schema when written and read.
+# 4: started/finished, device; 5: every value checked against the schema when written and read;
+# 6: ``shifts`` (test metrics under eval.shifts) and the checked ``info.data_shift`` /
+# ``info.score_brightness_spearman`` (suite.robustness).
 RECORD_GLOB = "record*.json"
 RECORD_NAME = "record.json"  # the record a run folder (one trial, one category) holds
 
@@ -52,6 +54,8 @@ class TrialRecord:
     # The same trained stages scored under every scoring variant: variant -> split -> metrics.
     # ``metrics`` holds the configured variant (``info["scoring"]`` names it).
     scorings: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # The same trained model on shifted copies of the test set (eval.shifts): shift -> metrics.
+    shifts: dict[str, dict[str, float]] = field(default_factory=dict)
     # Set when an ablation space ran the trial: {"table": TABLE id, "row": ROWS id} (see
     # suite.spaces); the report's ablation tables group records by these ids.
     ablation: dict[str, str] = field(default_factory=dict)

@@ -83,6 +83,7 @@ NON_CONFIG_KEYS = frozenset(
         "eval.scoring_variants",  # extra scorings / diagnostics are recorded beside the metrics,
         "eval.diagnostics",  # they never change them
         "eval.aupro",
+        "eval.shifts",  # shifted test copies are scored beside the metrics (record.shifts)
         "train.checkpoint_every",
         "train.eval_every",
         "train.amp",

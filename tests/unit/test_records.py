@@ -22,7 +22,7 @@ def _record(**changes) -> TrialRecord:
 
 def test_schema_fields_are_the_records_fields():
     assert set(S.FIELDS) == {f.name for f in dataclasses.fields(TrialRecord)}
-    assert RECORD_VERSION == S.RECORD_VERSION == 5
+    assert RECORD_VERSION == S.RECORD_VERSION == 6
 
 
 def test_a_record_round_trips(tmp_path):
@@ -108,7 +108,7 @@ def test_a_newer_version_loads_what_it_can_and_names_what_it_ignored(tmp_path):
 
 def test_older_records_still_load(tmp_path):
     data = _record().to_dict()
-    for version, dropped in ((4, ()), (1, ("diagnostics", "scorings", "ablation", "started", "finished", "device"))):
+    for version, dropped in ((5, ("shifts",)), (4, ("shifts",)), (1, ("shifts",  ("diagnostics", "scorings", "ablation", "started", "finished", "device"))):
         old = {k: v for k, v in data.items() if k not in dropped} | {"record_version": version}
         assert load_record(_write(tmp_path, old, f"record_v{version}.json")).record.record_version == version
 
