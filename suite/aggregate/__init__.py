@@ -13,6 +13,8 @@ Vocabulary
   ``diag.<split>.<family>.<step>.<metric>`` (family recon | detail | crd, step "1".."N" or "all").
 - *scorings* (record version 2): the same model under several scoring variants, flattened to
   ``scoring.<variant>.<split>.<metric>`` (variant e.g. ``"auto|pixel"``). Older records lack both.
+- *shifts* (record version 6): test metrics under ``eval.shifts``, ``shift.<name>.<metric>``, and the
+  data-shift check, ``data_shift.*`` (module ``shifts``).
 
 Modules: ``names`` (splits, metrics, display names, non-configuration keys), ``loading`` (record
 files through the schema), ``frame`` (one flat row per record), ``labels`` (configurations and the
@@ -42,6 +44,17 @@ from suite.aggregate.names import (  # noqa: F401
     NON_CONFIG_KEYS,
     non_config_keys,
     method_display_name,
+)
+from suite.aggregate.shifts import (  # noqa: F401
+    SHIFT_PREFIX,
+    DATA_SHIFT_PREFIX,
+    BRIGHTNESS_SPEARMAN,
+    shift_column,
+    shift_names,
+    shift_row,
+    headline_statistic,
+    robustness_stats,
+    data_shift_by_category,
 )
 from suite.aggregate.loading import (  # noqa: F401
     RecordSet,

@@ -1,4 +1,4 @@
-"""The flat frame: one row per record (identity, config.*, <split>.<metric>, cost.*, time.*)."""
+"""The flat frame: one row per record (identity, config.*, <split>.<metric>, cost.*, time.*, shift.*)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pandas as pd
 
 from suite.aggregate.labels import configuration_labels
 from suite.aggregate.loading import RecordSet
+from suite.aggregate.shifts import shift_row
 from suite.aggregate.names import COSTS, DIAG_PREFIX, METRICS, SCORING_PREFIX, SPLITS, STAGES
 from suite.config import flatten
 from suite.config_aliases import report_view
@@ -90,6 +91,7 @@ def record_row(record: TrialRecord, path: str | Path | None = None) -> dict[str,
         for split, values in (splits or {}).items():
             for name, value in (values or {}).items():
                 row[scoring_column(variant, split, name)] = _number(value)
+    row.update(shift_row(record))  # shift.*, data_shift.*, info.score_brightness_spearman (record version 6)
     gallery = (record.artifacts or {}).get("gallery")
     if gallery and path is not None:
         row["gallery"] = os.path.realpath(Path(path).parent / gallery)

@@ -13,6 +13,8 @@ writes into the output folder (a new ``-2``, ``-3``... sibling when it exists an
 - ``scorings.md|csv|tex``: the same models under every scoring variant (records' ``scorings``)
 - ``per_depth.md|csv|tex`` and ``plots/per_depth_*``: which recursion steps carry signal
   (records' ``diagnostics``)
+- ``robustness.md|csv|tex`` and ``plots/robustness_*``: test metrics under ``eval.shifts`` per
+  configuration (records' ``shifts``); summary.md also shows the data-shift check per category
 - ``plots/``: accuracy vs latency / GFLOPs (PNG + SVG) with Pareto fronts (``pareto.md``) and
   response curves
 - ``gallery/``: heatmap figures from the records' gallery artifacts
@@ -39,6 +41,8 @@ from suite.reporting.index import Item, Section, write_index
 from suite.reporting.ablations import ablation_tables
 from suite.reporting.comparison import comparison_tables
 from suite.reporting.diagnostics import per_depth_stats, per_depth_tables, scoring_tables
+from suite.reporting.robustness import robustness_figures, robustness_tables
+from suite.reporting.footer import footer_text
 from suite.reporting.summary import summary_markdown
 from suite.reporting.table import Table
 
@@ -112,6 +116,21 @@ def _per_depth_section(frame: pd.DataFrame, target: Path, plot_dir: Path, split:
         items.append(Item("file", fig.svg.relative_to(target), fig.svg.name))
     shown = "" if len(figures) == len(tables) else f"Figures for the first {len(figures)} of {len(tables)} tables."
     return Section(title, items, shown)
+
+
+def _robustness_section(frame: pd.DataFrame, target: Path, plot_dir: Path) -> Section:
+    """``robustness.md|csv|tex`` and accuracy-vs-shift figures from the records' ``shifts``."""
+    tables = robustness_tables(frame, footer_text(frame))
+    if not tables:
+        return Section("Robustness to test-set shifts", [], "No record carries shifted test metrics (`eval.shifts` "
+                       "empty, or records before version 6).")
+    _write_tables(target / "robustness", "Robustness to test-set shifts", tables)
+    pd.concat([t.numeric for t in tables], ignore_index=True).to_csv(target / "robustness.csv", index=False)
+    items = _table_items("robustness", "robustness")
+    for fig in robustness_figures(frame, plot_dir):
+        items += [Item("image", fig.png.relative_to(target), fig.title), Item("file", fig.svg.relative_to(target),
+                                                                                 fig.svg.name)]
+    return Section("Robustness to test-set shifts", items)
 
 
 def build_report(
@@ -197,6 +216,7 @@ def build_report(
     plot_dir = target / "plots"
     sections.append(_scoring_section(frame, target, split))
     sections.append(_per_depth_section(frame, target, plot_dir, split))
+    sections.append(_robustness_section(frame, target, plot_dir))
 
     # accuracy vs cost
     figures, pareto_tables = plots.accuracy_vs_cost(frame, plot_dir, split)

@@ -1,4 +1,5 @@
-"""The sweep summary: best configuration per category, the pooled ranking, selection fidelity,
+"""The sweep summary: best configuration per category, the pooled ranking, the data-shift check
+per category and the I-AUROC robustness table (``suite.reporting.robustness``), selection fidelity,
 failures, missing results and parameter importance (Spearman, and Optuna's where a sweep stored
 ``optuna_importances.json``: ``suite.reporting.importances``).
 
@@ -20,6 +21,7 @@ from suite import aggregate as agg
 from suite.spaces import spaces_dir
 from suite.reporting.footer import footer_text, uncertainty_text
 from suite.reporting.importances import optuna_importance_tables
+from suite.reporting.robustness import data_shift_table, robustness_tables
 from suite.reporting.table import MISSING, Table, fmt, fmt_interval, pct
 
 
@@ -286,6 +288,10 @@ def summary_markdown(
         )
 
     tables["fidelity"] = fidelity_table(frame, footer)
+    shift_check = data_shift_table(frame, footer)  # issue 19: data shift per category, robustness (I-AUROC)
+    if shift_check is not None:
+        tables["data_shift"] = shift_check
+    tables.update({t.name: t for t in robustness_tables(frame, footer, ("i_auroc",))})
 
     # failures, never silently dropped
     bad = frame[frame["status"] != "ok"] if not frame.empty else frame
@@ -354,7 +360,7 @@ def summary_markdown(
     if advice:
         lines += ["## How many seeds are enough (ablation tables)", "", *advice, "", f"Formula: {SEEDS_FORMULA} "
                   "For an ablation space, `--trials` of `sweep` and `plan` is the number of seeds per row.", ""]
-    for key in ("best_per_category", "pooled", "fidelity", "failures", "ignored", "missing", "importance",
+    for key in ("best_per_category", "pooled", "data_shift", "robustness_i_auroc", "fidelity", "failures", "ignored", "missing", "importance",
                 *(k for k in tables if k.startswith("optuna_importance"))):
         if key in tables:
             lines.append(tables[key].to_markdown(level=2))
