@@ -25,6 +25,16 @@ def test_schema_fields_are_the_records_fields():
     assert RECORD_VERSION == S.RECORD_VERSION == 6
 
 
+def test_a_record_with_shift_fields_round_trips(tmp_path):
+    data_shift = {"shifted": True, "shifted_statistics": ["brightness"], "n_train": 3, "n_test": 2, "rule": "r",
+                  "statistics": {"brightness": {"shifted": True, "p_corrected": 0.001, "outside_share": 0.4}}}
+    record = _record(shifts={"dark8": {"i_auroc": 0.5}}, info={"data_shift": data_shift,
+                                                               "score_brightness_spearman": None, "other": [1]})
+    write_record(record, tmp_path / "record.json")
+    back = read_record(tmp_path / "record.json")
+    assert back.shifts == {"dark8": {"i_auroc": 0.5}} and back.info == record.info
+
+
 def test_a_record_round_trips(tmp_path):
     record = _record(metrics={"test": {"i_auroc": np.float32(0.5), "aupro": 1.0}}, started=1.0, finished=2.0)
     write_record(record, tmp_path / "record.json")
@@ -49,6 +59,13 @@ def test_a_record_round_trips(tmp_path):
     ({"seed": True}, "seed: expected an integer, got bool"),
     ({"dataset": None}, "dataset: expected text, got null"),
     ({"history": {"a": 1}}, "history: expected a list"),
+    ({"shifts": {"dark8": {"i_auroc": 1.2}}}, "shifts.dark8.i_auroc: 1.2 is outside [0, 1]"),
+    ({"shifts": {"dark8": 0.5}}, "shifts.dark8: expected a mapping"),
+    ({"info": {"data_shift": {"shifted": "yes", "statistics": {}}}}, "info.data_shift.shifted: expected true/false"),
+    ({"info": {"data_shift": {"statistics": {}}}}, "info.data_shift.shifted: missing"),
+    ({"info": {"data_shift": {"shifted": False, "statistics": {"brightness": {"p_corrected": math.nan}}}}},
+     "info.data_shift.statistics.brightness.p_corrected: nan is not finite"),
+    ({"info": {"score_brightness_spearman": 1.5}}, "info.score_brightness_spearman: 1.5 is outside [-1, 1]"),
 ])
 def test_the_writer_refuses_bad_values_where_they_are_made(tmp_path, changes, needle):
     with pytest.raises(RecordError) as info:
@@ -73,7 +90,7 @@ def test_the_reader_refuses_hostile_files_before_parsing(tmp_path):
         b"[1, 2]": "expected a JSON object, got list",
         json.dumps({**good, "config": None}).encode(): "config: expected a mapping",
         json.dumps({k: v for k, v in good.items() if k != "category"}).encode(): "category: missing",
-        json.dumps({**good, "extra": 1}).encode(): "unknown fields ['extra'] in a version-5 record",
+        json.dumps({**good, "extra": 1}).encode(): "unknown fields ['extra'] in a version-6 record",
     }
     for i, (raw, needle) in enumerate(cases.items()):
         path = _write(tmp_path, raw, f"record_{i}.json")
@@ -108,7 +125,8 @@ def test_a_newer_version_loads_what_it_can_and_names_what_it_ignored(tmp_path):
 
 def test_older_records_still_load(tmp_path):
     data = _record().to_dict()
-    for version, dropped in ((5, ("shifts",)), (4, ("shifts",)), (1, ("shifts",  ("diagnostics", "scorings", "ablation", "started", "finished", "device"))):
+    old_fields = ("shifts", "diagnostics", "scorings", "ablation", "started", "finished", "device")
+    for version, dropped in ((5, ("shifts",)), (4, ("shifts",)), (1, old_fields)):
         old = {k: v for k, v in data.items() if k not in dropped} | {"record_version": version}
         assert load_record(_write(tmp_path, old, f"record_v{version}.json")).record.record_version == version
 
