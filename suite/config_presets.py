@@ -20,7 +20,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # "Applied to random blocks of size 32, 64, or 128 with varying coverage (0-100%)".
         "augment": {"coverage": 1.0, "coverage_sampling": "uniform", "reference_size": 1024},
         # The CRD's map M_A as it is, no standardisation (the paper describes none).
-        "eval": {"anomaly_map": "auto", "standardize": "none", "shifts": []},  # no test-set shifts (README "Robustness")
+        "eval": {"anomaly_map": "auto", "standardize": "none", "shifts": []},  # no test-set shifts (README Robustness)
         "train": {
             "stage1": {"epochs": 1500, "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "batch_size": 8},
             "stage2": {"epochs": 400, "lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "batch_size": 8},

@@ -376,7 +376,8 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
     )
 
     # issue 19: label-free data-shift check of all train-folder normals vs the test images, before training
-    record.info["data_shift"], test_brightness = data_shift_info([train_images, calib_images, val_src], test_images, log)
+    train_normals = [train_images, calib_images, val_src]
+    record.info["data_shift"], test_brightness = data_shift_info(train_normals, test_images, log)
 
     iteration = 0
 

@@ -82,7 +82,8 @@ def _cell(row: pd.Series, key: str, with_drop: bool) -> str:
     if row["records"] > 1:  # one record: nothing to resample
         text += fmt_interval(pct(row[f"{key}.low"]), pct(row[f"{key}.high"]))
     if with_drop and not math.isnan(row[f"{key}.drop"]):
-        text += f" (−{pct(row[f'{key}.drop']):.1f})" if row[f"{key}.drop"] >= 0 else f" (+{-pct(row[f'{key}.drop']):.1f})"
+        drop = pct(row[f"{key}.drop"])
+        text += f" (−{drop:.1f})" if drop >= 0 else f" (+{-drop:.1f})"
     return text
 
 

@@ -360,7 +360,8 @@ def summary_markdown(
     if advice:
         lines += ["## How many seeds are enough (ablation tables)", "", *advice, "", f"Formula: {SEEDS_FORMULA} "
                   "For an ablation space, `--trials` of `sweep` and `plan` is the number of seeds per row.", ""]
-    for key in ("best_per_category", "pooled", "data_shift", "robustness_i_auroc", "fidelity", "failures", "ignored", "missing", "importance",
+    for key in ("best_per_category", "pooled", "data_shift", "robustness_i_auroc", "fidelity", "failures", "ignored",
+                "missing", "importance",
                 *(k for k in tables if k.startswith("optuna_importance"))):
         if key in tables:
             lines.append(tables[key].to_markdown(level=2))
