@@ -10,8 +10,8 @@ reaches a recursive parser. After parsing, ``check_record`` checks every field's
 - ``status`` in ``STATUSES``, ``selection`` in ("val", "test"), ``seed`` an integer;
 - metric values (``metrics``, ``scorings``, ``diagnostics``) finite numbers; the accuracy metrics
   (names ending in auroc, ap, f1max or aupro) in [0, 1];
-- ``shifts`` (version 6): shift name -> metrics, as ``metrics``; ``info.data_shift`` a
-  ``DataShiftResult.to_dict()`` (a flag, counts and per-statistic numbers) and
+- ``shifts`` (version 6): shift name -> metrics, as ``metrics``; ``info.data_shift`` null or a
+  ``DataShiftResult.to_dict()`` (a flag, counts and per-statistic numbers or null) and
   ``info.score_brightness_spearman`` null or in [-1, 1], in records of any version;
 - ``cost`` and ``stage_times`` numbers finite and >= 0; times (``started``, ``finished``,
   ``created``) finite and >= 0; the remaining sections of their container type.
@@ -197,6 +197,8 @@ def text_list(value: Any, where: str, problems: list[str]) -> None:
 
 
 def statistic_value(value: Any, where: str, problems: list[str]) -> None:
+    if value is None:  # a statistic that could not be computed (written as null, never as NaN)
+        return
     (boolean if isinstance(value, (bool, np.bool_)) else _FINITE)(value, where, problems)
 
 
@@ -217,7 +219,7 @@ DATA_SHIFT = fields_of(
     },
     required=("shifted", "statistics"),
 )
-INFO = fields_of({"data_shift": DATA_SHIFT, "score_brightness_spearman": optional(number(-1.0, 1.0))})
+INFO = fields_of({"data_shift": optional(DATA_SHIFT), "score_brightness_spearman": optional(number(-1.0, 1.0))})
 
 # field -> (required, check); the field names are TrialRecord's (tests/unit/test_records.py)
 FIELDS: dict[str, tuple[bool, Check]] = {

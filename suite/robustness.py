@@ -50,24 +50,43 @@ def _statistics(sources: Iterable[ImagesLike | None], batch_size: int) -> dict[s
 
 def check_data_shift(
     train_sources: Sequence[ImagesLike | None], test_images: ImagesLike, batch_size: int = BATCH_SIZE
-) -> tuple[DataShiftResult, np.ndarray]:
+) -> tuple[DataShiftResult | None, np.ndarray]:
     """(the shift check of the train normals in ``train_sources`` vs ``test_images``, the test
-    images' brightness (N,) in test order). No label is read."""
-    train = _statistics(train_sources, batch_size)
+    images' brightness (N,) in test order). No label is read. The check is None with fewer than
+    2 train or 1 test image (nothing to compare)."""
+    sources = [s for s in train_sources if s is not None and len(s)]
+    if sum(len(s) for s in sources) < 2 or not len(test_images):
+        test = _statistics([test_images], batch_size) if len(test_images) else {"brightness": np.zeros(0)}
+        return None, test["brightness"]
+    train = _statistics(sources, batch_size)
     test = _statistics([test_images], batch_size)
     return compare_statistics(train, test), test["brightness"]
 
 
+def _finite(value):
+    """NaN / inf -> None, in nested mappings and lists (a record holds finite numbers only)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def data_shift_info(
     train_sources: Sequence[ImagesLike | None], test_images: ImagesLike, log: Callable[[str], None] = print
-) -> tuple[dict, np.ndarray]:
-    """``check_data_shift`` as the record's ``info.data_shift`` mapping, logging its one warning
-    line when the check fires; also returns the test brightness."""
+) -> tuple[dict | None, np.ndarray]:
+    """``check_data_shift`` as the record's ``info.data_shift`` mapping (None when not checked),
+    logging its one warning line when the check fires; also returns the test brightness."""
     result, brightness = check_data_shift(train_sources, test_images)
+    if result is None:
+        log("[data] shift check skipped: fewer than 2 train normals or no test image")
+        return None, brightness
     line = result.warning_line()
     if line is not None:
         log(f"[warning] {line}")
-    return result.to_dict(), brightness
+    return _finite(result.to_dict()), brightness
 
 
 def brightness_spearman(scores: np.ndarray, brightness: np.ndarray) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import typing
 
 import numpy as np
@@ -122,3 +123,17 @@ def test_a_tiny_run_records_the_shift_check_and_every_requested_shift(tmp_path):
     assert data_shift["n_test"] == record.cost["n_test"]
     rho = record.info["score_brightness_spearman"]
     assert rho is None or -1.0 <= rho <= 1.0
+
+
+def test_too_few_train_normals_skip_the_check_without_failing(texture):
+    train = texture[0].materialize()
+    lines: list[str] = []
+    info, brightness = data_shift_info([train[:1], None], train[1:5], lines.append)
+    assert info is None and brightness.shape == (4,) and "skipped" in lines[0]
+
+
+def test_non_finite_values_are_stored_as_null():
+    from suite.robustness import _finite
+
+    assert _finite({"a": [math.nan, 1.0], "b": {"c": math.inf, "d": True}}) == {"a": [None, 1.0],
+                                                                                "b": {"c": None, "d": True}}
