@@ -3,10 +3,11 @@ for a whole batch at once (the procedure is documented in ``suite.data.augment``
 
 Every random number is drawn up front per batch, in a fixed order, from the caller's generator on the
 generator's own device; the small parameter tensors then move to the images' device, where all pixel
-work happens. Blocks are addressed through strided block views of the output (``(B, gh, gw, C, s, s)``
-for a block side ``s``), so colour fills and pasted patches are single gather/scatter operations per
-distinct block side, and lines of every image are rasterised together. Only the touched blocks and the
-line pixels are read or compared, so the cost grows with the corrupted area, not with B x H x W.
+work happens. A block of side ``s`` is C x s row pieces of s pixels, aligned to s in the (padded) output,
+so colour fills and pasted patches are one ``index_select`` and one ``index_copy_`` of row pieces per
+distinct block side and source, and lines of every image are rasterised together. Only the touched
+blocks and the line pixels are read or compared, so the cost grows with the corrupted area, not with
+B x H x W (the output copy aside).
 """
 
 from __future__ import annotations
@@ -186,30 +187,34 @@ def _line_params(image, top, left, side, block_h, block_w, channels, height, cfg
     }
 
 
-def _block_view(canvas: Tensor, side: int) -> Tensor:
-    """(B, gh, gw, C, side, side) strided view of a (B, C, Hp, Wp) canvas whose Hp, Wp are multiples of side
-    (rows of a block stay contiguous, so gathers and scatters of blocks read memory in order)."""
-    batch, channels, hp, wp = canvas.shape
-    return canvas.as_strided(
-        (batch, hp // side, wp // side, channels, side, side),
-        (channels * hp * wp, side * wp, side, hp * wp, wp, 1),
-    )
+def _chunk_starts(image, top, left, side, channels, height, width) -> Tensor:
+    """(T, C, side) flat offsets of the side-long row pieces of the side x side windows at (top, left)
+    of images ``image`` in a contiguous (B, C, height, width) tensor."""
+    steps = torch.arange(side, device=image.device)
+    chans = torch.arange(channels, device=image.device)[None, :, None]
+    return ((image[:, None, None] * channels + chans) * height + top[:, None, None] + steps) * width + left[:, None, None]
 
 
-def _mask_view(mask: Tensor, side: int) -> Tensor:
-    batch, hp, wp = mask.shape
-    return mask.as_strided((batch, hp // side, wp // side, side, side), (hp * wp, side * wp, side, wp, 1))
+def _read_windows(source: Tensor, starts: Tensor, side: int) -> Tensor:
+    """Row pieces [start, start + side) of a contiguous tensor, (N, side): ``index_select`` over an
+    overlapping sliding-window view copies each piece as one run (far faster on CPU than advanced
+    indexing, which computes an address per element)."""
+    flat = source.reshape(-1)
+    windows = flat.as_strided((flat.numel() - side + 1, side), (1, 1))
+    return torch.index_select(windows, 0, starts.reshape(-1))
 
 
 def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> None:
-    """Colour fills and pasted patches, one gather/scatter per distinct block side. Blocks are disjoint,
-    so what a block view reads before writing is the clean image and the changed-test is local."""
+    """Colour fills and pasted patches, one gather and one scatter of block rows per distinct block side
+    and source. Blocks are disjoint, so what a block reads before writing is the clean image and the
+    changed-test is local to the block."""
     if colour is None and paste is None:
         return
     batch, channels, height, width = images.shape
     dev = images.device
     sides = torch.cat([p["side"] for p in (colour, paste) if p is not None]).unique().tolist()
-    # Partial edge blocks: work on a canvas padded to whole blocks of every side used (cropped after).
+    # Partial edge blocks: work on a canvas padded to whole blocks of every side used (cropped after),
+    # so every block row piece is aligned to its side in the flat canvas.
     hp = max(-(-height // s) * s for s in sides)
     wp = max(-(-width // s) * s for s in sides)
     padded = (hp, wp) != (height, width)
@@ -219,53 +224,45 @@ def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> N
         canvas[..., :height, :width] = images
         mask_canvas = torch.zeros((batch, hp, wp), dtype=torch.float32, device=dev)
         fam_canvas = None if fam_map is None else torch.zeros((batch, hp, wp), dtype=torch.int8, device=dev)
+    groups = []
+    if colour is not None:
+        groups.append((COLOR_BLOCK, colour, None))
+    if paste is not None:
+        groups.append((COPY_PASTE, {k: v[~paste["use_donor"]] for k, v in paste.items()}, images))
+        if donors is not None:
+            groups.append((COPY_PASTE, {k: v[paste["use_donor"]] for k, v in paste.items()}, donors))
     for side in sides:
-        view, mview = _block_view(canvas, side), _mask_view(mask_canvas, side)
-        fview = None if fam_canvas is None else _mask_view(fam_canvas, side)
         steps = torch.arange(side, device=dev)
-        for code, params in ((COLOR_BLOCK, colour), (COPY_PASTE, paste)):
-            if params is None:
-                continue
+        rows = canvas.view(-1, side)
+        for code, params, source in groups:
             pick = (params["side"] == side).to(dev)
             p = {k: v.to(dev)[pick] for k, v in params.items()}
-            if not p["image"].numel():
+            count = p["image"].numel()
+            if not count:
                 continue
-            where = (p["image"], p["top"] // side, p["left"] // side)
-            before = view[where]  # (T, C, side, side)
+            ids = _chunk_starts(p["image"], p["top"], p["left"], side, channels, hp, wp) // side
+            before = rows.index_select(0, ids.reshape(-1)).view(count, channels, side, side)
             if code == COLOR_BLOCK:
-                rows = (steps >= p["r0"][:, None]) & (steps < p["r1"][:, None])
-                cols = (steps >= p["c0"][:, None]) & (steps < p["c1"][:, None])
-                inside = (rows[:, :, None] & cols[:, None, :])[:, None]
+                inside_rows = (steps >= p["r0"][:, None]) & (steps < p["r1"][:, None])
+                inside_cols = (steps >= p["c0"][:, None]) & (steps < p["c1"][:, None])
+                inside = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
                 after = torch.where(inside, p["colors"].to(images.dtype)[:, :, None, None], before)
             else:
-                after = _gather_patches(images, donors, p, steps)
-            view[where] = after
-            changed = (after != before).any(dim=1)
-            mview[where] = changed.to(torch.float32)
-            if fview is not None:
-                fview[where] = changed.to(torch.int8) * code
+                # A side x side window at a valid source position never leaves the image.
+                starts = _chunk_starts(p["source"], p["src_top"], p["src_left"], side, channels, height, width)
+                after = _read_windows(source, starts, side).view(count, channels, side, side)
+            rows.index_copy_(0, ids.reshape(-1), after.reshape(-1, side))
+            changed = (after != before).any(dim=1)  # (T, side, side)
+            mask_ids = _chunk_starts(p["image"], p["top"], p["left"], side, 1, hp, wp)[:, 0] // side
+            mask_canvas.view(-1, side).index_copy_(0, mask_ids.reshape(-1), changed.to(torch.float32).reshape(-1, side))
+            if fam_canvas is not None:
+                codes = (changed.to(torch.int8) * code).reshape(-1, side)
+                fam_canvas.view(-1, side).index_copy_(0, mask_ids.reshape(-1), codes)
     if padded:
         corrupted.copy_(canvas[..., :height, :width])
         masks.copy_(mask_canvas[:, :height, :width])
         if fam_map is not None:
             fam_map.copy_(fam_canvas[:, :height, :width])
-
-
-def _gather_patches(images, donors, p, steps) -> Tensor:
-    """(T, C, side, side) patches at (src_top, src_left) of each block's source image; a side x side
-    window at a valid position never leaves the image, even for partial edge blocks."""
-    rows = (p["src_top"][:, None] + steps)[:, None, :, None]
-    cols = (p["src_left"][:, None] + steps)[:, None, None, :]
-    src, use = p["source"][:, None, None, None], p["use_donor"]
-    chans = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
-    if not bool(use.any()):
-        return images[src, chans, rows, cols]
-    out = torch.empty((src.shape[0], images.shape[1], steps.numel(), steps.numel()), dtype=images.dtype,
-                      device=images.device)
-    own = ~use
-    out[own] = images[src[own], chans, rows[own], cols[own]]
-    out[use] = donors[src[use], chans, rows[use], cols[use]]
-    return out
 
 
 def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
@@ -275,7 +272,7 @@ def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
     exact in float32) leaves the last segment covering each pixel, and each segment covers a pixel at
     most once, so the candidates that still own their pixel are exactly the painted set.
     """
-    batch, _, height, width = images.shape
+    batch, channels, height, width = images.shape
     dev = images.device
     flat, segment = _rasterise(
         lines["image"], lines["start_y"], lines["start_x"], lines["delta_y"], lines["delta_x"], lines["radius"],
@@ -284,16 +281,21 @@ def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
     owner = masks.view(-1)
     key = (segment + 2).to(torch.float32)
     owner.scatter_reduce_(0, flat, key, reduce="amax")
-    won = owner[flat] == key
-    flat, segment = flat[won], segment[won]
-    image, rest = flat // (height * width), flat % (height * width)
-    rows, cols = rest // width, rest % width
+    won = (owner.index_select(0, flat) == key).nonzero().flatten()
+    flat, segment = flat.index_select(0, won), segment.index_select(0, won)
+    plane = height * width
+    # flat = image * H * W + pixel; channel c of that pixel sits at (image * C + c) * H * W + pixel.
+    base = flat + (flat // plane) * ((channels - 1) * plane)
     values = lines["colors"].to(dev, images.dtype)[segment]
-    corrupted[image, :, rows, cols] = values
-    changed = (values != images[image, :, rows, cols]).any(dim=1)
-    owner[flat] = changed.to(torch.float32)
+    out, clean = corrupted.view(-1), images.reshape(-1)
+    changed = torch.zeros(flat.shape, dtype=torch.bool, device=dev)
+    for c in range(channels):
+        index = base + c * plane
+        changed |= values[:, c] != clean.index_select(0, index)
+        out.index_copy_(0, index, values[:, c].contiguous())
+    owner.index_copy_(0, flat, changed.to(torch.float32))
     if fam_map is not None:
-        fam_map[image, rows, cols] = changed.to(torch.int8) * LINES
+        fam_map.view(-1).index_copy_(0, flat, changed.to(torch.int8) * LINES)
 
 
 def rasterise_lines(
@@ -331,6 +333,7 @@ def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width,
     empty = torch.zeros(0, dtype=torch.long, device=device)
     if start_y.numel() == 0:
         return empty, empty
+    # Work in each segment's (major, minor) frame: distances are the same, the axes only swap.
     major_is_y = delta_y.abs() >= delta_x.abs()
     a0 = torch.where(major_is_y, start_y, start_x)
     b0 = torch.where(major_is_y, start_x, start_y)
@@ -341,8 +344,10 @@ def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width,
     slope = db.abs() / da.abs().clamp(min=1e-12)
     half_band = (torch.ceil(radius * torch.sqrt(1 + slope * slope)).long() + 1).to(device)
     safe_da = torch.where(da.abs() < 1e-9, torch.ones_like(da), da)  # zero-length: t = 0 below
-    params = [v.to(device, torch.float32) for v in (start_y, start_x, delta_y, delta_x, radius, a0, b0, db,
-                                                    a_first, safe_da)]
+    inv_len2 = 1.0 / (da * da + db * db).clamp(min=1e-12)
+    a_size = torch.where(major_is_y, height, width).to(device)
+    b_size = torch.where(major_is_y, width, height).to(device)
+    params = [v.to(device, torch.float32) for v in (a0, b0, da, db, radius * radius, a_first, safe_da, inv_len2)]
     major_is_y = major_is_y.to(device)
     plane = image.to(device, torch.int64) * (height * width)
     flats, segments = [], []
@@ -357,22 +362,31 @@ def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width,
             last = min(max(int(torch.searchsorted(ends, base + rows_per_chunk, right=True)), first + 1), ids.numel())
             counts = n_major[ids[first:last]]
             local = torch.repeat_interleave(torch.arange(first, last, device=device), counts)
-            line = ids[local]
-            # One candidate row per major coordinate of every segment in the chunk: (R, 1) columns.
-            step = torch.arange(local.numel(), device=device) - (ends[local] - counts[local - first] - base)
-            sy, sx, dy, dx, r, la0, lb0, ldb, la_first, lsafe = (v[line][:, None] for v in params)
+            line = ids.index_select(0, local)
+            # One candidate row per major coordinate of every segment in the chunk: (R, 1) columns,
+            # the minor offsets across the band along the second axis.
+            step = torch.arange(local.numel(), device=device) - (ends - counts - base).index_select(0, local - first)
+            # 1-D index_select: much faster on CPU than advanced indexing for these gathers
+            la0, lb0, lda, ldb, r2, la_first, lsafe, inv = (v.index_select(0, line)[:, None] for v in params)
             a = la_first + step.to(torch.float32)[:, None]
-            t_major = ((a - la0) / lsafe).clamp(0.0, 1.0)
-            b = torch.round(lb0 + ldb * t_major) + minor_steps  # (R, Nb)
-            a = a.expand_as(b)
-            major = major_is_y[line][:, None]
-            ys, xs = torch.where(major, a, b), torch.where(major, b, a)
-            py, px = ys - sy, xs - sx
-            t = ((py * dy + px * dx) / (dy * dy + dx * dx).clamp(min=1e-12)).clamp(0.0, 1.0)
-            covered = (py - t * dy) ** 2 + (px - t * dx) ** 2 <= r * r
-            covered &= (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
-            flat = (plane[line][:, None] + ys.long() * width + xs.long())[covered]
-            flats.append(flat)
-            segments.append(line[:, None].expand_as(covered)[covered])
+            centre = torch.round(lb0 + ldb * ((a - la0) / lsafe).clamp(0.0, 1.0))
+            pa = a - la0
+            pb = (centre - lb0) + minor_steps  # (R, Nb): b - b0
+            # Distance to the segment: project onto it, clamp to [0, 1], measure the remainder.
+            t = (pa * lda * inv + pb * (ldb * inv)).clamp_(0.0, 1.0)
+            ea, eb = pa - t * lda, pb - t * ldb
+            covered = ea * ea + eb * eb <= r2
+            b = pb + lb0
+            covered &= (b >= 0) & (b < b_size.index_select(0, line)[:, None])
+            covered &= (a >= 0) & (a < a_size.index_select(0, line)[:, None])
+            hit = covered.view(-1).nonzero().flatten()
+            row = hit // minor_steps.numel()
+            a_int = a.view(-1).index_select(0, row).long()
+            b_int = b.view(-1).index_select(0, hit).long()
+            seg = line.index_select(0, row)
+            major = major_is_y.index_select(0, seg)
+            ys, xs = torch.where(major, a_int, b_int), torch.where(major, b_int, a_int)
+            flats.append(plane.index_select(0, seg) + ys * width + xs)
+            segments.append(seg)
             first = last
     return torch.cat(flats), torch.cat(segments)
