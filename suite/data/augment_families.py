@@ -192,7 +192,8 @@ def _chunk_starts(image, top, left, side, channels, height, width) -> Tensor:
     of images ``image`` in a contiguous (B, C, height, width) tensor."""
     steps = torch.arange(side, device=image.device)
     chans = torch.arange(channels, device=image.device)[None, :, None]
-    return ((image[:, None, None] * channels + chans) * height + top[:, None, None] + steps) * width + left[:, None, None]
+    rows = (image[:, None, None] * channels + chans) * height + top[:, None, None] + steps
+    return rows * width + left[:, None, None]
 
 
 def _read_windows(source: Tensor, starts: Tensor, side: int) -> Tensor:

@@ -237,3 +237,62 @@ def test_seeded_stream_is_reproducible_and_seed_dependent():
         first, again, other = run(3), run(3), run(4)
         assert all(torch.equal(a, b) for a, b in zip(first, again)), name
         assert not all(torch.equal(a, b) for a, b in zip(first, other)), name
+
+
+# ------------------------------------------------------------------------------------------------
+# occluders (stage-3 "occluders" family, FAE's training corruption)
+
+old_occluders = _legacy("legacy_occluders")
+
+
+def _occluded(module, x, cfg, seeds, textures=None, params=None):
+    areas_, fills = [], []
+    for seed in seeds:
+        out, masks = module.occlude(x, cfg, gen(seed), textures, params)
+        areas_.extend(masks.flatten(1).sum(dim=1).tolist())
+        fills.extend(((out * masks).flatten(1).sum(dim=1) / masks.flatten(1).sum(dim=1).clamp(min=1) / 3).tolist())
+    return areas_, fills
+
+
+@pytest.mark.parametrize("use_shapes", [True, False])
+def test_occluder_areas_and_opacity_match(use_shapes):
+    from suite.data import occluders as new_occluders
+
+    x = torch.zeros(48, 3, 40, 40)
+    cfg = new_occluders.OccluderConfig(use_shapes=use_shapes, use_textures=False, vary_opacity=True,
+                                       opacity_min=0.2, smooth_boundary=use_shapes, corruption_prob=0.8)
+    old_area, old_fill = _occluded(old_occluders, x, cfg, range(4))
+    new_area, new_fill = _occluded(new_occluders, x, cfg, range(100, 104))
+    assert ks_same(old_area, new_area) > SAME
+    assert ks_same(old_fill, new_fill) > SAME  # uniform colours on black: the mean is alpha x colour
+    assert chi2_same([a == 0 for a in old_area], [a == 0 for a in new_area]) > SAME
+    bigger = _occluded(old_occluders, x, cfg, range(4),
+                       params=dataclasses.replace(old_occluders.DEFAULT_SHAPES, ellipse_axis=(0.08, 0.35),
+                                                  rect_side=(0.15, 0.55)))[0]
+    assert ks_same(new_area, bigger) < DIFFERENT
+
+
+def test_textured_occluders_match():
+    from suite.data import occluders as new_occluders
+
+    x = torch.zeros(32, 3, 40, 40)
+    bank = new_occluders.procedural_textures(6, 40, gen(1))
+    cfg = new_occluders.OccluderConfig(vary_opacity=False, corruption_prob=1.0)
+    old_area, old_fill = _occluded(old_occluders, x, cfg, range(4), bank)
+    new_area, new_fill = _occluded(new_occluders, x, cfg, range(100, 104), bank)
+    assert ks_same(old_area, new_area) > SAME
+    assert ks_same(old_fill, new_fill) > SAME
+
+
+def test_texture_crops_resize_like_interpolate():
+    """A whole-texture crop resized by the batched sampler equals F.interpolate of a flipped texture."""
+    from suite.data.occluders import DEFAULT_SHAPES
+    from suite.data.occluders_batched import texture_patches
+
+    bank = torch.rand(3, 3, 16, 16, generator=gen(0))
+    params = dataclasses.replace(DEFAULT_SHAPES, texture_crop=(1.0, 1.0))
+    patches = texture_patches(bank, 12, 40, 40, gen(2), params, "cpu")
+    resized = torch.nn.functional.interpolate(bank, size=(40, 40), mode="bilinear", align_corners=False)
+    variants = [resized.flip(dims) if dims else resized for dims in ((), (-1,), (-2,), (-1, -2))]
+    for patch in patches:
+        assert any(torch.allclose(patch, v[k], atol=1e-5) for v in variants for k in range(3))
