@@ -266,6 +266,21 @@ def test_occluder_areas_and_opacity_match(use_shapes):
     assert ks_same(old_area, new_area) > SAME
     assert ks_same(old_fill, new_fill) > SAME  # uniform colours on black: the mean is alpha x colour
     assert chi2_same([a == 0 for a in old_area], [a == 0 for a in new_area]) > SAME
+    # The draws do not depend on the pixels: black and white images with one seed share shapes, fill
+    # and opacity, and 1 - (white - black) is the opacity map; its maximum is the image's alpha.
+    def alphas(module, seeds):
+        out = []
+        for seed in seeds:
+            black, _ = module.occlude(x, cfg, gen(seed))
+            white, masks = module.occlude(x + 1, cfg, gen(seed))
+            opacity = (1 - (white - black)).amax(dim=1).flatten(1).amax(dim=1)
+            out.extend(opacity[masks.flatten(1).amax(dim=1) > 0].tolist())
+        return out
+
+    old_alpha, new_alpha = alphas(old_occluders, range(4)), alphas(new_occluders, range(100, 104))
+    assert ks_same(old_alpha, new_alpha) > SAME
+    assert use_shapes or min(new_alpha) >= 0.2 - 1e-6  # (a blurred thin stroke never reaches its alpha)
+    assert ks_same(new_alpha, [0.2 + 0.6 * (a - 0.2) for a in old_alpha]) < DIFFERENT
     bigger = _occluded(old_occluders, x, cfg, range(4),
                        params=dataclasses.replace(old_occluders.DEFAULT_SHAPES, ellipse_axis=(0.08, 0.35),
                                                   rect_side=(0.15, 0.55)))[0]
