@@ -44,8 +44,7 @@ def crd_pseudo_anomalies(
     """Pseudo-anomalies for one stage-3 batch: ``(corrupted, masks)``, masks (B, 1, H, W) in {0, 1}."""
     gdev, dev = generator.device, images.device
     batch = images.shape[0]
-    corrupted = images.clone()
-    masks = torch.zeros_like(images[:, :1])
+    corrupted, masks = None, None
     pending = torch.arange(batch, device=gdev)
     if pseudo.clean_fraction > 0:
         u = torch.rand(batch, generator=generator, device=gdev, dtype=torch.float64)
@@ -61,22 +60,38 @@ def crd_pseudo_anomalies(
         if pseudo.coverage_sampling == "uniform":
             coverage = coverage * torch.rand(count, generator=generator, device=gdev, dtype=torch.float64)
         alpha = low + (high - low) * torch.rand(count, generator=generator, device=gdev, dtype=torch.float64)
-        image = images[pending.to(dev)]
-        changed = image.clone()
-        pick = is_augment.nonzero().flatten()
-        if pick.numel():
-            changed[pick.to(dev)], _ = pseudo_anomalies(
-                image[pick.to(dev)], augment, generator, donors=donors, min_coverage=0.0, coverage=coverage[pick]
-            )
-        pick = (~is_augment).nonzero().flatten()
-        if pick.numel():
-            changed[pick.to(dev)], _ = occlude(image[pick.to(dev)], occluder_config(), generator, textures)
-        weight = alpha.to(dev, images.dtype)[:, None, None, None]
-        blended = image + weight * (changed - image)
+        whole = count == batch  # every image pending: no gather, and usually no scatter either
+        image = images if whole else images[pending.to(dev)]
+        changed = _changed(image, is_augment, coverage, augment, generator, donors, textures)
+        # x + alpha (c - x), in place on the fresh ``changed`` (same arithmetic, no extra full-size copies)
+        blended = changed.sub_(image).mul_(alpha.to(dev, images.dtype)[:, None, None, None]).add_(image)
         mask = (blended != image).any(dim=1, keepdim=True)
         done = mask.flatten(1).any(dim=1)
+        if whole and corrupted is None and bool(done.all()):
+            return blended, mask.to(images.dtype)
+        if corrupted is None:
+            corrupted, masks = images.clone(), torch.zeros_like(images[:, :1])
         target = pending.to(dev)[done]
         corrupted[target] = blended[done]
         masks[target] = mask[done].to(masks.dtype)
         pending = pending[~done.to(gdev)]
+    if corrupted is None:
+        corrupted, masks = images.clone(), torch.zeros_like(images[:, :1])
     return corrupted, masks
+
+
+def _changed(image, is_augment, coverage, augment, generator, donors, textures) -> Tensor:
+    """The unblended corruption of every image: one batched call per family present."""
+    pick = is_augment.nonzero().flatten()
+    if pick.numel() == is_augment.numel():
+        return pseudo_anomalies(image, augment, generator, donors=donors, min_coverage=0.0, coverage=coverage)[0]
+    if pick.numel() == 0:
+        return occlude(image, occluder_config(), generator, textures)[0]
+    changed = torch.empty_like(image)
+    dev = image.device
+    changed[pick.to(dev)], _ = pseudo_anomalies(
+        image[pick.to(dev)], augment, generator, donors=donors, min_coverage=0.0, coverage=coverage[pick]
+    )
+    pick = (~is_augment).nonzero().flatten().to(dev)
+    changed[pick], _ = occlude(image[pick], occluder_config(), generator, textures)
+    return changed
