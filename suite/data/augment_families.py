@@ -287,13 +287,13 @@ def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
     plane = height * width
     # flat = image * H * W + pixel; channel c of that pixel sits at (image * C + c) * H * W + pixel.
     base = flat + (flat // plane) * ((channels - 1) * plane)
-    values = lines["colors"].to(dev, images.dtype)[segment]
+    values = lines["colors"].to(dev, images.dtype).t().contiguous().index_select(1, segment)  # (C, N)
     out, clean = corrupted.view(-1), images.reshape(-1)
     changed = torch.zeros(flat.shape, dtype=torch.bool, device=dev)
     for c in range(channels):
         index = base + c * plane
-        changed |= values[:, c] != clean.index_select(0, index)
-        out.index_copy_(0, index, values[:, c].contiguous())
+        changed |= values[c] != clean.index_select(0, index)
+        out.index_copy_(0, index, values[c])
     owner.index_copy_(0, flat, changed.to(torch.float32))
     if fam_map is not None:
         fam_map.view(-1).index_copy_(0, flat, changed.to(torch.int8) * LINES)
