@@ -366,7 +366,8 @@ def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width,
             line = ids.index_select(0, local)
             # One candidate row per major coordinate of every segment in the chunk: (R, 1) columns,
             # the minor offsets across the band along the second axis.
-            step = torch.arange(local.numel(), device=device) - (ends - counts - base).index_select(0, local - first)
+            starts = ends[first:last] - counts - base  # first row of each segment within the chunk
+            step = torch.arange(local.numel(), device=device) - starts.index_select(0, local - first)
             # 1-D index_select: much faster on CPU than advanced indexing for these gathers
             la0, lb0, lda, ldb, r2, la_first, lsafe, inv = (v.index_select(0, line)[:, None] for v in params)
             a = la_first + step.to(torch.float32)[:, None]

@@ -311,3 +311,21 @@ def test_texture_crops_resize_like_interpolate():
     variants = [resized.flip(dims) if dims else resized for dims in ((), (-1,), (-2,), (-1, -2))]
     for patch in patches:
         assert any(torch.allclose(patch, v[k], atol=1e-5) for v in variants for k in range(3))
+
+
+def test_rasterising_in_chunks_gives_the_same_owner_map(monkeypatch):
+    """Long batches of lines are rasterised in chunks of whole lines; the owner map does not depend on it."""
+    from suite.data import augment_families
+
+    g = gen(3)
+    n = 60
+    image = torch.randint(3, (n,), generator=g)
+    start_y, start_x = torch.rand(n, generator=g, dtype=torch.float64) * 64, torch.rand(n, generator=g) * 64
+    angle = torch.rand(n, generator=g, dtype=torch.float64) * 6.3
+    length = 5 + 30 * torch.rand(n, generator=g, dtype=torch.float64)
+    radius = 0.71 + 2 * torch.rand(n, generator=g, dtype=torch.float64)
+    args = (image, start_y, start_x.double(), length * torch.sin(angle), length * torch.cos(angle), radius, 3, 64, 64)
+    whole = augment_families.rasterise_lines(*args)
+    monkeypatch.setattr(augment_families, "LINE_CHUNK_ELEMENTS", 200)
+    assert torch.equal(augment_families.rasterise_lines(*args), whole)
+    assert (whole >= 0).sum() > 500
