@@ -270,8 +270,9 @@ def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
     """Lines go after the block families and paint over them; the mask is re-tested at their pixels.
 
     The float mask doubles as the owner map: ``amax`` of ``segment + 2`` (above the 0/1 mask values,
-    exact in float32) leaves the last segment covering each pixel, and each segment covers a pixel at
-    most once, so the candidates that still own their pixel are exactly the painted set.
+    exact in float32) leaves the last segment covering each pixel. Every candidate then takes its
+    pixel's owner colour, so pixels covered twice get the same value from both writes and the result
+    does not depend on the order of the writes.
     """
     batch, channels, height, width = images.shape
     dev = images.device
@@ -280,10 +281,8 @@ def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
         height, width, dev,
     )
     owner = masks.view(-1)
-    key = (segment + 2).to(torch.float32)
-    owner.scatter_reduce_(0, flat, key, reduce="amax")
-    won = (owner.index_select(0, flat) == key).nonzero().flatten()
-    flat, segment = flat.index_select(0, won), segment.index_select(0, won)
+    owner.scatter_reduce_(0, flat, (segment + 2).to(torch.float32), reduce="amax")
+    segment = owner.index_select(0, flat).long() - 2
     plane = height * width
     # flat = image * H * W + pixel; channel c of that pixel sits at (image * C + c) * H * W + pixel.
     base = flat + (flat // plane) * ((channels - 1) * plane)
