@@ -7,7 +7,8 @@ work happens. A block of side ``s`` is C x s row pieces of s pixels, aligned to 
 so colour fills and pasted patches are one ``index_select`` and one ``index_copy_`` of row pieces per
 distinct block side and source, and lines of every image are rasterised together. Only the touched
 blocks and the line pixels are read or compared, so the cost grows with the corrupted area, not with
-B x H x W (the output copy aside).
+B x H x W (the output copy aside). On CPU, freshly allocated large tensors cost page faults comparable
+to the arithmetic, so the per-pixel steps reuse their buffers in place where they can.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ MIN_LINE_HALF_WIDTH = 0.71
 DARK_LEVELS = (0.0, 0.2)
 BRIGHT_LEVELS = (0.8, 1.0)
 DONOR_PROB = 0.5  # copy-paste: probability of taking the patch from a donor image (when given)
-LINE_CHUNK_ELEMENTS = 1 << 22  # cap on candidate pixels tested at once when rasterising
 
 
 def block_size_px(size_at_reference: int, height: int, width: int, reference: int = 1024) -> int:
@@ -187,7 +187,7 @@ def _line_params(image, top, left, side, block_h, block_w, channels, height, cfg
     }
 
 
-def _chunk_starts(image, top, left, side, channels, height, width) -> Tensor:
+def _piece_starts(image, top, left, side, channels, height, width) -> Tensor:
     """(T, C, side) flat offsets of the side-long row pieces of the side x side windows at (top, left)
     of images ``image`` in a contiguous (B, C, height, width) tensor."""
     steps = torch.arange(side, device=image.device)
@@ -241,7 +241,7 @@ def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> N
             count = p["image"].numel()
             if not count:
                 continue
-            ids = _chunk_starts(p["image"], p["top"], p["left"], side, channels, hp, wp) // side
+            ids = _piece_starts(p["image"], p["top"], p["left"], side, channels, hp, wp) // side
             before = rows.index_select(0, ids.reshape(-1)).view(count, channels, side, side)
             if code == COLOR_BLOCK:
                 inside_rows = (steps >= p["r0"][:, None]) & (steps < p["r1"][:, None])
@@ -250,11 +250,11 @@ def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> N
                 after = torch.where(inside, p["colors"].to(images.dtype)[:, :, None, None], before)
             else:
                 # A side x side window at a valid source position never leaves the image.
-                starts = _chunk_starts(p["source"], p["src_top"], p["src_left"], side, channels, height, width)
+                starts = _piece_starts(p["source"], p["src_top"], p["src_left"], side, channels, height, width)
                 after = _read_windows(source, starts, side).view(count, channels, side, side)
             rows.index_copy_(0, ids.reshape(-1), after.reshape(-1, side))
             changed = (after != before).any(dim=1)  # (T, side, side)
-            mask_ids = _chunk_starts(p["image"], p["top"], p["left"], side, 1, hp, wp)[:, 0] // side
+            mask_ids = _piece_starts(p["image"], p["top"], p["left"], side, 1, hp, wp)[:, 0] // side
             mask_canvas.view(-1, side).index_copy_(0, mask_ids.reshape(-1), changed.to(torch.float32).reshape(-1, side))
             if fam_canvas is not None:
                 codes = (changed.to(torch.int8) * code).reshape(-1, side)
@@ -281,16 +281,17 @@ def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
         height, width, dev,
     )
     owner = masks.view(-1)
-    owner.scatter_reduce_(0, flat, (segment + 2).to(torch.float32), reduce="amax")
-    segment = owner.index_select(0, flat).long() - 2
+    owner.scatter_reduce_(0, flat, segment.to(torch.float32).add_(2), reduce="amax")
+    segment = owner.index_select(0, flat).sub_(2).long()
     plane = height * width
     # flat = image * H * W + pixel; channel c of that pixel sits at (image * C + c) * H * W + pixel.
-    base = flat + (flat // plane) * ((channels - 1) * plane)
+    index = flat + lines["image"].to(dev).index_select(0, segment).mul_((channels - 1) * plane)
     values = lines["colors"].to(dev, images.dtype).t().contiguous().index_select(1, segment)  # (C, N)
     out, clean = corrupted.view(-1), images.reshape(-1)
     changed = torch.zeros(flat.shape, dtype=torch.bool, device=dev)
     for c in range(channels):
-        index = base + c * plane
+        if c:
+            index.add_(plane)
         changed |= values[c] != clean.index_select(0, index)
         out.index_copy_(0, index, values[c])
     owner.index_copy_(0, flat, changed.to(torch.float32))
@@ -324,70 +325,67 @@ def rasterise_lines(
 def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width, device):
     """Flat pixel index (image * H * W + y * W + x) and segment index of every covered (pixel, segment).
 
-    Only a band of candidate pixels around each segment is tested: along the segment's major axis each
-    integer coordinate in its range +- radius (a ragged number of rows per segment), across it the
-    integers within ``ceil(radius * sqrt(1 + slope^2)) + 1`` of the (end-clamped) centre line, which
-    holds every pixel within ``radius`` of the segment; the exact distance test then decides. Segments
-    are processed in groups of equal band width, so the cost is about length x width per segment.
+    The covered set of a segment is a capsule (the points within ``radius`` of it), which is convex,
+    so each pixel row across the segment's major axis meets it in one interval: the union of the
+    strip part (projection in [0, 1], perpendicular distance <= radius) and the two end discs, all
+    solved in closed form per row (float64). Only the pixels inside the intervals are generated, so the
+    cost is per row plus per covered pixel.
     """
     empty = torch.zeros(0, dtype=torch.long, device=device)
     if start_y.numel() == 0:
         return empty, empty
     # Work in each segment's (major, minor) frame: distances are the same, the axes only swap.
     major_is_y = delta_y.abs() >= delta_x.abs()
-    a0 = torch.where(major_is_y, start_y, start_x)
-    b0 = torch.where(major_is_y, start_x, start_y)
-    da = torch.where(major_is_y, delta_y, delta_x)
-    db = torch.where(major_is_y, delta_x, delta_y)
-    a_first = torch.floor(torch.minimum(a0, a0 + da) - radius)
-    n_major = (torch.ceil(da.abs() + 2 * radius).long() + 2).to(device)
-    slope = db.abs() / da.abs().clamp(min=1e-12)
-    half_band = (torch.ceil(radius * torch.sqrt(1 + slope * slope)).long() + 1).to(device)
-    safe_da = torch.where(da.abs() < 1e-9, torch.ones_like(da), da)  # zero-length: t = 0 below
-    inv_len2 = 1.0 / (da * da + db * db).clamp(min=1e-12)
-    a_size = torch.where(major_is_y, height, width).to(device)
-    b_size = torch.where(major_is_y, width, height).to(device)
-    params = [v.to(device, torch.float32) for v in (a0, b0, da, db, radius * radius, a_first, safe_da, inv_len2)]
-    major_is_y = major_is_y.to(device)
-    plane = image.to(device, torch.int64) * (height * width)
-    flats, segments = [], []
-    for band in half_band.unique().tolist():
-        minor_steps = torch.arange(-band, band + 1, device=device, dtype=torch.float32)
-        ids = (half_band == band).nonzero().flatten()
-        ends = n_major[ids].cumsum(0)
-        rows_per_chunk = max(1, LINE_CHUNK_ELEMENTS // minor_steps.numel())
-        first = 0
-        while first < ids.numel():
-            base = int(ends[first - 1]) if first else 0
-            last = min(max(int(torch.searchsorted(ends, base + rows_per_chunk, right=True)), first + 1), ids.numel())
-            counts = n_major[ids[first:last]]
-            local = torch.repeat_interleave(torch.arange(first, last, device=device), counts)
-            line = ids.index_select(0, local)
-            # One candidate row per major coordinate of every segment in the chunk: (R, 1) columns,
-            # the minor offsets across the band along the second axis.
-            starts = ends[first:last] - counts - base  # first row of each segment within the chunk
-            step = torch.arange(local.numel(), device=device) - starts.index_select(0, local - first)
-            # 1-D index_select: much faster on CPU than advanced indexing for these gathers
-            la0, lb0, lda, ldb, r2, la_first, lsafe, inv = (v.index_select(0, line)[:, None] for v in params)
-            a = la_first + step.to(torch.float32)[:, None]
-            centre = torch.round(lb0 + ldb * ((a - la0) / lsafe).clamp(0.0, 1.0))
-            pa = a - la0
-            pb = (centre - lb0) + minor_steps  # (R, Nb): b - b0
-            # Distance to the segment: project onto it, clamp to [0, 1], measure the remainder.
-            t = (pa * lda * inv + pb * (ldb * inv)).clamp_(0.0, 1.0)
-            ea, eb = pa - t * lda, pb - t * ldb
-            covered = ea * ea + eb * eb <= r2
-            b = pb + lb0
-            covered &= (b >= 0) & (b < b_size.index_select(0, line)[:, None])
-            covered &= (a >= 0) & (a < a_size.index_select(0, line)[:, None])
-            hit = covered.view(-1).nonzero().flatten()
-            row = hit // minor_steps.numel()
-            a_int = a.view(-1).index_select(0, row).long()
-            b_int = b.view(-1).index_select(0, hit).long()
-            seg = line.index_select(0, row)
-            major = major_is_y.index_select(0, seg)
-            ys, xs = torch.where(major, a_int, b_int), torch.where(major, b_int, a_int)
-            flats.append(plane.index_select(0, seg) + ys * width + xs)
-            segments.append(seg)
-            first = last
-    return torch.cat(flats), torch.cat(segments)
+    a0 = torch.where(major_is_y, start_y, start_x).double()
+    b0 = torch.where(major_is_y, start_x, start_y).double()
+    da = torch.where(major_is_y, delta_y, delta_x).double()
+    db = torch.where(major_is_y, delta_x, delta_y).double()
+    radius = radius.double()
+    a_first = torch.ceil(torch.minimum(a0, a0 + da) - radius)
+    n_major = (torch.floor(torch.maximum(a0, a0 + da) + radius) - a_first + 1).clamp(min=0).long()
+    a_size = torch.where(major_is_y, height, width)
+    b_size = torch.where(major_is_y, width, height)
+    per_line = [v.to(device) for v in (a0, b0, da, db, radius, a_first, a_size, b_size, major_is_y)]
+    line = torch.repeat_interleave(torch.arange(start_y.numel(), device=device), n_major.to(device))
+    starts = (n_major.cumsum(0) - n_major).to(device)
+    la0, lb0, lda, ldb, r, la_first, la_size, lb_size, major = (v.index_select(0, line) for v in per_line)
+    a = la_first + (torch.arange(line.numel(), device=device) - starts.index_select(0, line))
+    pa = a - la0
+    inf = torch.full_like(pa, math.inf)
+    lo, hi = inf, -inf
+    # End discs: |b - b_end| <= sqrt(r^2 - (a - a_end)^2).
+    for ea, eb in ((la0, lb0), (la0 + lda, lb0 + ldb)):
+        reach2 = r * r - (a - ea) ** 2
+        reach = reach2.clamp(min=0).sqrt()
+        lo = torch.where(reach2 >= 0, torch.minimum(lo, eb - reach), lo)
+        hi = torch.where(reach2 >= 0, torch.maximum(hi, eb + reach), hi)
+    # Strip: |pa db - pb da| <= r L (perpendicular distance) and 0 <= pa da + pb db <= L^2 (projection),
+    # with pb = b - b0; |da| >= |db|, so da is 0 only for a zero-length segment (the discs cover it).
+    length = torch.sqrt(lda * lda + ldb * ldb)
+    safe_da = torch.where(lda == 0, torch.ones_like(lda), lda)
+    p1, p2 = (pa * ldb - r * length) / safe_da, (pa * ldb + r * length) / safe_da
+    s_lo, s_hi = torch.minimum(p1, p2), torch.maximum(p1, p2)
+    safe_db = torch.where(ldb == 0, torch.ones_like(ldb), ldb)
+    q1, q2 = -pa * lda / safe_db, (length * length - pa * lda) / safe_db
+    along = (pa * lda >= 0) & (pa * lda <= length * length)  # db == 0: the projection does not depend on b
+    s_lo = torch.where(ldb == 0, torch.where(along, s_lo, inf), torch.maximum(s_lo, torch.minimum(q1, q2)))
+    s_hi = torch.where(ldb == 0, torch.where(along, s_hi, -inf), torch.minimum(s_hi, torch.maximum(q1, q2)))
+    strip = (lda != 0) & (s_lo <= s_hi)
+    lo = torch.where(strip, torch.minimum(lo, lb0 + s_lo), lo)
+    hi = torch.where(strip, torch.maximum(hi, lb0 + s_hi), hi)
+    first_b = torch.ceil(lo).clamp(min=0)
+    last_b = torch.minimum(torch.floor(hi), lb_size - 1.0)
+    inside_rows = (a >= 0) & (a < la_size)
+    count = torch.where(inside_rows & (last_b >= first_b), last_b - first_b + 1, torch.zeros_like(a)).long()
+    # Per row: the flat index of its first covered pixel and the flat step between neighbours along b.
+    # Per pixel only a few full-size tensors are made, updated in place: each new large tensor costs
+    # page faults on CPU that are comparable to the arithmetic itself.
+    a_long, b_long = a.long(), first_b.long()
+    plane = image.to(device, torch.int64).index_select(0, line) * (height * width)
+    row_base = plane + torch.where(major, a_long * width + b_long, b_long * width + a_long)
+    row_step = torch.where(major, 1, width)
+    row = torch.repeat_interleave(torch.arange(count.numel(), device=device), count)
+    flat = torch.arange(row.numel(), device=device)
+    flat.sub_((count.cumsum(0) - count).index_select(0, row))  # position within the row
+    flat.mul_(row_step.index_select(0, row)).add_(row_base.index_select(0, row))
+    return flat, line.index_select(0, row)

@@ -313,19 +313,25 @@ def test_texture_crops_resize_like_interpolate():
         assert any(torch.allclose(patch, v[k], atol=1e-5) for v in variants for k in range(3))
 
 
-def test_rasterising_in_chunks_gives_the_same_owner_map(monkeypatch):
-    """Long batches of lines are rasterised in chunks of whole lines; the owner map does not depend on it."""
-    from suite.data import augment_families
+def test_line_rasterisation_equals_the_legacy_distance_test():
+    """The closed-form row intervals cover exactly the pixels the legacy per-candidate distance test
+    covered (same owner map), also for axis-aligned, diagonal, zero-length and sub-pixel-wide segments."""
+    import math
 
-    g = gen(3)
-    n = 60
-    image = torch.randint(3, (n,), generator=g)
-    start_y, start_x = torch.rand(n, generator=g, dtype=torch.float64) * 64, torch.rand(n, generator=g) * 64
-    angle = torch.rand(n, generator=g, dtype=torch.float64) * 6.3
-    length = 5 + 30 * torch.rand(n, generator=g, dtype=torch.float64)
-    radius = 0.71 + 2 * torch.rand(n, generator=g, dtype=torch.float64)
-    args = (image, start_y, start_x.double(), length * torch.sin(angle), length * torch.cos(angle), radius, 3, 64, 64)
-    whole = augment_families.rasterise_lines(*args)
-    monkeypatch.setattr(augment_families, "LINE_CHUNK_ELEMENTS", 200)
-    assert torch.equal(augment_families.rasterise_lines(*args), whole)
-    assert (whole >= 0).sum() > 500
+    for seed in range(6):
+        g = gen(seed)
+        n, height, width = 200, 72, 64
+        start_y = torch.rand(n, generator=g, dtype=torch.float64) * 86 - 7
+        start_x = torch.rand(n, generator=g, dtype=torch.float64) * 78 - 7
+        angle = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+        if seed % 2:
+            angle = (angle / (math.pi / 4)).round() * (math.pi / 4)
+        length = torch.rand(n, generator=g, dtype=torch.float64) * 40
+        length[:8] = 0.0
+        radius = 0.71 + torch.rand(n, generator=g, dtype=torch.float64) * 4
+        if seed % 3 == 0:
+            radius = radius.round() * 0.5 + 0.71
+        args = (start_y, start_x, length * torch.sin(angle), length * torch.cos(angle), radius, height, width)
+        expected = old_augment.rasterise_segments(*args)
+        assert torch.equal(new_augment.rasterise_segments(*args), expected)
+        assert (expected >= 0).sum() > 1000
