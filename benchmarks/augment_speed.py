@@ -11,10 +11,14 @@ both alike), the legacy generator kept in tests/reference/ and the suite's batch
 
 Targets (issue 20, done-when): each default case >= 10x faster than the legacy generator, and the
 stage-1 pair <= 80 ms on an idle 2-core machine. Times are medians of ``--repeats`` (5) runs after
-one warm-up run each; ``torch.get_num_threads()`` and the load average are recorded because other
-processes sharing the CPU slow both generators.
+one warm-up run each, under torch's default thread count and under one thread (``--threads``; with
+other processes on a 2-core machine a second intra-op thread is often descheduled, which stalls
+every parallel op); the thread counts and load averages are recorded because other processes
+sharing the CPU slow both generators.
 
     PYTHONPATH=. python benchmarks/augment_speed.py --out benchmarks/results/augment_speed.json
+    PYTHONPATH=. THP_MEM_ALLOC_ENABLE=1 python benchmarks/augment_speed.py \
+        --out benchmarks/results/augment_speed_thp.json
 """
 
 from __future__ import annotations
@@ -149,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         "all_speedups_pass": all(c["speedup_pass"] for c in cases if c["target"]),
         "torch_num_threads_default": default_threads,
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        # torch's CPU allocator asks for transparent huge pages with this set: far fewer page faults
+        # on the large fresh tensors both generators allocate
+        "env_THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "machine": {
             "cpu_count": os.cpu_count(),
             "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
