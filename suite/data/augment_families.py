@@ -247,13 +247,15 @@ def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> N
                 inside_rows = (steps >= p["r0"][:, None]) & (steps < p["r1"][:, None])
                 inside_cols = (steps >= p["c0"][:, None]) & (steps < p["c1"][:, None])
                 inside = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
-                after = torch.where(inside, p["colors"].to(images.dtype)[:, :, None, None], before)
+                fill = p["colors"].to(images.dtype)[:, :, None, None]
+                changed = ((before != fill) & inside).any(dim=1)
+                after = torch.where(inside, fill, before, out=before)  # in place: no second block-sized tensor
             else:
                 # A side x side window at a valid source position never leaves the image.
                 starts = _piece_starts(p["source"], p["src_top"], p["src_left"], side, channels, height, width)
                 after = _read_windows(source, starts, side).view(count, channels, side, side)
+                changed = (after != before).any(dim=1)  # (T, side, side)
             rows.index_copy_(0, ids.reshape(-1), after.reshape(-1, side))
-            changed = (after != before).any(dim=1)  # (T, side, side)
             mask_ids = _piece_starts(p["image"], p["top"], p["left"], side, 1, hp, wp)[:, 0] // side
             mask_canvas.view(-1, side).index_copy_(0, mask_ids.reshape(-1), changed.to(torch.float32).reshape(-1, side))
             if fam_canvas is not None:
