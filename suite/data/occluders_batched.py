@@ -126,23 +126,24 @@ def _strokes(shape: Tensor, counts: Tensor, gen, params, gdev) -> None:
     samples = torch.ceil(2 * polygon).long() + 2
     stroke = torch.repeat_interleave(torch.arange(n, device=gdev), samples)
     ends = samples.cumsum(0)
-    t = (torch.arange(stroke.numel(), device=gdev) - (ends - samples)[stroke]).double() / (samples[stroke] - 1)
-    t = t[:, None]
-    s0, s1, s2, s3 = (control[stroke, k] for k in range(4))
+    # 1-D index_select gathers: far cheaper on CPU than advanced indexing over every sample
+    t = (torch.arange(stroke.numel(), device=gdev) - (ends - samples).index_select(0, stroke)).double()
+    t = (t / (samples - 1).index_select(0, stroke))[:, None]
+    s0, s1, s2, s3 = (control[:, k].index_select(0, stroke) for k in range(4))
     points = ((1 - t) ** 3) * s0 + 3 * ((1 - t) ** 2) * t * s1 + 3 * (1 - t) * (t**2) * s2 + (t**3) * s3
-    r_lo, r_hi = radius_ab.amin(dim=1)[stroke], radius_ab.amax(dim=1)[stroke]
-    wave = 1 - torch.cos(2 * math.pi * (cycles[stroke] * t[:, 0] + phase[stroke]))
+    r_lo, r_hi = radius_ab.amin(dim=1).index_select(0, stroke), radius_ab.amax(dim=1).index_select(0, stroke)
+    wave = 1 - torch.cos(2 * math.pi * (cycles.index_select(0, stroke) * t[:, 0] + phase.index_select(0, stroke)))
     radii = (r_lo + (r_hi - r_lo) * 0.5 * wave).round().long()
     dev = shape.device
     cols, rows = points[:, 0].round().long().to(dev), points[:, 1].round().long().to(dev)
-    image, radii = owner[stroke].to(dev), radii.to(dev)
+    image, radii = owner.index_select(0, stroke).to(dev), radii.to(dev)
     flat = shape.view(-1)
     for radius in torch.unique(radii).tolist():
         pick = (radii == radius).nonzero().flatten()
         dy, dx = _disc_offsets(radius, dev)
-        r = (rows[pick, None] + dy).flatten()
-        c = (cols[pick, None] + dx).flatten()
-        i = image[pick, None].expand(-1, dy.numel()).flatten()
+        r = (rows.index_select(0, pick)[:, None] + dy).flatten()
+        c = (cols.index_select(0, pick)[:, None] + dx).flatten()
+        i = image.index_select(0, pick)[:, None].expand(-1, dy.numel()).flatten()
         inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
         flat.index_fill_(0, ((i * height + r) * width + c)[inside], 1.0)
 
