@@ -317,26 +317,6 @@ def procedural_textures(n: int, size: int, gen: torch.Generator | None = None) -
     return out.clamp(0.0, 1.0)
 
 
-def _texture_patch(textures: torch.Tensor, height: int, width: int, gen: torch.Generator | None,
-                   params: ShapeParams) -> torch.Tensor:
-    """A random crop of a random texture, randomly flipped, resized to (3, H, W)."""
-    texture = textures[_randint(gen, 0, textures.shape[0] - 1)]
-    t_h, t_w = texture.shape[-2:]
-    frac = _uniform(gen, *params.texture_crop)
-    crop_h, crop_w = max(2, int(round(frac * t_h))), max(2, int(round(frac * t_w)))
-    crop_h, crop_w = min(crop_h, t_h), min(crop_w, t_w)
-    top, left = _randint(gen, 0, t_h - crop_h), _randint(gen, 0, t_w - crop_w)
-    patch = texture[:, top : top + crop_h, left : left + crop_w]
-    if _randint(gen, 0, 1):
-        patch = patch.flip(-1)
-    if _randint(gen, 0, 1):
-        patch = patch.flip(-2)
-    antialias = crop_h > height or crop_w > width
-    patch = F.interpolate(patch.unsqueeze(0).float(), size=(height, width), mode="bilinear",
-                          align_corners=False, antialias=antialias)[0]
-    return patch.clamp(0.0, 1.0)
-
-
 # ----------------------------------------------------------------------------------------------
 # corruption and training pairs
 

@@ -1,7 +1,8 @@
 """Batched occluder shapes and fills behind ``suite.data.occluders.occlude`` (issue 20 item 1).
 
 The same shapes, opacities and fills as the per-image functions in ``suite.data.occluders``
-(``elastic_ellipse_mask``, ``stroke_mask``, ``rectangle_mask``, ``_texture_patch``), with the
+(``elastic_ellipse_mask``, ``stroke_mask``, ``rectangle_mask``; texture crops as the pre-rewrite
+``_texture_patch`` kept in tests/reference/legacy_occluders.py), with the
 parameters of every shape of the batch drawn at once (on the generator's device) and the pixel work
 done for all of them together on the images' device: one ``grid_sample`` for all ellipses, one disc
 stamp per distinct stroke radius, one broadcast test for all rectangles, one ``grid_sample`` for all
@@ -170,7 +171,7 @@ def _rectangles(shape: Tensor, counts: Tensor, gen, params, gdev) -> None:
 def texture_patches(textures: Tensor, count: int, height: int, width: int, gen: torch.Generator | None,
                     params, device) -> Tensor:
     """``count`` random crops of random textures, randomly flipped, resized to (count, 3, H, W) with
-    bilinear interpolation (``align_corners=False``, as ``F.interpolate``); see ``occluders._texture_patch``.
+    bilinear interpolation (``align_corners=False``, as ``F.interpolate``).
 
     Upscaled crops (the suite's banks are made at the image size, so crops are never larger than
     the image) are sampled for the whole batch with one ``grid_sample``; a crop larger than the output
