@@ -30,6 +30,7 @@ from torch import Tensor
 from suite.config import AugmentConfig, PseudoConfig
 from suite.data.augment import pseudo_anomalies
 from suite.data.occluders import OccluderConfig, occlude
+from suite.data.pseudo_batched import crd_pseudo_anomalies
 
 PSEUDO_ATTEMPTS = 8
 
@@ -56,6 +57,7 @@ def crd_training_batch(
     textures: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Pseudo-anomalies for one stage-3 batch: ``(corrupted, masks)``, masks (B, 1, H, W) in {0, 1}."""
+    return crd_pseudo_anomalies(images, augment, pseudo, generator, donors, textures)  # batched (issue 20)
     corrupted = images.clone()
     masks = torch.zeros_like(images[:, :1])
     occluders = occluder_config()

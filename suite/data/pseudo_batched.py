@@ -1,0 +1,97 @@
+"""Batched stage-3 pseudo-anomalies (``suite.data.pseudo.crd_training_batch`` delegates here).
+
+The same procedure and distributions as described in ``suite.data.pseudo``, for the whole batch at
+once: per image a clean draw (when ``pseudo.clean_fraction > 0``), then per attempt a family, a
+coverage (augment family, ``pseudo.coverage_sampling == "uniform"``) and an opacity for every image
+still pending; the ``augment`` images go through one batched ``pseudo_anomalies`` call and the
+``occluders`` images through one batched ``occlude`` call. Images whose blended mask comes out empty
+are drawn again, together, up to ``PSEUDO_ATTEMPTS`` times. Random numbers are drawn per batch on the
+generator's device, so the stream differs from the per-image generator it replaces but is
+reproducible for a seed on one device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from suite.config import AugmentConfig, PseudoConfig
+from suite.data.augment import pseudo_anomalies
+from suite.data.occluders import OccluderConfig, occlude
+
+PSEUDO_ATTEMPTS = 8
+
+
+def occluder_config() -> OccluderConfig:
+    """Occluder settings for the ``occluders`` family: always corrupted, opaque (the opacity is
+    applied afterwards, the same way for every family), textured fills."""
+    return dataclasses.replace(
+        OccluderConfig(), corruption_prob=1.0, vary_opacity=False, use_shapes=True, use_textures=True,
+        smooth_boundary=True,
+    )
+
+
+def crd_pseudo_anomalies(
+    images: Tensor,
+    augment: AugmentConfig,
+    pseudo: PseudoConfig,
+    generator: torch.Generator,
+    donors: Tensor | None = None,
+    textures: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Pseudo-anomalies for one stage-3 batch: ``(corrupted, masks)``, masks (B, 1, H, W) in {0, 1}."""
+    gdev, dev = generator.device, images.device
+    batch = images.shape[0]
+    corrupted, masks = None, None
+    pending = torch.arange(batch, device=gdev)
+    if pseudo.clean_fraction > 0:
+        u = torch.rand(batch, generator=generator, device=gdev, dtype=torch.float64)
+        pending = pending[u >= pseudo.clean_fraction]
+    low, high = (float(v) for v in pseudo.opacity)
+    for _ in range(PSEUDO_ATTEMPTS):
+        count = pending.numel()
+        if count == 0:
+            break
+        family = torch.randint(len(pseudo.families), (count,), generator=generator, device=gdev)
+        is_augment = torch.tensor([name == "augment" for name in pseudo.families], device=gdev)[family]
+        coverage = torch.full((count,), float(augment.coverage), dtype=torch.float64, device=gdev)
+        if pseudo.coverage_sampling == "uniform":
+            coverage = coverage * torch.rand(count, generator=generator, device=gdev, dtype=torch.float64)
+        alpha = low + (high - low) * torch.rand(count, generator=generator, device=gdev, dtype=torch.float64)
+        whole = count == batch  # every image pending: no gather, and usually no scatter either
+        image = images if whole else images[pending.to(dev)]
+        changed = _changed(image, is_augment, coverage, augment, generator, donors, textures)
+        # x + alpha (c - x), in place on the fresh ``changed`` (same arithmetic, no extra full-size copies)
+        blended = changed.sub_(image).mul_(alpha.to(dev, images.dtype)[:, None, None, None]).add_(image)
+        mask = (blended != image).any(dim=1, keepdim=True)
+        done = mask.flatten(1).any(dim=1)
+        if whole and corrupted is None and bool(done.all()):
+            return blended, mask.to(images.dtype)
+        if corrupted is None:
+            corrupted, masks = images.clone(), torch.zeros_like(images[:, :1])
+        target = pending.to(dev)[done]
+        corrupted[target] = blended[done]
+        masks[target] = mask[done].to(masks.dtype)
+        pending = pending[~done.to(gdev)]
+    if corrupted is None:
+        corrupted, masks = images.clone(), torch.zeros_like(images[:, :1])
+    return corrupted, masks
+
+
+def _changed(image, is_augment, coverage, augment, generator, donors, textures) -> Tensor:
+    """The unblended corruption of every image: one batched call per family present."""
+    pick = is_augment.nonzero().flatten()
+    if pick.numel() == is_augment.numel():
+        return pseudo_anomalies(image, augment, generator, donors=donors, min_coverage=0.0, coverage=coverage)[0]
+    if pick.numel() == 0:
+        return occlude(image, occluder_config(), generator, textures)[0]
+    changed = torch.empty_like(image)
+    dev = image.device
+    changed[pick.to(dev)], _ = pseudo_anomalies(
+        image[pick.to(dev)], augment, generator, donors=donors, min_coverage=0.0, coverage=coverage[pick]
+    )
+    pick = (~is_augment).nonzero().flatten().to(dev)
+    changed[pick], _ = occlude(image[pick], occluder_config(), generator, textures)
+    return changed
