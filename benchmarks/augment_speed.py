@@ -5,7 +5,7 @@ both alike), the legacy generator kept in tests/reference/ and the suite's batch
 
 * stage 1: ``training_pair`` for a batch of ``--stage1-batch`` (8) images at ``--size`` (1024) px with
   the default ``AugmentConfig`` and 8 donors (what ``suite.methods.rcae.train`` passes);
-* stage 3: ``crd_training_batch`` (``suite.data.pseudo``) for a batch of ``--stage3-batch`` (4) with the
+* stage 3: ``crd_training_batch`` (``suite.methods.rcae.pseudo``) for a batch of ``--stage3-batch`` (4) with the
   default ``PseudoConfig`` (the ``augment`` family), and for information the ``occluders`` family with
   a procedural texture bank.
 
@@ -39,7 +39,7 @@ import torch
 from suite.config import AugmentConfig, PseudoConfig
 from suite.data.augment import training_pair
 from suite.data.occluders import texture_bank
-from suite.data.pseudo import crd_training_batch
+from suite.methods.rcae.pseudo import crd_training_batch
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "reference"
 TARGET_SPEEDUP = 10.0

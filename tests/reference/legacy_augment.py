@@ -5,7 +5,8 @@
 
 The RcAE paper (Sec. "Augmentation") corrupts normal images with three simple families applied to
 random blocks of size 32, 64 or 128 px (at the paper's 1024 px, ``cfg.reference_size``; scaled
-with the image) at a varying coverage (0-100 %): random colour blocks, copy & paste patches and 1-4 random lines of length 50-150 px
+with the image) at a varying coverage (0-100 %): random colour blocks, copy & paste patches
+and 1-4 random lines of length 50-150 px
 forming crack-like structures. They are used
 
 * in stage 1: the RcAE input is corrupted and its target is the clean image (``training_pair``);
@@ -30,7 +31,8 @@ Images are float tensors (B, C, H, W) in [0, 1] (C = 3 for RGB). The procedure, 
      clean image itself or (probability 1/2 when ``donors`` are given) of a random donor image;
    * lines: ``cfg.num_lines`` (inclusive range) straight segments, each starting at a uniform
      point of the block, with uniform direction, length uniform in ``cfg.line_length * H / R``
-     and width uniform in ``[1, 3] * H / 256`` px (the paper gives no width); a pixel is covered when its centre lies within
+     and width uniform in ``[1, 3] * H / 256`` px (the paper gives no width);
+     a pixel is covered when its centre lies within
      ``max(width / 2, 0.71)`` of the segment. One dark (each channel in [0, 0.2]) or bright (in
      [0.8, 1]) colour per block. Lines may leave their block; they are drawn after the block-local
      families, so they paint over them.

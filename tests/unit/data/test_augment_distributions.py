@@ -20,7 +20,7 @@ from scipy import stats
 from suite.config import AugmentConfig, PseudoConfig
 from suite.data import augment as new_augment
 from suite.data.augment import COLOR_BLOCK, COPY_PASTE, LINES
-from suite.data.pseudo_batched import crd_pseudo_anomalies
+from suite.methods.rcae.pseudo import crd_training_batch as crd_pseudo_anomalies
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 SAME = 1e-3  # p-value above which two samples count as one distribution
