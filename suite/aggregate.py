@@ -103,6 +103,7 @@ NON_CONFIG_KEYS = frozenset(
         "runtime.num_workers",
         "runtime.cache_mb",
         "runtime.threads",
+        "runtime.prefetch", "runtime.channels_last", "runtime.activation_checkpointing", "runtime.infer_mpx",
         "eval.save_maps",
         "eval.cost",
         "eval.scoring_variants",  # extra scorings / diagnostics are recorded beside the metrics,
