@@ -13,7 +13,8 @@ measured region is ``compute`` (forward, frozen passes in ``runtime.infer_mpx`` 
   chunk ``inference_batch`` gives and, for comparison, at the old fixed batch of 16.
 * CPU: the profiler's activation peak (``suite.cost.allocator_peak_bytes``: peak live tensor bytes
   of torch's CPU allocator above the start, float32) at a reduced shape (default 512 px, batch 2
-  for every stage; evaluation at that batch). Conv activations scale with H x W, so
+  for every stage; evaluation at that batch; frozen passes and evaluation in chunks of as many
+  images as the paper preset's chunk at 1024 px, ``--infer-images``). Conv activations scale with H x W, so
   the plain / checkpointed factor measured here is the one expected at 1024 px.
 
 Both arms also return the loss and the gradients; the benchmark reports their relative difference
@@ -45,6 +46,7 @@ from suite.training import freeze
 
 MIB = float(1 << 20)
 OUT = Path(__file__).resolve().parent / "results" / "memory_peak.json"
+PAPER = {"size": 1024, "stage1": 8, "stage2": 8, "stage3": 4}
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -61,8 +63,12 @@ class DeepestDepth(ReconstructionStageLoss):
         return reconstruction_loss(target, model(inp, self.cfg.rcae.depth))
 
 
-def _setup(size: int, device: torch.device):
-    cfg = build_config("paper", overrides=[f"data.image_size={size}", "runtime.device=cpu"])
+def _setup(size: int, device: torch.device, infer_images: int):
+    # runtime.infer_mpx such that the frozen passes and the evaluation run ``infer_images`` images
+    # per chunk, as the paper preset does at 1024 px with the default budget
+    mpx = infer_images * size * size / 1e6 + 1e-9
+    cfg = build_config("paper", overrides=[f"data.image_size={size}", "runtime.device=cpu",
+                                           f"runtime.infer_mpx={mpx}"])
     torch.manual_seed(0)
     nets = build_networks(cfg)
     for net in nets.values():
@@ -126,12 +132,15 @@ def _measure(fn, device: torch.device) -> tuple[dict[str, float], object]:
     return {"activation_peak_mb": (peak or 0) / MIB}, box["out"]
 
 
-def run(size: int, batches: dict[str, int], device: torch.device, eval_cap: int = 16) -> dict:
+def run(size: int, batches: dict[str, int], device: torch.device, eval_cap: int = 16,
+        infer_images: int | None = None) -> dict:
     cuda = device.type == "cuda"
     torch.manual_seed(0)
     images = torch.rand(max(batches.values()) * 2, 3, size, size)
     out: dict = {}
-    base_cfg, base_nets, _ = _setup(size, device)
+    if infer_images is None:
+        infer_images = inference_batch(PAPER["size"], build_config("paper").runtime.infer_mpx)
+    base_cfg, base_nets, _ = _setup(size, device, infer_images)
     for stage in ("stage1", "stage2", "stage3"):
         arms = {}
         results = {}
@@ -161,6 +170,7 @@ def run(size: int, batches: dict[str, int], device: torch.device, eval_cap: int 
               f"{arms['checkpointed'][key]:.0f} MiB (x{entry['factor']:.2f}); loss rel diff "
               f"{entry['loss_rel_diff']:.1e}, max grad rel diff {entry['grad_max_rel_diff']:.1e}", flush=True)
     chunk = min(eval_cap, inference_batch(size, base_cfg.runtime.infer_mpx))
+    out["infer_images"] = infer_images
     evals = {"chunk": chunk}
     for label, batch in (("chunked", chunk), ("batch16", 16)) if cuda else (("chunked", chunk),):
         nets = base_nets
@@ -182,13 +192,12 @@ def run(size: int, batches: dict[str, int], device: torch.device, eval_cap: int 
     return out
 
 
-PAPER = {"size": 1024, "stage1": 8, "stage2": 8, "stage3": 4}
-
-
 def project(result: dict) -> dict:
     """CPU results only: the float32 activation peaks scaled to the paper preset (1024 px, batches
     8/8/4) by pixels x batch, which conv activations follow; a rough guide to the GPU, where bf16
-    autocast roughly halves them and the allocator adds slack (reserved > allocated)."""
+    autocast roughly halves them and the allocator adds slack (reserved > allocated). An upper
+    bound where a stage's peak is its frozen pass: that runs in chunks of ``infer_images`` images
+    whatever the batch."""
     if not str(result.get("measure", "")).startswith("cpu"):
         return result
     area = (PAPER["size"] / result["image_size"]) ** 2
@@ -197,7 +206,7 @@ def project(result: dict) -> dict:
         entry = result["phases"][stage]
         scale = area * PAPER[stage] / entry["batch"]
         out[stage] = {arm: entry[arm]["activation_peak_mb"] * scale for arm in ("plain", "checkpointed")}
-    ev = result["phases"]["eval"]["chunked"]
+    ev = result["phases"]["eval"]["chunked"]  # one chunk; the evaluation's peak at any test-set size
     out["eval_per_image_1024"] = ev["activation_peak_mb"] * area / ev["batch"]
     result["projected_paper_fp32_mb"] = out
     return result
@@ -209,6 +218,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2, help="batch of every stage (CPU default 2)")
     parser.add_argument("--paper-batches", action="store_true", help="the paper preset's batches 8/8/4")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--infer-images", type=int, default=None,
+                        help="images per frozen / evaluation chunk (default: the paper preset's at 1024 px)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -222,7 +233,8 @@ def main() -> None:
     t0 = time.perf_counter()
     # The CPU evaluates one chunk no larger than the training batch (a full chunk at 512 px is 7
     # images: minutes on 2 cores); the peak per image is what scales.
-    stages = run(size, batches, device, eval_cap=16 if device.type == "cuda" else args.batch)
+    stages = run(size, batches, device, eval_cap=16 if device.type == "cuda" else args.batch,
+                 infer_images=args.infer_images)
     result = {
         "benchmark": "memory_peak", "issue": "20.3",
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),

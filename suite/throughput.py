@@ -69,22 +69,25 @@ def prefetched(batches: Iterable[Any], depth: int, pin: bool = False) -> Iterato
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(item: Any) -> bool:
+        """Put ``item`` unless the consumer has gone (never blocks past its leaving)."""
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def reader() -> None:
         try:
             for batch in batches:
-                item = _pinned(batch) if pin else batch
-                while not stop.is_set():
-                    try:
-                        slots.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((_pinned(batch) if pin else batch, None)):
                     return
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
-            slots.put((None, err))
+            offer((None, err))
             return
-        slots.put((_DONE, None))
+        offer((_DONE, None))
 
     thread = threading.Thread(target=reader, name="rcsuite-prefetch", daemon=True)
     thread.start()

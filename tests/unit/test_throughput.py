@@ -4,6 +4,7 @@ inference, the per-stage step breakdown, channels-last weights. CUDA-only checks
 import copy
 import math
 import pickle
+import threading
 
 import pytest
 import torch
@@ -51,6 +52,13 @@ def test_prefetched_stops_its_reader_when_the_consumer_stops_early():
     it.close()
     count = len(produced)
     assert count <= 5  # the reader is at most a few batches ahead and then stops
+    # zip(index_batches, prefetched(...)) stops before asking for the end marker: the reader,
+    # with every batch delivered and the queue full, must still end when the consumer leaves.
+    it = prefetched(iter([torch.zeros(1)] * 3), 1)
+    for _, _ in zip(range(3), it):
+        pass
+    it.close()
+    assert not [t for t in threading.enumerate() if t.name == "rcsuite-prefetch" and t.is_alive()]
 
 
 def test_inference_batch_bounds_megapixels_per_chunk():
