@@ -364,8 +364,9 @@ def train_stage(
     Feeding and memory: ``amp`` runs ``compute`` under autocast on CUDA (bfloat16 where supported,
     else float16 with loss scaling; ignored on the CPU, which trains in float32). The others leave
     the values alone: ``channels_last`` stores conv weights and 4D inputs channels-last on CUDA,
-    ``prefetch`` batches are read ahead by a thread (pinned on CUDA). ``activation_checkpointing`` switches it on in the model's submodules that
-    support it (``suite.models.ops.set_activation_checkpointing``). ``breakdown`` receives this
+    ``prefetch`` batches are read ahead by a thread (pinned on CUDA), ``activation_checkpointing``
+    switches it on where the model supports it (``suite.models.ops.set_activation_checkpointing``;
+    loss and gradients unchanged, tests/unit/methods/rcae/test_checkpointing.py). ``breakdown`` receives this
     call's ``StepBreakdown`` under ``name`` (wait for data, input building, compute, images/s and,
     on CUDA, peak memory and the GPU busy share; ``suite.throughput``).
     """
