@@ -28,17 +28,8 @@ from suite import metrics as M
 from suite.config import Config, save_yaml
 from suite.cost import TrainingMemory, count_params, measure_cost
 from suite.data import load_category
-from suite.data.streaming import (
-    FileImages,
-    ImageCache,
-    ImageSource,
-    ImagesLike,
-    SpilledImages,
-    iter_batches,
-    read_masks,
-    sequential_batches,
-    spill,
-)
+from suite.data.streaming import (FileImages, ImageCache, ImageSource, ImagesLike, SpilledImages, iter_batches,
+                                  read_masks, sequential_batches, spill)
 from suite.data.augment import pseudo_anomalies
 from suite.data.synthetic import natural_defects
 from suite.data.val_anomalies import hard_defects
@@ -46,6 +37,7 @@ from suite.methods.base import TrainContext, TrainedMethod
 from suite.methods.registry import method_spec
 from suite.records import RECORD_NAME, TrialRecord, code_versions, node_info, write_record
 from suite.stage_cache import StageCache
+from suite.throughput import StepBreakdown, inference_batch, prefetched
 from suite.training import resolve_device, seed_everything
 
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
@@ -141,22 +133,38 @@ def streamed_validation_set(
     return SpilledImages(path, val_images.cache, val_images.num_workers), all_masks, labels
 
 
+def _device_batches(images: ImagesLike, batch_size: int, device: torch.device, steps: StepBreakdown | None):
+    """``images`` in chunks of ``batch_size`` on ``device``: read one chunk ahead by a thread and
+    pinned on CUDA (the next chunk decodes while this one runs), timed into ``steps`` if given."""
+    steps = steps or StepBreakdown(torch.device("cpu"))  # a throwaway host timer
+    chunks = iter_batches(images, sequential_batches(len(images), batch_size))
+    steps.wait_begins()
+    for batch in prefetched(chunks, 0 if getattr(images, "num_workers", 0) else 1, pin=device.type == "cuda"):
+        batch = batch.to(device, non_blocking=True)
+        steps.data_ready()
+        steps.inputs_built()
+        yield batch
+        steps.step_done(len(batch))
+
+
 @torch.inference_mode()
 def predict_all(
-    method: TrainedMethod, images: ImagesLike, device: torch.device, batch_size: int = 16, keep: bool = False
+    method: TrainedMethod, images: ImagesLike, device: torch.device, batch_size: int = 16, keep: bool = False,
+    steps: StepBreakdown | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Maps (N, H, W) and scores (N,) for all images (a tensor or an ``ImageSource``, read
-    ``batch_size`` at a time); with ``keep``, every output array too (all of them: for a few
-    images only, e.g. the gallery's)."""
+    ``batch_size`` at a time; every map leaves the device before the next chunk); with ``keep``,
+    every output array too (all of them: for a few images only, e.g. the gallery's)."""
     maps, scores = [], []
     kept: dict[str, list[np.ndarray]] = {}
-    for batch in iter_batches(images, sequential_batches(len(images), batch_size)):
-        out = method.predict(batch.to(device))
+    for batch in _device_batches(images, batch_size, device, steps):
+        out = method.predict(batch)
         maps.append(out["map"][:, 0].float().cpu().numpy())
         scores.append(method.score(out["map"]).float().cpu().numpy())
         if keep:
             for key, value in out.items():
                 kept.setdefault(key, []).append(value.float().cpu().numpy())
+        del out
     return (
         np.concatenate(maps),
         np.concatenate(scores),
@@ -170,7 +178,7 @@ EXTRA_MAX_SIZE = 256  # extra maps (variants, diagnostics) are scored at most at
 @torch.inference_mode()
 def extra_metrics(
     method: TrainedMethod, images: ImagesLike, masks: np.ndarray, labels: np.ndarray, device: torch.device,
-    with_aupro: bool, batch_size: int = 16,
+    with_aupro: bool, batch_size: int = 16, steps: StepBreakdown | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics of every ``method.extra_maps`` map: name -> metrics. Image scores use
     ``method.score``; maps larger than ``EXTRA_MAX_SIZE`` are area-downsampled (masks by max
@@ -178,8 +186,8 @@ def extra_metrics(
     if method.extra_maps is None:
         return {}
     collected: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-    for batch in iter_batches(images, sequential_batches(len(images), batch_size)):
-        for name, amap in method.extra_maps(batch.to(device)).items():
+    for batch in _device_batches(images, batch_size, device, steps):
+        for name, amap in method.extra_maps(batch).items():
             scores = method.score(amap).float().cpu().numpy()
             factor = max(1, amap.shape[-1] // EXTRA_MAX_SIZE)
             if factor > 1:
@@ -268,7 +276,11 @@ def _measure_cost(method: TrainedMethod, cfg: Config, device: torch.device) -> d
     def infer(x: torch.Tensor) -> torch.Tensor:
         return method.predict(x)["map"]
 
-    cost = measure_cost(infer, example, batch_sizes=(1, 8), repeats=5, warmup=2, device=str(device), params=params)
+    # The throughput batch (8) is capped by the inference chunk, so the cost never needs more
+    # memory than the evaluation (at 1024 px and the default runtime.infer_mpx: batch 1).
+    largest = min(8, inference_batch(size, cfg.runtime.infer_mpx))
+    cost = measure_cost(infer, example, batch_sizes=(1, largest), repeats=5, warmup=2, device=str(device),
+                        params=params)
     return cost
 
 
@@ -374,10 +386,11 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
     )
 
     iteration = 0
+    chunk = inference_batch(size, cfg.runtime.infer_mpx)  # evaluation's bounded batch
 
-    def val_metrics(method_like: TrainedMethod) -> dict[str, float]:
+    def val_metrics(method_like: TrainedMethod, steps: StepBreakdown | None = None) -> dict[str, float]:
         assert val is not None
-        vmaps, vscores, _ = predict_all(method_like, val[0], device)
+        vmaps, vscores, _ = predict_all(method_like, val[0], device, chunk, steps=steps)
         return evaluate(vmaps, vscores, val[1], val[2], with_aupro=False)
 
     def on_epoch_end(stage: str, epoch: int, loss: float, probe: TrainedMethod | None) -> None:
@@ -410,23 +423,32 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
     method = method_trainer(cfg.model.method)(ctx)
     if train_memory is not None:
         record.cost.update(train_memory.stop())
+        stage_peaks = [v["peak_allocated_mb"] for v in ctx.step_breakdown.stages.values() if "peak_allocated_mb" in v]
+        if stage_peaks:  # each stage resets CUDA's peak statistics: the training peak is the largest
+            record.cost["train_peak_cuda_mb"] = max(stage_peaks)
     record.stage_times.update(method.stage_times)
     record.info.update(method.info)
 
     t0 = time.perf_counter()
+    steps = StepBreakdown(device).start()
     if val is not None:
-        record.metrics["val"] = val_metrics(method)
-    tmaps, tscores, _ = predict_all(method, test_images, device)
+        record.metrics["val"] = val_metrics(method, steps)
+    tmaps, tscores, _ = predict_all(method, test_images, device, chunk, steps=steps)
     record.metrics["test"] = evaluate(tmaps, tscores, test_m, test_y, with_aupro=cfg.eval.aupro)
     if val is not None:
-        _split_extras(extra_metrics(method, val[0], val[1], val[2], device, False), "val", record)
-    _split_extras(extra_metrics(method, test_images, test_m, test_y, device, cfg.eval.aupro), "test", record)
+        _split_extras(extra_metrics(method, val[0], val[1], val[2], device, False, chunk, steps), "val", record)
+    _split_extras(extra_metrics(method, test_images, test_m, test_y, device, cfg.eval.aupro, chunk, steps), "test",
+                  record)
     record.stage_times["eval"] = time.perf_counter() - t0
+    ctx.step_breakdown.add("eval", steps.finish())
+    record.step_breakdown = dict(ctx.step_breakdown.stages)
+    if ctx.step_breakdown.notes:
+        record.info["step_breakdown_notes"] = dict(ctx.step_breakdown.notes)
     if cfg.eval.save_maps > 0:
         idx = gallery_indices(tscores, test_y, cfg.eval.save_maps)
         # Outputs (reconstructions per step) only for the gallery's few images: kept for the whole
         # test set they would be depth x its size.
-        kept = predict_all(method, test_images[idx], device, keep=True)[2] if idx else {}
+        kept = predict_all(method, test_images[idx], device, chunk, keep=True)[2] if idx else {}
         names = [f"{s.defect}/{Path(s.image_path).name}" for s in splits.test]
         _save_gallery(out / "gallery.npz", idx, test_images, test_m, test_y, names, tmaps, tscores,
                       kept, method.steps)
