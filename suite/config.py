@@ -25,14 +25,13 @@ from typing import Any, Literal
 import yaml
 
 from suite.config_aliases import legacy_keys, upgrade_keys
-from suite.config_presets import PRESETS
+from suite.config_presets import PRESETS, SHIFT_NAMES
 from suite.errors import ConfigError
 from suite.methods.registry import aliases, method_names, method_sections, method_spec, method_specs
 
 # Bumped when what ``config_hash`` covers changes meaning (2: only values that differ from the
 # defaults are hashed, so a field added with a default leaves existing hashes unchanged).
 HASH_SCHEMA = 2
-SHIFT_NAMES = ("dark8", "bright8", "contrast90", "blur", "noise", "translate")  # eval.shifts: photometric.SHIFTS
 
 
 @dataclass
@@ -116,7 +115,7 @@ class TrainConfig:
     stage3: StageConfig = field(default_factory=lambda: StageConfig(epochs=30, lr=1e-3, batch_size=8))
     checkpoint_every: int = 0  # epochs between mid-stage checkpoints (0 = only at stage end)
     eval_every: int = 0  # epochs between validation reports during stage 1 (0 = only at the end)
-    amp: bool = True  # mixed precision when on CUDA (ignored on CPU)
+    amp: bool = True  # mixed precision on CUDA: bf16 where supported, else fp16 + loss scaling (CPU: float32)
     max_time_s: float = 0.0  # wall-time budget per stage in seconds (0 = none); stops at an epoch boundary
     # stage 1: sampled (one depth per batch, the paper) | all (L_rec summed over every depth
     # 1..N each step, from one batched all-depth pass)
@@ -153,17 +152,23 @@ class EvalConfig:
 class RuntimeConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Training / evaluation images stream from disk (suite.data.streaming): decoded images are kept
-    # in one LRU cache per trial process of at most cache_mb MB (0 = no cache, decode on every use;
-    # the default holds a whole category at the cpu/demo/tiny presets' sizes, i.e. every image is
-    # decoded once as before). num_workers DataLoader processes decode the batches (0 = in the
-    # trial's process). Neither changes results (tests/unit/data/test_streaming.py): like `threads`
-    # they are runtime settings, ignored by the stage-cache key (which reads only runtime.seed here)
-    # and, as `threads`, part of config_hash only when changed from the default.
+    # None of the settings below changes results (tests compare weights and metrics): the stage-cache
+    # key ignores them and config_hash sees them only when changed from the default.
+    # Images stream from disk (suite.data.streaming) through one LRU cache of decoded images (at
+    # data.image_size) per trial process of at most cache_mb MB (0 = decode on every use; the
+    # default holds a whole category at the cpu/demo/tiny sizes); num_workers DataLoader
+    # processes decode the batches (0 = in the trial's process).
     num_workers: int = 0  # DataLoader worker processes decoding training / evaluation batches
     cache_mb: float = 2048.0  # budget of the decoded-image cache in MB (8-bit images take 3*S*S bytes)
     threads: int = 0  # torch intra-op threads (0 = leave torch's default)
     preset: str | None = None  # the preset the config was built from (set by build_config; reports show it)
+    # GPU feeding and memory (suite.throughput's docstring): batches read ahead by a thread
+    # (0 = off), channels-last convs (CUDA only), each RcAE level / CRD block recomputed in the
+    # backward pass (None = from 512 px on), inference in chunks of <= infer_mpx megapixels
+    prefetch: int = 2
+    channels_last: bool = True
+    activation_checkpointing: bool | None = None
+    infer_mpx: float = 2.0
 
 
 CORE_SECTIONS = ("data", "augment", "pseudo", "model", "train", "eval", "runtime")
@@ -303,17 +308,13 @@ def _check_fields(section: Any, prefix: str) -> None:
 
 # Keys that must lie in a range: (key, low, high, low included, high included).
 RANGES: tuple[tuple[str, float, float, bool, bool], ...] = (
-    ("data.val_fraction", 0.0, 1.0, True, False),
-    ("data.data_fraction", 0.0, 1.0, False, True),
-    ("data.calib_fraction", 0.0, 0.5, True, True),
-    ("data.val_difficulty", 0.0, 1.0, True, True),
-    ("augment.coverage", 0.0, 1.0, True, True),
-    ("augment.clean_fraction", 0.0, 1.0, True, True),
-    ("augment.noise_std", 0.0, math.inf, True, True),
-    ("augment.reference_size", 1, math.inf, True, True),
+    ("data.val_fraction", 0.0, 1.0, True, False), ("data.data_fraction", 0.0, 1.0, False, True),
+    ("data.calib_fraction", 0.0, 0.5, True, True), ("data.val_difficulty", 0.0, 1.0, True, True),
+    ("augment.coverage", 0.0, 1.0, True, True), ("augment.clean_fraction", 0.0, 1.0, True, True),
+    ("augment.noise_std", 0.0, math.inf, True, True), ("augment.reference_size", 1, math.inf, True, True),
     ("pseudo.clean_fraction", 0.0, 0.95, True, True),
-    ("runtime.num_workers", 0, 64, True, True),
-    ("runtime.cache_mb", 0.0, math.inf, True, False),
+    ("runtime.num_workers", 0, 64, True, True), ("runtime.cache_mb", 0.0, math.inf, True, False),
+    ("runtime.prefetch", 0, 16, True, True), ("runtime.infer_mpx", 0.0, math.inf, False, False),
 )
 
 

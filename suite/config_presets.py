@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# The test-set shifts of eval.shifts (suite.data.photometric.SHIFTS' names, tests/unit/test_robustness.py): all of
+# them by default, none at the paper preset.
+SHIFT_NAMES = ("dark8", "bright8", "contrast90", "blur", "noise", "translate")
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The RcAE paper's setup (Training Setup section): 1024 px, N=5, Adam(1e-4, 0.9/0.999, 1e-8),
     # 1500/400/300 epochs for stages 1/2/3.

@@ -28,17 +28,8 @@ from suite import metrics as M
 from suite.config import Config, save_yaml
 from suite.cost import TrainingMemory, count_params, measure_cost
 from suite.data import load_category
-from suite.data.streaming import (
-    FileImages,
-    ImageCache,
-    ImageSource,
-    ImagesLike,
-    SpilledImages,
-    iter_batches,
-    read_masks,
-    sequential_batches,
-    spill,
-)
+from suite.data.streaming import (FileImages, ImageCache, ImageSource, ImagesLike, SpilledImages, iter_batches,
+                                  read_masks, sequential_batches, spill)
 from suite.data.augment import pseudo_anomalies
 from suite.data.synthetic import natural_defects
 from suite.data.val_anomalies import hard_defects
@@ -47,6 +38,7 @@ from suite.methods.registry import method_spec
 from suite.records import RECORD_NAME, TrialRecord, code_versions, node_info, write_record
 from suite.robustness import brightness_spearman, data_shift_info, evaluate_under_shifts
 from suite.stage_cache import StageCache
+from suite.throughput import StepBreakdown, inference_batch, prefetched
 from suite.training import resolve_device, seed_everything
 
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
@@ -142,22 +134,38 @@ def streamed_validation_set(
     return SpilledImages(path, val_images.cache, val_images.num_workers), all_masks, labels
 
 
+def _device_batches(images: ImagesLike, batch_size: int, device: torch.device, steps: StepBreakdown | None):
+    """``images`` in chunks of ``batch_size`` on ``device``: read one chunk ahead by a thread and
+    pinned on CUDA (the next chunk decodes while this one runs), timed into ``steps`` if given."""
+    steps = steps or StepBreakdown(torch.device("cpu"))  # a throwaway host timer
+    chunks = iter_batches(images, sequential_batches(len(images), batch_size))
+    steps.wait_begins()
+    for batch in prefetched(chunks, 0 if getattr(images, "num_workers", 0) else 1, pin=device.type == "cuda"):
+        batch = batch.to(device, non_blocking=True)
+        steps.data_ready()
+        steps.inputs_built()
+        yield batch
+        steps.step_done(len(batch))
+
+
 @torch.inference_mode()
 def predict_all(
-    method: TrainedMethod, images: ImagesLike, device: torch.device, batch_size: int = 16, keep: bool = False
+    method: TrainedMethod, images: ImagesLike, device: torch.device, batch_size: int = 16, keep: bool = False,
+    steps: StepBreakdown | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Maps (N, H, W) and scores (N,) for all images (a tensor or an ``ImageSource``, read
-    ``batch_size`` at a time); with ``keep``, every output array too (all of them: for a few
-    images only, e.g. the gallery's)."""
+    ``batch_size`` at a time; every map leaves the device before the next chunk); with ``keep``,
+    every output array too (all of them: for a few images only, e.g. the gallery's)."""
     maps, scores = [], []
     kept: dict[str, list[np.ndarray]] = {}
-    for batch in iter_batches(images, sequential_batches(len(images), batch_size)):
-        out = method.predict(batch.to(device))
+    for batch in _device_batches(images, batch_size, device, steps):
+        out = method.predict(batch)
         maps.append(out["map"][:, 0].float().cpu().numpy())
         scores.append(method.score(out["map"]).float().cpu().numpy())
         if keep:
             for key, value in out.items():
                 kept.setdefault(key, []).append(value.float().cpu().numpy())
+        del out
     return (
         np.concatenate(maps),
         np.concatenate(scores),
@@ -171,7 +179,7 @@ EXTRA_MAX_SIZE = 256  # extra maps (variants, diagnostics) are scored at most at
 @torch.inference_mode()
 def extra_metrics(
     method: TrainedMethod, images: ImagesLike, masks: np.ndarray, labels: np.ndarray, device: torch.device,
-    with_aupro: bool, batch_size: int = 16,
+    with_aupro: bool, batch_size: int = 16, steps: StepBreakdown | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics of every ``method.extra_maps`` map: name -> metrics. Image scores use
     ``method.score``; maps larger than ``EXTRA_MAX_SIZE`` are area-downsampled (masks by max
@@ -179,8 +187,8 @@ def extra_metrics(
     if method.extra_maps is None:
         return {}
     collected: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-    for batch in iter_batches(images, sequential_batches(len(images), batch_size)):
-        for name, amap in method.extra_maps(batch.to(device)).items():
+    for batch in _device_batches(images, batch_size, device, steps):
+        for name, amap in method.extra_maps(batch).items():
             scores = method.score(amap).float().cpu().numpy()
             factor = max(1, amap.shape[-1] // EXTRA_MAX_SIZE)
             if factor > 1:
@@ -269,7 +277,11 @@ def _measure_cost(method: TrainedMethod, cfg: Config, device: torch.device) -> d
     def infer(x: torch.Tensor) -> torch.Tensor:
         return method.predict(x)["map"]
 
-    cost = measure_cost(infer, example, batch_sizes=(1, 8), repeats=5, warmup=2, device=str(device), params=params)
+    # The throughput batch (8) is capped by the inference chunk, so the cost never needs more
+    # memory than the evaluation (at 1024 px and the default runtime.infer_mpx: batch 1).
+    largest = min(8, inference_batch(size, cfg.runtime.infer_mpx))
+    cost = measure_cost(infer, example, batch_sizes=(1, largest), repeats=5, warmup=2, device=str(device),
+                        params=params)
     return cost
 
 
@@ -362,10 +374,9 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
     calib_images = FileImages(splits.calib, size, cache, workers) if splits.calib else None
     test_images = FileImages(splits.test, size, cache, workers)
     test_m, test_y = read_masks(splits.test, size), test_images.labels
-    val = val_src = None
+    val = None
     if splits.val:
-        val_src = FileImages(splits.val, size, cache, workers)
-        val = streamed_validation_set(val_src, train_images, cfg, scratch)
+        val = streamed_validation_set(FileImages(splits.val, size, cache, workers), train_images, cfg, scratch)
     record.stage_times["data"] = time.perf_counter() - t0
     record.cost["n_train"], record.cost["n_val"] = len(train_images), len(splits.val)
     record.cost["n_test"], record.cost["n_calib"] = len(test_images), len(splits.calib)
@@ -376,14 +387,14 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
     )
 
     # issue 19: label-free data-shift check of all train-folder normals vs the test images, before training
-    train_normals = [train_images, calib_images, val_src]
-    record.info["data_shift"], test_brightness = data_shift_info(train_normals, test_images, log)
-
+    normals = FileImages(splits.train + splits.val + splits.calib, size, cache, workers)
+    record.info["data_shift"], test_brightness = data_shift_info([normals], test_images, log)
     iteration = 0
+    chunk = inference_batch(size, cfg.runtime.infer_mpx)  # evaluation's bounded batch
 
-    def val_metrics(method_like: TrainedMethod) -> dict[str, float]:
+    def val_metrics(method_like: TrainedMethod, steps: StepBreakdown | None = None) -> dict[str, float]:
         assert val is not None
-        vmaps, vscores, _ = predict_all(method_like, val[0], device)
+        vmaps, vscores, _ = predict_all(method_like, val[0], device, chunk, steps=steps)
         return evaluate(vmaps, vscores, val[1], val[2], with_aupro=False)
 
     def on_epoch_end(stage: str, epoch: int, loss: float, probe: TrainedMethod | None) -> None:
@@ -416,27 +427,35 @@ def _run(cfg, out, ckpt_dir, record, report, stage_cache, log, on_epoch, scratch
     method = method_trainer(cfg.model.method)(ctx)
     if train_memory is not None:
         record.cost.update(train_memory.stop())
+        stage_peaks = [v["peak_allocated_mb"] for v in ctx.step_breakdown.stages.values() if "peak_allocated_mb" in v]
+        if stage_peaks:  # each stage resets CUDA's peak statistics: the training peak is the largest
+            record.cost["train_peak_cuda_mb"] = max(stage_peaks)
     record.stage_times.update(method.stage_times)
     record.info.update(method.info)
 
     t0 = time.perf_counter()
+    steps = StepBreakdown(device).start()
     if val is not None:
-        record.metrics["val"] = val_metrics(method)
-    tmaps, tscores, _ = predict_all(method, test_images, device)
+        record.metrics["val"] = val_metrics(method, steps)
+    tmaps, tscores, _ = predict_all(method, test_images, device, chunk, steps=steps)
     record.metrics["test"] = evaluate(tmaps, tscores, test_m, test_y, with_aupro=cfg.eval.aupro)
     if val is not None:
-        _split_extras(extra_metrics(method, val[0], val[1], val[2], device, False), "val", record)
-    _split_extras(extra_metrics(method, test_images, test_m, test_y, device, cfg.eval.aupro), "test", record)
-    # issue 19: scores vs brightness, and the test set under eval.shifts (inference only)
-    record.info["score_brightness_spearman"] = brightness_spearman(tscores, test_brightness)
-    record.shifts = evaluate_under_shifts(lambda x: predict_all(method, x, device)[:2], evaluate, test_images, test_m,
-                                          test_y, cfg.eval.shifts, cfg.runtime.seed, cfg.eval.aupro)
+        _split_extras(extra_metrics(method, val[0], val[1], val[2], device, False, chunk, steps), "val", record)
+    _split_extras(extra_metrics(method, test_images, test_m, test_y, device, cfg.eval.aupro, chunk, steps), "test",
+                  record)
+    record.info["score_brightness_spearman"] = brightness_spearman(tscores, test_brightness)  # issue 19, as eval.shifts
+    record.shifts = evaluate_under_shifts(lambda x: predict_all(method, x, device, chunk)[:2], evaluate, test_images,
+                                          test_m, test_y, cfg.eval.shifts, cfg.runtime.seed, cfg.eval.aupro, chunk)
     record.stage_times["eval"] = time.perf_counter() - t0
+    ctx.step_breakdown.add("eval", steps.finish())
+    record.step_breakdown = dict(ctx.step_breakdown.stages)
+    if ctx.step_breakdown.notes:
+        record.info["step_breakdown_notes"] = dict(ctx.step_breakdown.notes)
     if cfg.eval.save_maps > 0:
         idx = gallery_indices(tscores, test_y, cfg.eval.save_maps)
         # Outputs (reconstructions per step) only for the gallery's few images: kept for the whole
         # test set they would be depth x its size.
-        kept = predict_all(method, test_images[idx], device, keep=True)[2] if idx else {}
+        kept = predict_all(method, test_images[idx], device, chunk, keep=True)[2] if idx else {}
         names = [f"{s.defect}/{Path(s.image_path).name}" for s in splits.test]
         _save_gallery(out / "gallery.npz", idx, test_images, test_m, test_y, names, tmaps, tscores,
                       kept, method.steps)

@@ -233,6 +233,7 @@ FIELDS: dict[str, tuple[bool, Check]] = {
     "metrics": (False, METRICS),
     "cost": (False, mapping_of(cost_value)),
     "stage_times": (False, mapping_of(number(0.0))),
+    "step_breakdown": (False, mapping_of(mapping_of(number(0.0)))),  # stage -> data_s, inputs_s, ...
     "history": (False, list_of_mappings),
     "artifacts": (False, mapping_of(text)),
     "info": (False, INFO),

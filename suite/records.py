@@ -45,6 +45,9 @@ class TrialRecord:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> name -> value
     cost: dict[str, Any] = field(default_factory=dict)  # params, gflops, latency_ms, ...
     stage_times: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    # Where each trained stage's (and the evaluation's) time went: stage -> name -> finite number >= 0
+    # (suite.throughput.StepBreakdown.as_dict); stages loaded from the stage cache have no entry.
+    step_breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # periodic validation reports
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> path relative to the record
     info: dict[str, Any] = field(default_factory=dict)  # method facts: stage cache hits, pretrained backbone

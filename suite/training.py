@@ -28,7 +28,9 @@ from tqdm.auto import tqdm
 from suite.config import StageConfig
 from suite.data.streaming import ImagesLike, iter_batches
 from suite.errors import SuiteError
+from suite.models.ops import set_activation_checkpointing, to_channels_last
 from suite.records import code_versions
+from suite.throughput import BreakdownLog, StepBreakdown, amp_dtype, prefetched
 from suite.weights import CheckpointError, load_tensors
 
 
@@ -203,6 +205,22 @@ def _for_training(model: nn.Module, device: torch.device, world: int) -> nn.Modu
     return model
 
 
+def _staged(loss_fn: LossFn) -> tuple[Callable[[torch.Tensor, torch.Generator], Any], Callable[..., torch.Tensor]]:
+    """(build_inputs, compute) of a loss: a loss object with ``build_inputs(batch, g)`` and
+    ``compute(model, inputs, g)`` (the input construction is then timed on its own and kept out of
+    autocast), else (identity, ``loss_fn``)."""
+    if hasattr(loss_fn, "build_inputs") and hasattr(loss_fn, "compute"):
+        return loss_fn.build_inputs, loss_fn.compute
+    return (lambda batch, g: batch), loss_fn
+
+
+def _to_device(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    batch = batch.to(device, non_blocking=True)
+    if channels_last and batch.dim() == 4:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
 def _train_epoch(
     name: str,
     epoch: int,
@@ -214,41 +232,75 @@ def _train_epoch(
     scaler: torch.amp.GradScaler,
     generator: torch.Generator,
     device: torch.device,
-    use_amp: bool,
+    amp_type: torch.dtype | None,
     rank: int,
     world: int,
+    feed: "FeedOptions",
+    steps: StepBreakdown,
 ) -> float:
     """One pass over this rank's share of a fresh permutation of ``data`` (a tensor or an
     ``ImageSource``); returns the mean loss.
 
-    Raises ``TrainingDiverged`` on the first non-finite batch loss.
+    Raises ``TrainingDiverged`` on a non-finite batch loss: at that batch on the CPU, at the end of
+    the epoch on CUDA (the check would otherwise wait for the GPU after every step).
     """
     n = data.shape[0]
     order = torch.randperm(n, generator=generator)
     if world > 1:
         # Every rank must run the same number of steps or DDP's allreduce hangs.
         order = order[: max(world, n - n % world)][rank::world]
-    total, count = 0.0, 0
     # The batches are fixed by the generator before any image is read, so streaming them (decoded
-    # by DataLoader workers, suite.data.streaming) yields exactly what data[idx] would.
+    # by DataLoader workers, suite.data.streaming, or read ahead by a thread) yields exactly what
+    # data[idx] would.
     index_batches = [order[i : i + batch] for i in range(0, len(order), batch)]
-    for idx, xb in zip(index_batches, iter_batches(data, index_batches)):
-        xb = xb.to(device, non_blocking=True)
-        with torch.autocast(device.type, enabled=use_amp):
-            loss = loss_fn(train_model, xb, generator)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"stage {name}: loss became {loss.item()} at epoch {epoch} "
-                f"(lr={optimizer.param_groups[0]['lr']}); "
-                "lower the learning rate or check the data"
-            )
+    build_inputs, compute = _staged(loss_fn)
+    cuda = device.type == "cuda"
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    steps.wait_begins()
+    for idx, xb in zip(index_batches, feed.batches(data, index_batches, device)):
+        xb = _to_device(xb, device, feed.channels_last)
+        steps.data_ready()
+        inputs = build_inputs(xb, generator)
+        steps.inputs_built()
+        with torch.autocast(device.type, dtype=amp_type or torch.float32, enabled=amp_type is not None):
+            loss = compute(train_model, inputs, generator)
+        if not cuda and not torch.isfinite(loss):
+            _diverged(name, epoch, loss.item(), optimizer)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        total += loss.item() * len(idx)
+        total += loss.detach().double() * len(idx)
         count += len(idx)
-    return total / max(count, 1)
+        steps.step_done(len(idx))
+    mean = total.item() / max(count, 1)
+    if not math.isfinite(mean):
+        _diverged(name, epoch, mean, optimizer)
+    return mean
+
+
+def _diverged(name: str, epoch: int, value: float, optimizer: torch.optim.Optimizer) -> None:
+    raise TrainingDiverged(
+        f"stage {name}: loss became {value} at epoch {epoch} "
+        f"(lr={optimizer.param_groups[0]['lr']}); "
+        "lower the learning rate or check the data"
+    )
+
+
+@dataclass
+class FeedOptions:
+    """How batches reach the device: ``prefetch`` batches read ahead by a thread (0 = none; not
+    used when DataLoader workers decode, they read ahead themselves), pinned memory on CUDA, and
+    channels-last 4D inputs (``channels_last``, CUDA only)."""
+
+    prefetch: int = 0
+    channels_last: bool = False
+
+    def batches(self, data: ImagesLike, index_batches: list[torch.Tensor], device: torch.device):
+        workers = getattr(data, "num_workers", 0)
+        depth = 0 if workers else self.prefetch
+        return prefetched(iter_batches(data, index_batches), depth, pin=device.type == "cuda")
 
 
 def _show_progress(
@@ -283,6 +335,10 @@ def train_stage(
     log: Callable[[str], None] = print,
     optimizer_factory: OptimizerFactory | None = None,
     lr_schedule: str = "constant",
+    channels_last: bool = False,
+    prefetch: int = 0,
+    activation_checkpointing: bool = False,
+    breakdown: BreakdownLog | None = None,
 ) -> StageResult:
     """Train ``model`` for ``cfg.epochs`` epochs over ``data``: an (N, ...) tensor kept on the CPU,
     or an ``ImageSource`` streaming the images from disk (the same batches, in the same order).
@@ -293,6 +349,15 @@ def train_stage(
     is Adam with ``cfg``'s lr, betas, eps and weight decay. ``lr_schedule``: "constant" or "cosine"
     (epoch e of E runs at ``lr * (1 + cos(pi * (e - 1) / E)) / 2``; computed from the epoch number,
     so a resumed stage continues the same curve).
+
+    Feeding and memory: ``amp`` runs ``compute`` under autocast on CUDA (bfloat16 where supported,
+    else float16 with loss scaling; ignored on the CPU, which trains in float32). The others leave
+    the values alone: ``channels_last`` stores conv weights and 4D inputs channels-last on CUDA,
+    ``prefetch`` batches are read ahead by a thread (pinned on CUDA), ``activation_checkpointing``
+    switches it on where the model supports it (``suite.models.ops.set_activation_checkpointing``;
+    loss and gradients unchanged, tests/unit/methods/rcae/test_checkpointing.py). ``breakdown`` receives this
+    call's ``StepBreakdown`` under ``name`` (wait for data, input building, compute, images/s and,
+    on CUDA, peak memory and the GPU busy share; ``suite.throughput``).
     """
     result = StageResult(name=name)
     rank, world = distributed_context()
@@ -305,9 +370,15 @@ def train_stage(
     if completed:
         return result
 
+    cuda = device.type == "cuda"
+    set_activation_checkpointing(model, activation_checkpointing)
+    if channels_last and cuda:
+        to_channels_last(model)
     train_model = _for_training(model, device, world)
-    use_amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_type = amp_dtype(device) if amp and cuda else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_type == torch.float16)
+    feed = FeedOptions(prefetch=prefetch, channels_last=channels_last and cuda)
+    steps = StepBreakdown(device).start()
 
     def save(epoch: int, completed: bool) -> None:
         if checkpoint_path is not None and rank == 0:
@@ -323,21 +394,26 @@ def train_stage(
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             _apply_lr_schedule(optimizer, base_lrs, lr_schedule, epoch, cfg.epochs)
             mean_loss = _train_epoch(name, epoch, train_model, loss_fn, data, batch, optimizer, scaler, generator,
-                                     device, use_amp, rank, world)
+                                     device, amp_type, rank, world, feed, steps)
             result.losses.append(mean_loss)
             result.epochs = epoch
+            t_hooks = time.perf_counter()
             if bar is not None:
                 last_log = _show_progress(bar, name, epoch, cfg.epochs, mean_loss, t0, last_log, log)
             if checkpoint_every and epoch % checkpoint_every == 0 and epoch < cfg.epochs:
                 save(epoch, completed=False)
             if on_epoch_end is not None and rank == 0:
                 on_epoch_end(epoch, mean_loss)
+            steps.hooks_s += time.perf_counter() - t_hooks
             if max_time_s and time.perf_counter() - t0 > max_time_s:
                 log(f"[{name}] time budget {max_time_s:.0f}s reached after epoch {epoch}/{cfg.epochs}")
                 break
     finally:
         if bar is not None:
             bar.close()
+        steps.finish()
+        if breakdown is not None:
+            breakdown.add(name, steps)
     result.epochs = epoch
     result.seconds = time.perf_counter() - t0
     model.eval()

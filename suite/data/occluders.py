@@ -13,9 +13,12 @@ through ``OccluderConfig`` (a method's config section with the same fields works
 
 ``smooth_boundary`` blurs the edge of ``A``. The shape statistics are the fields of
 ``ShapeParams`` (pass ``shape_params=`` to override them). Used by a baseline's training
-corruption and by the stage-3 pseudo-anomalies (``suite.data.pseudo``).
+corruption and by the stage-3 pseudo-anomalies (``suite.methods.rcae.pseudo``).
 
-All randomness comes from the given ``torch.Generator`` (CPU), so results are reproducible.
+All randomness comes from the given ``torch.Generator``; ``occlude`` draws per batch on the
+generator's device and does the pixel work for the whole batch at once on the images' device
+(``suite.data.occluders_batched``), so results are reproducible for a seed on one device. The
+per-image shape functions below remain the reference for what one shape looks like.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from suite.data.common import resolve_inside
+from suite.data.occluders_batched import shape_union, texture_patches
 from suite.scoring import gaussian_blur
 
 TEXTURE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -313,26 +317,6 @@ def procedural_textures(n: int, size: int, gen: torch.Generator | None = None) -
     return out.clamp(0.0, 1.0)
 
 
-def _texture_patch(textures: torch.Tensor, height: int, width: int, gen: torch.Generator | None,
-                   params: ShapeParams) -> torch.Tensor:
-    """A random crop of a random texture, randomly flipped, resized to (3, H, W)."""
-    texture = textures[_randint(gen, 0, textures.shape[0] - 1)]
-    t_h, t_w = texture.shape[-2:]
-    frac = _uniform(gen, *params.texture_crop)
-    crop_h, crop_w = max(2, int(round(frac * t_h))), max(2, int(round(frac * t_w)))
-    crop_h, crop_w = min(crop_h, t_h), min(crop_w, t_w)
-    top, left = _randint(gen, 0, t_h - crop_h), _randint(gen, 0, t_w - crop_w)
-    patch = texture[:, top : top + crop_h, left : left + crop_w]
-    if _randint(gen, 0, 1):
-        patch = patch.flip(-1)
-    if _randint(gen, 0, 1):
-        patch = patch.flip(-2)
-    antialias = crop_h > height or crop_w > width
-    patch = F.interpolate(patch.unsqueeze(0).float(), size=(height, width), mode="bilinear",
-                          align_corners=False, antialias=antialias)[0]
-    return patch.clamp(0.0, 1.0)
-
-
 # ----------------------------------------------------------------------------------------------
 # corruption and training pairs
 
@@ -365,28 +349,35 @@ def occlude(
     _check_cfg(cfg)
     params = shape_params or DEFAULT_SHAPES
     batch, channels, height, width = images.shape
+    dev = images.device
+    gdev = generator.device if generator is not None else torch.device("cpu")
     corrupted = images.clone()
-    for i in range(batch):
-        if float(torch.rand((), generator=generator)) >= cfg.corruption_prob:
-            continue
-        shape = occlusion_shape(height, width, cfg.use_shapes, generator, params).float()
-        alpha = _uniform(generator, cfg.opacity_min, 1.0) if cfg.vary_opacity else 1.0
-        opacity = (alpha * shape).view(1, 1, height, width)
+    # Batched (issue 20): every draw for the whole batch at once, the pixel work on the images' device.
+    hit = (torch.rand(batch, generator=generator, device=gdev) < cfg.corruption_prob).nonzero().flatten()
+    count = hit.numel()
+    if count:
+        shape = shape_union(count, height, width, cfg.use_shapes, generator, params, dev).float()
+        alpha = torch.ones(count, dtype=torch.float64, device=gdev)
+        if cfg.vary_opacity:
+            alpha = cfg.opacity_min + (1.0 - cfg.opacity_min) * torch.rand(
+                count, generator=generator, device=gdev, dtype=torch.float64)
+        opacity = alpha.to(dev, torch.float32)[:, None, None, None] * shape[:, None]
         if cfg.smooth_boundary:
             sigma = max(0.5, params.boundary_sigma * min(height, width))
             opacity = gaussian_blur(opacity, sigma, padding="replicate").clamp(0.0, 1.0)
-        opacity = torch.where(opacity < MIN_ALPHA, torch.zeros_like(opacity), opacity)[0]
+        opacity = torch.where(opacity < MIN_ALPHA, torch.zeros_like(opacity), opacity)
         if cfg.use_textures:
-            source = textures if textures is not None else procedural_textures(1, max(height, width), generator)
-            fill = _texture_patch(source, height, width, generator, params)
+            source = textures if textures is not None else procedural_textures(count, max(height, width), generator)
+            fill = texture_patches(source, count, height, width, generator, params, dev)
         else:
-            fill = torch.rand(3, 1, 1, generator=generator).expand(3, height, width)
+            fill = torch.rand(count, 3, 1, 1, generator=generator, device=gdev).to(dev).expand(-1, -1, height, width)
         if channels == 1:
-            fill = fill.mean(dim=0, keepdim=True)
-        opacity = opacity.to(images.device, images.dtype)
-        fill = fill.to(images.device, images.dtype)
-        blended = ((1 - opacity) * images[i] + opacity * fill).clamp(0.0, 1.0)
-        corrupted[i] = torch.where(opacity > 0, blended, images[i])
+            fill = fill.mean(dim=1, keepdim=True)
+        opacity, fill = opacity.to(dev, images.dtype), fill.to(dev, images.dtype)
+        index = hit.to(dev)
+        clean = images[index]
+        blended = ((1 - opacity) * clean + opacity * fill).clamp(0.0, 1.0)
+        corrupted[index] = torch.where(opacity > 0, blended, clean)
     masks = (corrupted != images).any(dim=1, keepdim=True).to(images.dtype)
     return corrupted, masks
 

@@ -30,6 +30,7 @@ map, so rows read once do not stay resident) through the same cache. No Ray here
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -75,7 +76,8 @@ class ImageCache:
 
     ``put`` evicts the least recently used entries until the new one fits; an entry larger than the
     whole budget is not stored. ``get`` marks an entry most recently used. Counters: ``hits``,
-    ``misses``, ``evictions``, ``peak_nbytes``.
+    ``misses``, ``evictions``, ``peak_nbytes``. Thread-safe: training reads batches ahead in a
+    prefetch thread (``suite.throughput``) while the step reads donor images from the same cache.
     """
 
     def __init__(self, budget_bytes: int):
@@ -86,6 +88,7 @@ class ImageCache:
         self.nbytes = 0
         self.peak_nbytes = 0
         self.hits = self.misses = self.evictions = 0
+        self._lock = threading.RLock()
 
     @classmethod
     def from_mb(cls, cache_mb: float) -> "ImageCache":
@@ -98,38 +101,42 @@ class ImageCache:
         return key in self._entries
 
     def get(self, key: Hashable) -> np.ndarray | None:
-        stored = self._entries.get(key)
-        if stored is None:
-            self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return stored
+        with self._lock:
+            stored = self._entries.get(key)
+            if stored is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return stored
 
     def touch(self, key: Hashable) -> None:
-        if key in self._entries:
-            self._entries.move_to_end(key)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
 
     def put(self, key: Hashable, stored: np.ndarray) -> bool:
         """Store ``stored`` (kept by reference: do not modify it); True when it is in the cache."""
         size = int(stored.nbytes)
-        if key in self._entries:
-            self._entries.move_to_end(key)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return True
+            if size > self.budget_bytes:
+                return False
+            while self.nbytes + size > self.budget_bytes:
+                _, old = self._entries.popitem(last=False)
+                self.nbytes -= int(old.nbytes)
+                self.evictions += 1
+            self._entries[key] = stored
+            self.nbytes += size
+            self.peak_nbytes = max(self.peak_nbytes, self.nbytes)
             return True
-        if size > self.budget_bytes:
-            return False
-        while self.nbytes + size > self.budget_bytes:
-            _, old = self._entries.popitem(last=False)
-            self.nbytes -= int(old.nbytes)
-            self.evictions += 1
-        self._entries[key] = stored
-        self.nbytes += size
-        self.peak_nbytes = max(self.peak_nbytes, self.nbytes)
-        return True
 
     def clear(self) -> None:
-        self._entries.clear()
-        self.nbytes = 0
+        with self._lock:
+            self._entries.clear()
+            self.nbytes = 0
 
     def stats(self) -> dict[str, float]:
         return {"cache_budget_mb": self.budget_bytes / MB, "cache_mb": self.nbytes / MB,
@@ -141,7 +148,12 @@ class ImageCache:
         state = dict(self.__dict__)
         state["_entries"] = OrderedDict()
         state["nbytes"] = 0
+        del state["_lock"]  # locks do not pickle; a new one is made on arrival
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
 
 # ----------------------------------------------------------------------------------------------

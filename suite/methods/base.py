@@ -25,6 +25,7 @@ from suite.data.streaming import ImagesLike
 from suite.methods.registry import method_spec
 from suite.records import code_versions
 from suite.stage_cache import StageCache, stage_key
+from suite.throughput import BreakdownLog
 from suite.training import CheckpointError, atomic_torch_save, freeze, load_checkpoint, stage_generator, train_stage
 
 
@@ -45,6 +46,8 @@ class TrainContext:
     # Called after each epoch with (stage, epoch, loss, probe); ``probe`` is a TrainedMethod scoring
     # with what is trained so far (or None); run_trial uses it for periodic validation reports.
     on_epoch_end: Callable[[str, int, float, "TrainedMethod | None"], None] | None = None
+    # Every trained stage's step breakdown (``suite.throughput``); run_trial copies it into the record.
+    step_breakdown: BreakdownLog = field(default_factory=BreakdownLog)
 
 
 @dataclass
@@ -109,6 +112,16 @@ def cached_stage(
     return time.perf_counter() - t0, False
 
 
+CHECKPOINTING_FROM_PX = 512  # runtime.activation_checkpointing=None turns it on from this image size
+
+
+def activation_checkpointing(cfg: Config) -> bool:
+    """``runtime.activation_checkpointing``, where None means on from ``CHECKPOINTING_FROM_PX``
+    (the paper preset's 1024 px; the cpu/demo/tiny sizes fit without it and skip its recompute)."""
+    flag = cfg.runtime.activation_checkpointing
+    return cfg.data.image_size >= CHECKPOINTING_FROM_PX if flag is None else bool(flag)
+
+
 def stage_options(ctx: TrainContext, stage: str) -> dict[str, Any]:
     """The keyword arguments of ``suite.training.train_stage`` that come from the trial context.
 
@@ -125,6 +138,10 @@ def stage_options(ctx: TrainContext, stage: str) -> dict[str, Any]:
         max_time_s=cfg.train.max_time_s,
         amp=cfg.train.amp,
         log=ctx.log,
+        channels_last=cfg.runtime.channels_last,
+        prefetch=cfg.runtime.prefetch,
+        activation_checkpointing=activation_checkpointing(cfg),
+        breakdown=ctx.step_breakdown,
     )
 
 

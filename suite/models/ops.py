@@ -1,9 +1,14 @@
-"""Small tensor operations shared by the models and the losses."""
+"""Small tensor operations shared by the models and the losses, and the memory/layout switches
+(activation checkpointing, channels-last) the trainer turns on."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def image_gradient(x: torch.Tensor) -> torch.Tensor:
@@ -53,3 +58,42 @@ def pad_to_multiple(x: torch.Tensor, factor: int) -> tuple[torch.Tensor, tuple[i
         pad = (0, pad_w, 0, pad_h) if x.dim() == 4 else (0, pad_w, 0, pad_h, 0, 0)
         x = F.pad(x, pad, mode="replicate")
     return x, (height, width)
+
+
+def run_segment(module: nn.Module, *args: Any, checkpointed: bool) -> Any:
+    """``module(*args)``; with ``checkpointed`` and autograd recording, its activations are not kept
+    but recomputed in the backward pass (``torch.utils.checkpoint``, non-reentrant): the same
+    values and gradients for less memory and one more forward of the segment."""
+    if checkpointed and torch.is_grad_enabled():
+        return checkpoint(module, *args, use_reentrant=False)
+    return module(*args)
+
+
+def set_activation_checkpointing(module: nn.Module, enabled: bool) -> int:
+    """Switch activation checkpointing on every submodule that supports it (an
+    ``activation_checkpointing`` attribute: RcAE's recursion levels, the CRD's blocks); returns
+    how many were switched."""
+    count = 0
+    for sub in module.modules():
+        if hasattr(sub, "activation_checkpointing"):
+            sub.activation_checkpointing = bool(enabled)
+            count += 1
+    return count
+
+
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Store every 2D conv weight channels-last and every 3D conv weight channels-last-3d (tensor
+    cores on CUDA read NHWC directly); ``Module.to(memory_format=...)`` cannot, since it would
+    apply one format to 4D and 5D weights alike. Values are unchanged."""
+    for sub in module.modules():
+        fmt = None
+        if isinstance(sub, (nn.Conv2d, nn.ConvTranspose2d)):
+            fmt = torch.channels_last
+        elif isinstance(sub, (nn.Conv3d, nn.ConvTranspose3d)):
+            fmt = torch.channels_last_3d
+        if fmt is None:
+            continue
+        for name, param in sub.named_parameters(recurse=False):
+            if param.dim() in (4, 5):
+                param.data = param.data.contiguous(memory_format=fmt)
+    return module

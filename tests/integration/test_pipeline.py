@@ -44,6 +44,12 @@ def test_three_stages_write_a_complete_record(tmp_path):
     assert record.started is not None and record.started <= record.finished
     assert record.busy_s >= record.stage_times["total"] - 1e-6
     assert record.device["device"] == "cpu" and record.device["threads"] >= 1
+    assert set(record.step_breakdown) == {"stage1", "stage2", "stage3", "eval"}
+    for stage, entry in record.step_breakdown.items():
+        assert all(isinstance(v, float) and np.isfinite(v) and v >= 0 for v in entry.values()), stage
+        assert entry["images"] > 0 and entry["images_per_s"] > 0 and entry["seconds"] > 0, stage
+    epochs = cfg.train.stage1.epochs
+    assert record.step_breakdown["stage1"]["images"] == epochs * record.cost["n_train"]
     assert record.versions["torch"] == torch.__version__ and "git_commit" in record.versions
     ckpt = torch.load(tmp_path / "t" / "checkpoints" / "stage3.pt", weights_only=True)
     assert ckpt["config"] == cfg.to_dict() and ckpt["versions"]["torch"] == torch.__version__
@@ -90,6 +96,7 @@ def test_stage_cache_shares_stage1_between_trials(tmp_path):
     b = run_trial(tiny("train.stage3.epochs=2"), tmp_path / "b", stage_cache=cache)
     assert a.info["stage1_from_cache"] is False and b.info["stage1_from_cache"] is True
     assert b.info["stage2_from_cache"] is True and b.info["stage3_from_cache"] is False
+    assert set(b.step_breakdown) == {"stage3", "eval"}  # stages loaded from the cache trained nothing
     builds = [e for e in StageCache(cache).events() if e["event"] == "build"]
     assert sum("stage1" in e["key"] for e in builds) == 1
     assert _key(tiny("train.stage3.epochs=1"), "stage1") == _key(tiny("train.stage3.epochs=2"), "stage1")

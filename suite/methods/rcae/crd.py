@@ -17,6 +17,11 @@ Only the spatial axes are down-sampled, so any number of steps S >= 1 works (Tab
 (B, 1, H, W), passed through a sigmoid (values in (0, 1), matching the {0, 1} pseudo masks of the
 L2 stage-3 loss); ``logits`` gives the pre-sigmoid map. H, W that are not multiples of
 2**levels are replicate-padded on the bottom/right internally and the output is cropped back.
+
+``activation_checkpointing`` (set by the trainer): in a pass that records gradients the stem,
+every down block and every up level keep only their inputs (the skip features, which are kept
+anyway) and recompute their convolutions, norms and activations in the backward pass; values and
+gradients are unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 from torch import nn
 
 from suite.models.blocks import NEGATIVE_SLOPE, num_groups
-from suite.models.ops import pad_to_multiple
+from suite.models.ops import pad_to_multiple, run_segment
 
 
 def conv3d_norm_act(in_ch: int, out_ch: int, stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Sequential:
@@ -67,6 +72,7 @@ class CRD(nn.Module):
         # up[level - 1] maps level -> level - 1.
         self.up = nn.ModuleList(_UpLevel(channels[level], channels[level - 1]) for level in range(1, levels + 1))
         self.head = nn.Conv2d(channels[0], 1, kernel_size=1)
+        self.activation_checkpointing = False
 
     @staticmethod
     def make_input(details: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -83,13 +89,14 @@ class CRD(nn.Module):
         if stack.dim() != 5 or stack.shape[2] != self.in_ch:
             raise ValueError(f"CRD: expected input of shape (B, S, {self.in_ch}, H, W), got {tuple(stack.shape)}")
         padded, (height, width) = pad_to_multiple(stack, 2**self.levels)
-        h = self.stem(padded.transpose(1, 2))  # (B, in_ch, S, H, W)
+        ckpt = self.activation_checkpointing
+        h = run_segment(self.stem, padded.transpose(1, 2), checkpointed=ckpt)  # (B, in_ch, S, H, W)
         features = [h]
         for down in self.down:
-            h = down(h)
+            h = run_segment(down, h, checkpointed=ckpt)
             features.append(h)
         for level in range(self.levels, 0, -1):
-            h = self.up[level - 1](h, features[level - 1] if self.skip else None)
+            h = run_segment(self.up[level - 1], h, features[level - 1] if self.skip else None, checkpointed=ckpt)
         out = self.head(h.mean(dim=2))
         return out[..., :height, :width]
 

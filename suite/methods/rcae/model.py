@@ -17,6 +17,11 @@ to K channels: a 1x1 stem (C -> K) runs before the recursion and a 1x1 head (K -
 both outside the shared E/D (so a small image keeps a usable bottleneck at depth 5). Outputs are
 unbounded (no sigmoid): images are in [0, 1] and the L1 losses pull reconstructions there; clamp
 for display if needed.
+
+``activation_checkpointing`` (set by the trainer, ``runtime.activation_checkpointing``): in a pass
+that records gradients each encoder / decoder application keeps only its input code (C channels)
+and recomputes its block in the backward pass, so a pass holds one level's activations at a time
+instead of every level's; values and gradients are unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 from torch import nn
 
 from suite.models.blocks import DecoderLevel, EncoderLevel, code_adapters
-from suite.models.ops import check_divisible
+from suite.models.ops import check_divisible, run_segment
 
 
 class RcAE(nn.Module):
@@ -46,6 +51,7 @@ class RcAE(nn.Module):
         self.encoders = nn.ModuleList(EncoderLevel(code, width, skip) for _ in range(copies))
         self.decoders = nn.ModuleList(DecoderLevel(code, width, skip) for _ in range(copies))
         self.stem, self.head = code_adapters(in_ch, code)
+        self.activation_checkpointing = False
 
     # -- modules per level ---------------------------------------------------------------------
 
@@ -99,11 +105,12 @@ class RcAE(nn.Module):
         """The plain depth-n pass: E_1..E_n then D_n..D_1. Needs H, W divisible by 2^n."""
         n = self._check_depth(n)
         self._check_input(x, n)
+        ckpt = self.activation_checkpointing
         h = self.stem(x)
         for level in range(1, n + 1):
-            h = self.encoder(level)(h)
+            h = run_segment(self.encoder(level), h, checkpointed=ckpt)
         for level in range(n, 0, -1):
-            h = self.decoder(level)(h)
+            h = run_segment(self.decoder(level), h, checkpointed=ckpt)
         return self.head(h)
 
     def reconstruct_all(self, x: torch.Tensor, steps: Sequence[int] | None = None) -> torch.Tensor:
@@ -123,9 +130,10 @@ class RcAE(nn.Module):
         batch = x.shape[0]
         wanted = set(steps)
 
+        ckpt = self.activation_checkpointing
         codes = [self.stem(x)]
         for level in range(1, deepest + 1):
-            codes.append(self.encoder(level)(codes[-1]))
+            codes.append(run_segment(self.encoder(level), codes[-1], checkpointed=ckpt))
 
         # States of the depths being decoded, deepest first (a depth joins at its own level).
         started: list[int] = []
@@ -135,7 +143,7 @@ class RcAE(nn.Module):
                 started.append(level)
                 states.append(codes[level])
             joined = states[0] if len(states) == 1 else torch.cat(states, dim=0)
-            states = list(self.decoder(level)(joined).split(batch, dim=0))
+            states = list(run_segment(self.decoder(level), joined, checkpointed=ckpt).split(batch, dim=0))
 
         by_depth = dict(zip(started, states, strict=True))
         stacked = torch.stack([by_depth[n] for n in steps], dim=1)

@@ -1,6 +1,7 @@
 """Stage-3 pseudo-anomalies: what the CRD learns to segment, with exact masks.
 
-Per image, in this order (all draws from one CPU ``torch.Generator``):
+Per image, in this order (all draws from one ``torch.Generator``, on its device, for the whole
+batch at once: no per-image loop; the seeded stream is reproducible on one device):
 
 1. with probability ``pseudo.clean_fraction`` the image stays clean and its mask is empty, so the
    CRD is penalised for firing on a normal image (what a top-k image score punishes);
@@ -17,7 +18,7 @@ Per image, in this order (all draws from one CPU ``torch.Generator``):
    ``x~ = x + alpha (c - x)``.
 
 ``mask = any_c(x~ != x)``: exactly the changed pixels. An image whose mask comes out empty is
-drawn again (up to ``PSEUDO_ATTEMPTS`` times).
+drawn again, together with the others still empty (up to ``PSEUDO_ATTEMPTS`` times).
 """
 
 from __future__ import annotations
@@ -34,13 +35,9 @@ from suite.data.occluders import OccluderConfig, occlude
 PSEUDO_ATTEMPTS = 8
 
 
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand(1, generator=generator, dtype=torch.float64))
-
-
 def occluder_config() -> OccluderConfig:
-    """Occluder settings for the ``occluders`` family: always corrupted, opaque (the
-    opacity is applied afterwards, the same way for every family), textured fills."""
+    """Occluder settings for the ``occluders`` family: always corrupted, opaque (the opacity is
+    applied afterwards, the same way for every family), textured fills."""
     return dataclasses.replace(
         OccluderConfig(), corruption_prob=1.0, vary_opacity=False, use_shapes=True, use_textures=True,
         smooth_boundary=True,
@@ -56,27 +53,56 @@ def crd_training_batch(
     textures: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Pseudo-anomalies for one stage-3 batch: ``(corrupted, masks)``, masks (B, 1, H, W) in {0, 1}."""
-    corrupted = images.clone()
-    masks = torch.zeros_like(images[:, :1])
-    occluders = occluder_config()
-    for i in range(images.shape[0]):
-        if pseudo.clean_fraction > 0 and _uniform(generator, 0.0, 1.0) < pseudo.clean_fraction:
-            continue
-        image = images[i : i + 1]
-        for _ in range(PSEUDO_ATTEMPTS):
-            family = pseudo.families[int(torch.randint(len(pseudo.families), (1,), generator=generator))]
-            if family == "augment":
-                cfg = augment
-                if pseudo.coverage_sampling == "uniform":
-                    cfg = dataclasses.replace(augment, coverage=_uniform(generator, 0.0, augment.coverage))
-                changed, _ = pseudo_anomalies(image, cfg, generator, donors=donors, min_coverage=0.0)
-            else:
-                changed, _ = occlude(image, occluders, generator, textures)
-            alpha = _uniform(generator, *pseudo.opacity)
-            blended = image + alpha * (changed - image)
-            mask = (blended != image).any(dim=1, keepdim=True)
-            if mask.any():
-                corrupted[i : i + 1] = blended
-                masks[i : i + 1] = mask.to(masks.dtype)
-                break
+    gdev, dev = generator.device, images.device
+    batch = images.shape[0]
+    corrupted, masks = None, None
+    pending = torch.arange(batch, device=gdev)
+    if pseudo.clean_fraction > 0:
+        u = torch.rand(batch, generator=generator, device=gdev, dtype=torch.float64)
+        pending = pending[u >= pseudo.clean_fraction]
+    low, high = (float(v) for v in pseudo.opacity)
+    for _ in range(PSEUDO_ATTEMPTS):
+        count = pending.numel()
+        if count == 0:
+            break
+        family = torch.randint(len(pseudo.families), (count,), generator=generator, device=gdev)
+        is_augment = torch.tensor([name == "augment" for name in pseudo.families], device=gdev)[family]
+        coverage = torch.full((count,), float(augment.coverage), dtype=torch.float64, device=gdev)
+        if pseudo.coverage_sampling == "uniform":
+            coverage = coverage * torch.rand(count, generator=generator, device=gdev, dtype=torch.float64)
+        alpha = low + (high - low) * torch.rand(count, generator=generator, device=gdev, dtype=torch.float64)
+        whole = count == batch  # every image pending: no gather, and usually no scatter either
+        image = images if whole else images[pending.to(dev)]
+        changed = _changed(image, is_augment, coverage, augment, generator, donors, textures)
+        # x + alpha (c - x), in place on the fresh ``changed`` (same arithmetic, no extra full-size copies)
+        blended = changed.sub_(image).mul_(alpha.to(dev, images.dtype)[:, None, None, None]).add_(image)
+        mask = (blended != image).any(dim=1, keepdim=True)
+        done = mask.flatten(1).any(dim=1)
+        if whole and corrupted is None and bool(done.all()):
+            return blended, mask.to(images.dtype)
+        if corrupted is None:
+            corrupted, masks = images.clone(), torch.zeros_like(images[:, :1])
+        target = pending.to(dev)[done]
+        corrupted[target] = blended[done]
+        masks[target] = mask[done].to(masks.dtype)
+        pending = pending[~done.to(gdev)]
+    if corrupted is None:
+        corrupted, masks = images.clone(), torch.zeros_like(images[:, :1])
     return corrupted, masks
+
+
+def _changed(image, is_augment, coverage, augment, generator, donors, textures) -> Tensor:
+    """The unblended corruption of every image: one batched call per family present."""
+    pick = is_augment.nonzero().flatten()
+    if pick.numel() == is_augment.numel():
+        return pseudo_anomalies(image, augment, generator, donors=donors, min_coverage=0.0, coverage=coverage)[0]
+    if pick.numel() == 0:
+        return occlude(image, occluder_config(), generator, textures)[0]
+    changed = torch.empty_like(image)
+    dev = image.device
+    changed[pick.to(dev)], _ = pseudo_anomalies(
+        image[pick.to(dev)], augment, generator, donors=donors, min_coverage=0.0, coverage=coverage[pick]
+    )
+    pick = (~is_augment).nonzero().flatten().to(dev)
+    changed[pick], _ = occlude(image[pick], occluder_config(), generator, textures)
+    return changed

@@ -17,6 +17,7 @@ from torch import nn
 from suite.config import Config
 from suite.methods.rcae.model import RcAE
 from suite.scoring import ResidualStandardizer, gaussian_blur, topk_mean
+from suite.throughput import inference_batch
 
 MAP_KINDS = ("residual_final", "residual_mean", "crd", "fused")
 STANDARDIZE = ("none", "pixel")
@@ -28,9 +29,11 @@ def crd_steps(cfg: Config) -> list[int]:
     return list(m.crd_steps) if m.crd_steps else list(range(1, m.depth + 1))
 
 
-def _stats_batches(images: torch.Tensor, device: torch.device, batch: int = 16):
+def _stats_batches(images: torch.Tensor, cfg: Config, device: torch.device):
+    """The first ``STATS_IMAGES`` normals on ``device``, in ``runtime.infer_mpx`` chunks."""
+    batch = inference_batch(cfg.data.image_size, cfg.runtime.infer_mpx)
     for i in range(0, min(len(images), STATS_IMAGES), batch):
-        yield images[i : i + batch].to(device)
+        yield images[i : i + batch].to(device, non_blocking=True)
 
 
 class RcAEInference:
@@ -67,7 +70,7 @@ class RcAEInference:
         """Per-pixel, per-step statistics of |I_D^n - I| on clean normals (crd_input=discrepancy)."""
         maps = []
         with torch.inference_mode():
-            for batch in _stats_batches(images, device):
+            for batch in _stats_batches(images, self.cfg, device):
                 details = self.details(batch, self.reconstructions(batch))[:, self.crd_index]
                 maps.append(self.step_discrepancy(batch, details).flatten(1, 2).cpu())
         self.discrepancy_norm = ResidualStandardizer().fit(torch.cat(maps))
@@ -145,7 +148,7 @@ class RcAEScorer:
         kinds = [k for k in self.kinds if k != "fused"]
         maps: dict[str, list[torch.Tensor]] = {k: [] for k in kinds}
         with torch.inference_mode():
-            for batch in _stats_batches(normals, device):
+            for batch in _stats_batches(normals, self.cfg, device):
                 raw = self.raw_maps(batch)
                 for k in kinds:
                     maps[k].append(raw[k].float().cpu())

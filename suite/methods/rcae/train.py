@@ -24,6 +24,7 @@ from suite.methods.rcae.networks import build_networks
 from suite.methods.rcae.pseudo import crd_training_batch
 from suite.methods.rcae.scorer import RcAEInference, RcAEScorer, crd_steps
 from suite.scoring import gaussian_blur, topk_mean
+from suite.throughput import in_chunks, inference_batch
 from suite.training import freeze, train_stage
 
 TEXTURE_SEED_OFFSET = 7_919
@@ -34,62 +35,90 @@ def _donors(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return images[torch.randint(0, images.shape[0], (min(DONORS, images.shape[0]),), generator=g)]
 
 
+def _frozen_chunk(cfg: Config) -> int:
+    return inference_batch(cfg.data.image_size, cfg.runtime.infer_mpx)
+
+
 class ReconstructionStageLoss:
     """Stage 1: ``L_rec(I, f^n(corrupt(I)))`` (L1 + gradient L1, ``losses.py``) at a sampled depth
     n (``train.depth_sampling``), or summed over every depth (``train.depth_loss=all``); ConvAE
-    always runs its full depth."""
+    always runs its full depth. ``build_inputs`` (the corruption) and ``compute`` (the pass and the
+    loss) are the two timed phases of ``suite.training``; calling the object runs both."""
 
     def __init__(self, cfg: Config, images: torch.Tensor, device: torch.device, recursive: bool):
         self.cfg, self.images, self.device, self.recursive = cfg, images, device, recursive
 
-    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        cfg = self.cfg
-        inp, target, _ = training_pair(batch.cpu(), cfg.augment, g, donors=_donors(self.images, g))
-        inp, target = inp.to(self.device), target.to(self.device)
+    def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        inp, target, _ = training_pair(batch.cpu(), self.cfg.augment, g, donors=_donors(self.images, g))
+        return inp.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
+
+    def compute(self, model: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> torch.Tensor:
+        cfg, (inp, target) = self.cfg, inputs
         if not self.recursive:
             return reconstruction_loss(target, model(inp))
         if cfg.train.depth_loss == "all":
             return all_depths_loss(target, model(inp, "all"))
         return reconstruction_loss(target, model(inp, sample_depth(cfg.rcae.depth, g, cfg.train.depth_sampling)))
 
+    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.compute(model, self.build_inputs(batch, g), g)
+
 
 class DetailStageLoss:
     """Stage 2: the DPN restores detail, ``L = L_rec(I, I_R^n + DPN(I_R^n ⊕ ∇x))`` with the
-    reconstruction network frozen; x is I (``rcae.dpn_input=clean``) or corrupt(I)."""
+    reconstruction network frozen (no graph kept, run in ``runtime.infer_mpx`` chunks); x is I
+    (``rcae.dpn_input=clean``) or corrupt(I)."""
 
     def __init__(self, cfg: Config, ae: nn.Module, images: torch.Tensor, device: torch.device):
         self.cfg, self.ae, self.images, self.device = cfg, ae, images, device
 
-    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        cfg, inp = self.cfg, batch
-        if cfg.rcae.dpn_input == "corrupted":
-            inp, _, _ = training_pair(batch.cpu(), cfg.augment, g, donors=_donors(self.images, g))
-            inp = inp.to(self.device)
+    def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        inp = batch
+        if self.cfg.rcae.dpn_input == "corrupted":
+            inp, _, _ = training_pair(batch.cpu(), self.cfg.augment, g, donors=_donors(self.images, g))
+            inp = inp.to(self.device, non_blocking=True)
+        return batch, inp
+
+    def compute(self, model: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> torch.Tensor:
+        cfg, (batch, inp) = self.cfg, inputs
         n = sample_depth(cfg.rcae.depth, g, cfg.train.depth_sampling)
         with torch.no_grad():
-            recon = self.ae(inp, n)
+            recon = in_chunks(lambda x: self.ae(x, n), inp, size=_frozen_chunk(cfg))
         return detail_loss(batch, recon, model(recon, inp))
+
+    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.compute(model, self.build_inputs(batch, g), g)
 
 
 class DetectionStageLoss:
     """Stage 3: the CRD segments pseudo-anomalies from the frozen recursion's steps,
-    ``L = detection_loss(CRD(stack(I_D^n ⊕ I)), mask)`` (masks pooled to the CRD's resolution)."""
+    ``L = detection_loss(CRD(stack(I_D^n ⊕ I)), mask)`` (masks pooled to the CRD's resolution);
+    the frozen networks keep no graph and run in ``runtime.infer_mpx`` chunks."""
 
     def __init__(self, cfg: Config, infer: RcAEInference, images: torch.Tensor, device: torch.device,
                  textures: torch.Tensor | None):
         self.cfg, self.infer, self.images, self.device, self.textures = cfg, infer, images, device, textures
 
-    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        cfg, infer = self.cfg, self.infer
-        corrupted, masks = crd_training_batch(batch.cpu(), cfg.augment, cfg.pseudo, g,
+    def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        corrupted, masks = crd_training_batch(batch.cpu(), self.cfg.augment, self.cfg.pseudo, g,
                                               donors=_donors(self.images, g), textures=self.textures)
-        corrupted, masks = corrupted.to(self.device), masks.to(self.device)
+        return corrupted.to(self.device, non_blocking=True), masks.to(self.device, non_blocking=True)
+
+    def compute(self, model: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> torch.Tensor:
+        infer, (corrupted, masks) = self.infer, inputs
+
+        def stack(x: torch.Tensor) -> torch.Tensor:
+            return infer.crd_input(x, infer.details(x, infer.reconstructions(x)))
+
         with torch.no_grad():
-            stack = infer.crd_input(corrupted, infer.details(corrupted, infer.reconstructions(corrupted)))
-        pred = model(stack)
+            crd_in = in_chunks(stack, corrupted, size=_frozen_chunk(self.cfg))
+        pred = model(crd_in)
         if pred.shape[-2:] != masks.shape[-2:]:
             masks = F.adaptive_avg_pool2d(masks, pred.shape[-2:])
         return detection_loss(pred, masks)
+
+    def __call__(self, model: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.compute(model, self.build_inputs(batch, g), g)
 
 
 def _texture_bank(cfg: Config) -> torch.Tensor | None:

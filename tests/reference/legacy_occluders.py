@@ -1,0 +1,420 @@
+# PRE-REWRITE REFERENCE (issue 20): a verbatim copy of suite/data/occluders.py before the batched rewrite.
+# Kept only as the oracle for the distribution tests (tests/unit/data/test_augment_distributions.py)
+# and the speed benchmark (benchmarks/augment_speed.py). Not used by the suite; do not edit.
+"""Occluders: textured elastic shapes blended into images (the "Noise & Pattern" corruption model).
+
+A corrupted image is ``x~ = (1 - A) x + A t``: a fill ``t`` (a texture patch or a uniform colour)
+blended into the clean image ``x`` through an opacity map ``A = alpha * S`` (``S`` the union of the
+occlusion shapes, optionally with a blurred edge). Variation along three axes, each switchable
+through ``OccluderConfig`` (a method's config section with the same fields works too):
+
+* shape (``use_shapes``): elastically deformed ellipses (bulky forms) plus independent thin
+  curve-like strokes of varying length and varying local thickness; off = axis-aligned rectangles;
+* texture (``use_textures``): random crops of real textures (a DTD-like folder, ``load_textures``)
+  or, without a folder, procedural textures (``procedural_textures``); off = a uniform random colour;
+* opacity (``vary_opacity``): ``alpha ~ U[opacity_min, 1]`` per image; off = opaque (alpha 1).
+
+``smooth_boundary`` blurs the edge of ``A``. The shape statistics are the fields of
+``ShapeParams`` (pass ``shape_params=`` to override them). Used by a baseline's training
+corruption and by the stage-3 pseudo-anomalies (``suite.data.pseudo``).
+
+All randomness comes from the given ``torch.Generator`` (CPU), so results are reproducible.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from suite.data.common import resolve_inside
+from suite.scoring import gaussian_blur
+
+TEXTURE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# An opacity below one 8-bit grey level is invisible; dropping it keeps blurred fringes from
+# producing mask pixels that did not visibly change.
+MIN_ALPHA = 1.0 / 255.0
+
+
+@dataclass(frozen=True)
+class ShapeParams:
+    """Statistics of the occlusion shapes. Lengths are fractions of the image side ``min(H, W)``.
+
+    Counts are inclusive ranges drawn uniformly per corrupted image; the counts are redrawn until at
+    least one shape is present.
+    """
+
+    ellipse_count: tuple[int, int] = (0, 2)  # elastic ellipses per image
+    ellipse_axis: tuple[float, float] = (0.04, 0.25)  # semi-axis length range
+    elastic_strength: float = 0.35  # displacement amplitude in units of the ellipse's semi-axes (< 1)
+    elastic_grid: int = 5  # control points per side of the random displacement field (more = wigglier)
+    stroke_count: tuple[int, int] = (0, 3)  # thin curves per image
+    stroke_length: tuple[float, float] = (0.1, 0.6)  # chord length of a stroke
+    stroke_radius: tuple[float, float] = (0.002, 0.02)  # half-thickness range along a stroke (0.5..5 px at 256)
+    stroke_bend: float = 0.5  # control-point offset from the chord, as a fraction of the chord length
+    rect_count: tuple[int, int] = (1, 2)  # rectangles per image when use_shapes is False
+    rect_side: tuple[float, float] = (0.05, 0.4)  # rectangle side range
+    texture_crop: tuple[float, float] = (0.3, 1.0)  # crop side as a fraction of the texture's side
+    boundary_sigma: float = 1.0 / 256.0  # edge blur std when smooth_boundary (at least 0.5 px)
+
+
+DEFAULT_SHAPES = ShapeParams()
+
+
+@dataclass
+class OccluderConfig:
+    """How ``occlude`` corrupts a batch (see the module docstring)."""
+
+    use_shapes: bool = True  # elastic ellipses + thin strokes (False = rectangles)
+    use_textures: bool = True  # texture fill (False = uniform random colour)
+    vary_opacity: bool = True  # opacity in [opacity_min, 1] (False = always opaque)
+    opacity_min: float = 0.2
+    smooth_boundary: bool = True
+    corruption_prob: float = 1.0  # probability an image is corrupted
+
+
+# ----------------------------------------------------------------------------------------------
+# random helpers (all on CPU, driven by one generator)
+
+
+def _uniform(gen: torch.Generator | None, low: float, high: float) -> float:
+    return float(low + (high - low) * torch.rand((), generator=gen))
+
+
+def _randint(gen: torch.Generator | None, low: int, high: int) -> int:
+    """Uniform integer in [low, high] (inclusive)."""
+    return int(torch.randint(low, high + 1, (), generator=gen))
+
+
+# ----------------------------------------------------------------------------------------------
+# shapes
+
+
+def _pixel_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ys = torch.arange(height, dtype=torch.float32).view(-1, 1).expand(height, width)
+    xs = torch.arange(width, dtype=torch.float32).view(1, -1).expand(height, width)
+    return xs, ys
+
+
+def elastic_ellipse_mask(height: int, width: int, gen: torch.Generator | None,
+                         params: ShapeParams = DEFAULT_SHAPES) -> torch.Tensor:
+    """A random ellipse warped by a smooth random displacement field; bool (H, W).
+
+    In the ellipse's own frame ``u = R_theta (p - c) / (a, b)`` (the unit disc is the ellipse), a
+    pixel is inside iff ``|u + D(u)| <= 1``, with ``D`` a displacement field bicubically
+    interpolated from a ``elastic_grid^2`` grid of U[-s, s] values over ``u in [-2, 2]^2``
+    (``s = elastic_strength``). Working in the ellipse frame makes the deformation scale with the
+    ellipse, and ``s < 1`` keeps the centre pixel inside, so the mask is never empty.
+    """
+    side = min(height, width)
+    cx, cy = _uniform(gen, 0, width - 1), _uniform(gen, 0, height - 1)
+    a = _uniform(gen, *params.ellipse_axis) * side
+    b = _uniform(gen, *params.ellipse_axis) * side
+    theta = _uniform(gen, 0.0, math.pi)
+    grid_n = max(2, params.elastic_grid)
+    control = (torch.rand(1, 2, grid_n, grid_n, generator=gen) * 2 - 1) * params.elastic_strength
+
+    xs, ys = _pixel_grid(height, width)
+    dx, dy = xs - cx, ys - cy
+    cos, sin = math.cos(theta), math.sin(theta)
+    u = torch.stack([(cos * dx + sin * dy) / max(a, 0.5), (-sin * dx + cos * dy) / max(b, 0.5)], dim=-1)
+    # grid_sample reads the field at u / 2 (the control grid spans [-2, 2] in the ellipse frame).
+    field = F.grid_sample(control, (u / 2.0).unsqueeze(0), mode="bicubic", padding_mode="border", align_corners=True)
+    warped = u + field[0].permute(1, 2, 0)
+    mask = (warped**2).sum(dim=-1) <= 1.0
+    mask[int(round(cy)), int(round(cx))] = True
+    return mask
+
+
+def _disc_offsets(radius: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column offsets of the pixels within ``radius`` of the centre (one pixel for 0)."""
+    offsets = torch.arange(-radius, radius + 1)
+    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
+    keep = (dy**2 + dx**2) <= radius**2 + 0.5
+    return dy[keep], dx[keep]
+
+
+def stroke_mask(height: int, width: int, gen: torch.Generator | None,
+                params: ShapeParams = DEFAULT_SHAPES) -> torch.Tensor:
+    """A thin curve of random length and smoothly varying thickness; bool (H, W).
+
+    The centre line is a cubic Bezier from a random start point along a random direction (chord
+    length ``stroke_length``), its inner control points offset from the chord by up to
+    ``stroke_bend`` x the chord. The half-thickness follows
+    ``r(t) = r_lo + (r_hi - r_lo) (1 - cos(2 pi (f t + phi))) / 2`` with ``r_lo, r_hi`` from
+    ``stroke_radius`` and ``f ~ U[0.5, 2]`` cycles, rounded to whole pixels (0 = one pixel wide).
+    The curve is sampled every <= 0.5 px and each sample stamps a disc of its radius.
+    """
+    side = min(height, width)
+    start = torch.tensor([_uniform(gen, 0, width - 1), _uniform(gen, 0, height - 1)])
+    length = _uniform(gen, *params.stroke_length) * side
+    angle = _uniform(gen, 0.0, 2 * math.pi)
+    direction = torch.tensor([math.cos(angle), math.sin(angle)])
+    normal = torch.tensor([-direction[1], direction[0]])
+    end = start + length * direction
+    p1 = start + (end - start) / 3 + normal * _uniform(gen, -params.stroke_bend, params.stroke_bend) * length
+    p2 = start + 2 * (end - start) / 3 + normal * _uniform(gen, -params.stroke_bend, params.stroke_bend) * length
+    control = torch.stack([start, p1, p2, end])
+    # The Bezier curve is no longer than its control polygon; 2 samples per polygon pixel suffice.
+    polygon = float((control[1:] - control[:-1]).norm(dim=1).sum())
+    t = torch.linspace(0.0, 1.0, int(math.ceil(2 * polygon)) + 2).view(-1, 1)
+    points = ((1 - t) ** 3) * start + 3 * ((1 - t) ** 2) * t * p1 + 3 * (1 - t) * (t**2) * p2 + (t**3) * end
+
+    r_a = _uniform(gen, *params.stroke_radius) * side
+    r_b = _uniform(gen, *params.stroke_radius) * side
+    r_lo, r_hi = min(r_a, r_b), max(r_a, r_b)
+    cycles, phase = _uniform(gen, 0.5, 2.0), _uniform(gen, 0.0, 1.0)
+    profile = r_lo + (r_hi - r_lo) * 0.5 * (1 - torch.cos(2 * math.pi * (cycles * t[:, 0] + phase)))
+    radii = profile.round().long()
+
+    cols = points[:, 0].round().long()
+    rows = points[:, 1].round().long()
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    # Stamp a disc at every sample, one radius at a time (index arithmetic, no full-image conv).
+    for radius in torch.unique(radii).tolist():
+        pick = radii == radius
+        dy, dx = _disc_offsets(radius)
+        r = (rows[pick].view(-1, 1) + dy.view(1, -1)).flatten()
+        c = (cols[pick].view(-1, 1) + dx.view(1, -1)).flatten()
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        mask[r[inside], c[inside]] = True
+    return mask
+
+
+def rectangle_mask(height: int, width: int, gen: torch.Generator | None,
+                   params: ShapeParams = DEFAULT_SHAPES) -> torch.Tensor:
+    """An axis-aligned rectangle with sides from ``rect_side``, placed fully inside; bool (H, W)."""
+    side = min(height, width)
+    rect_h = min(height, max(1, int(round(_uniform(gen, *params.rect_side) * side))))
+    rect_w = min(width, max(1, int(round(_uniform(gen, *params.rect_side) * side))))
+    top = _randint(gen, 0, height - rect_h)
+    left = _randint(gen, 0, width - rect_w)
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[top : top + rect_h, left : left + rect_w] = True
+    return mask
+
+
+def occlusion_shape(height: int, width: int, use_shapes: bool, gen: torch.Generator | None,
+                    params: ShapeParams = DEFAULT_SHAPES) -> torch.Tensor:
+    """Union of the occlusion shapes of one image; bool (H, W), never empty.
+
+    ``use_shapes``: ``ellipse_count`` elastic ellipses plus ``stroke_count`` strokes (redrawn until
+    at least one); otherwise ``rect_count`` rectangles (at least one).
+    """
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    if use_shapes:
+        n_ellipses = n_strokes = 0
+        while n_ellipses + n_strokes == 0:
+            n_ellipses = _randint(gen, *params.ellipse_count)
+            n_strokes = _randint(gen, *params.stroke_count)
+        for _ in range(n_ellipses):
+            mask |= elastic_ellipse_mask(height, width, gen, params)
+        for _ in range(n_strokes):
+            mask |= stroke_mask(height, width, gen, params)
+    else:
+        for _ in range(max(1, _randint(gen, *params.rect_count))):
+            mask |= rectangle_mask(height, width, gen, params)
+    return mask
+
+
+# ----------------------------------------------------------------------------------------------
+# textures
+
+
+def load_textures(folder: str | Path, size: int, max_count: int | None = None) -> torch.Tensor:
+    """Texture images under ``folder`` (recursive; .jpg/.jpeg/.png) as a float tensor (T, 3, size, size) in [0, 1].
+
+    Each image is centre-cropped to a square and resized (bilinear). Files are taken in sorted path
+    order; with ``max_count`` an evenly spaced subset of that many is kept (deterministic). A texture
+    file that leads out of ``folder`` (a symbolic link pointing outside) is a ``DatasetError``,
+    raised before it is tested or opened (``suite.data.common.resolve_inside``).
+    """
+    from PIL import Image
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"texture folder {root} does not exist or is not a directory")
+    candidates = [p for p in root.rglob("*") if p.suffix.lower() in TEXTURE_SUFFIXES]
+    for p in candidates:
+        resolve_inside(root, p.relative_to(root), f"texture folder {root}", "texture")
+    files = sorted(p for p in candidates if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no texture images ({', '.join(TEXTURE_SUFFIXES)}) found under texture folder {root}")
+    if max_count is not None and max_count < len(files):
+        if max_count < 1:
+            raise ValueError(f"load_textures max_count must be >= 1, got {max_count}")
+        step = len(files) / max_count
+        files = [files[int(i * step)] for i in range(max_count)]
+    textures = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                w, h = img.size
+                s = min(w, h)
+                left, top = (w - s) // 2, (h - s) // 2
+                img = img.crop((left, top, left + s, top + s)).resize((size, size), Image.BILINEAR)
+                data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+        except OSError as err:
+            raise OSError(f"cannot read texture image {path}: {err}") from err
+        textures.append(data.view(size, size, 3).permute(2, 0, 1).float() / 255.0)
+    return torch.stack(textures)
+
+
+def _smooth_noise(size: int, cells: int, gen: torch.Generator | None) -> torch.Tensor:
+    coarse = torch.rand(1, 1, cells, cells, generator=gen)
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)[0, 0]
+
+
+def _normalise01(field: torch.Tensor) -> torch.Tensor:
+    low, high = field.min(), field.max()
+    return (field - low) / (high - low).clamp_min(1e-8)
+
+
+def procedural_textures(n: int, size: int, gen: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` synthetic textures (n, 3, size, size) in [0, 1], a fallback when no texture folder is given.
+
+    Each texture picks one of four scalar patterns in [0, 1] — oriented stripes (a sinusoidal
+    grating, optionally hardened by tanh), a checkerboard of random period, multi-octave smooth
+    noise (blotchy / marble-like) or blurred random speckles — adds a little fine noise, and maps it
+    onto a random two-colour ramp ``c0 + s (c1 - c0)``.
+    """
+    xs, ys = _pixel_grid(size, size)
+    out = torch.empty(n, 3, size, size)
+    for i in range(n):
+        kind = _randint(gen, 0, 3)
+        if kind == 0:
+            angle = _uniform(gen, 0.0, math.pi)
+            period = _uniform(gen, 3.0, max(4.0, size / 3))
+            phase = _uniform(gen, 0.0, 2 * math.pi)
+            wave = torch.sin(2 * math.pi * (math.cos(angle) * xs + math.sin(angle) * ys) / period + phase)
+            hardness = _uniform(gen, 0.5, 5.0)
+            pattern = _normalise01(torch.tanh(hardness * wave))
+        elif kind == 1:
+            period = _uniform(gen, 2.0, max(3.0, size / 4))
+            pattern = ((torch.floor(xs / period) + torch.floor(ys / period)) % 2).float()
+        elif kind == 2:
+            pattern = torch.zeros(size, size)
+            cells = _randint(gen, 2, 4)
+            amplitude = 1.0
+            while cells <= size:
+                pattern += amplitude * _smooth_noise(size, cells, gen)
+                cells *= 2
+                amplitude *= 0.5
+            pattern = _normalise01(pattern)
+        else:
+            density = _uniform(gen, 0.01, 0.1)
+            spots = (torch.rand(1, 1, size, size, generator=gen) < density).float()
+            pattern = _normalise01(F.avg_pool2d(spots, 3, stride=1, padding=1)[0, 0])
+        pattern = (pattern + 0.05 * torch.randn(size, size, generator=gen)).clamp(0.0, 1.0)
+        c0, c1 = torch.rand(3, generator=gen), torch.rand(3, generator=gen)
+        out[i] = c0.view(3, 1, 1) + pattern.unsqueeze(0) * (c1 - c0).view(3, 1, 1)
+    return out.clamp(0.0, 1.0)
+
+
+def _texture_patch(textures: torch.Tensor, height: int, width: int, gen: torch.Generator | None,
+                   params: ShapeParams) -> torch.Tensor:
+    """A random crop of a random texture, randomly flipped, resized to (3, H, W)."""
+    texture = textures[_randint(gen, 0, textures.shape[0] - 1)]
+    t_h, t_w = texture.shape[-2:]
+    frac = _uniform(gen, *params.texture_crop)
+    crop_h, crop_w = max(2, int(round(frac * t_h))), max(2, int(round(frac * t_w)))
+    crop_h, crop_w = min(crop_h, t_h), min(crop_w, t_w)
+    top, left = _randint(gen, 0, t_h - crop_h), _randint(gen, 0, t_w - crop_w)
+    patch = texture[:, top : top + crop_h, left : left + crop_w]
+    if _randint(gen, 0, 1):
+        patch = patch.flip(-1)
+    if _randint(gen, 0, 1):
+        patch = patch.flip(-2)
+    antialias = crop_h > height or crop_w > width
+    patch = F.interpolate(patch.unsqueeze(0).float(), size=(height, width), mode="bilinear",
+                          align_corners=False, antialias=antialias)[0]
+    return patch.clamp(0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# corruption and training pairs
+
+
+def _check_cfg(cfg: OccluderConfig) -> None:
+    if not 0.0 <= cfg.opacity_min <= 1.0:
+        raise ValueError(f"occluder opacity_min must be in [0, 1], got {cfg.opacity_min}")
+    if not 0.0 <= cfg.corruption_prob <= 1.0:
+        raise ValueError(f"occluder corruption_prob must be in [0, 1], got {cfg.corruption_prob}")
+
+
+def occlude(
+    images: torch.Tensor,
+    cfg: OccluderConfig,
+    generator: torch.Generator | None = None,
+    textures: torch.Tensor | None = None,
+    shape_params: ShapeParams | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt each image with probability ``cfg.corruption_prob``; returns ``(corrupted, masks)``.
+
+    ``images``: (B, C, H, W) in [0, 1] with C = 3 (or 1: fills are converted to grey).
+    ``corrupted = (1 - A) x + A t`` where ``A = alpha * S`` (blurred at the edge when
+    ``cfg.smooth_boundary``; values below 1/255 dropped), ``t`` the fill, ``S`` the shape union.
+    ``textures``: (T, 3, h, w) in [0, 1]; None with ``cfg.use_textures`` = procedural textures made
+    on the fly. ``masks``: float (B, 1, H, W) in {0, 1}, exactly the pixels where ``corrupted``
+    differs from ``images`` in any channel.
+    """
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"occlude expects images of shape (B, 1 or 3, H, W), got {tuple(images.shape)}")
+    _check_cfg(cfg)
+    params = shape_params or DEFAULT_SHAPES
+    batch, channels, height, width = images.shape
+    corrupted = images.clone()
+    for i in range(batch):
+        if float(torch.rand((), generator=generator)) >= cfg.corruption_prob:
+            continue
+        shape = occlusion_shape(height, width, cfg.use_shapes, generator, params).float()
+        alpha = _uniform(generator, cfg.opacity_min, 1.0) if cfg.vary_opacity else 1.0
+        opacity = (alpha * shape).view(1, 1, height, width)
+        if cfg.smooth_boundary:
+            sigma = max(0.5, params.boundary_sigma * min(height, width))
+            opacity = gaussian_blur(opacity, sigma, padding="replicate").clamp(0.0, 1.0)
+        opacity = torch.where(opacity < MIN_ALPHA, torch.zeros_like(opacity), opacity)[0]
+        if cfg.use_textures:
+            source = textures if textures is not None else procedural_textures(1, max(height, width), generator)
+            fill = _texture_patch(source, height, width, generator, params)
+        else:
+            fill = torch.rand(3, 1, 1, generator=generator).expand(3, height, width)
+        if channels == 1:
+            fill = fill.mean(dim=0, keepdim=True)
+        opacity = opacity.to(images.device, images.dtype)
+        fill = fill.to(images.device, images.dtype)
+        blended = ((1 - opacity) * images[i] + opacity * fill).clamp(0.0, 1.0)
+        corrupted[i] = torch.where(opacity > 0, blended, images[i])
+    masks = (corrupted != images).any(dim=1, keepdim=True).to(images.dtype)
+    return corrupted, masks
+
+
+PROCEDURAL_BANK_SIZE = 64  # textures in a procedural bank (when no texture folder is given)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_textures(root: str, size: int, max_count: int | None) -> torch.Tensor:
+    # Trials of one sweep running in the same worker process share the decoded folder.
+    return load_textures(root, size, max_count)
+
+
+def texture_bank(root: str | None, size: int, seed: int, key: str,
+                 max_count: int | None = None) -> tuple[torch.Tensor, str]:
+    """A trial's texture bank (T, 3, size, size) and where it came from.
+
+    From ``root`` (a DTD-like folder, decoded once per process; callers must not modify the tensor)
+    or, without a folder, ``min(PROCEDURAL_BANK_SIZE, max_count)`` procedural textures drawn from
+    their own generator seeded with ``seed``. ``key`` is the config key named in errors.
+    """
+    if root:
+        try:
+            return _cached_textures(str(root), size, max_count), f"folder {root}"
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"config key '{key}': {err}") from err
+    count = PROCEDURAL_BANK_SIZE if max_count is None else min(PROCEDURAL_BANK_SIZE, max_count)
+    return procedural_textures(count, size, torch.Generator().manual_seed(seed)), "procedural"
