@@ -13,7 +13,7 @@ through ``OccluderConfig`` (a method's config section with the same fields works
 
 ``smooth_boundary`` blurs the edge of ``A``. The shape statistics are the fields of
 ``ShapeParams`` (pass ``shape_params=`` to override them). Used by a baseline's training
-corruption and by the stage-3 pseudo-anomalies (``suite.methods.rcae.pseudo``).
+corruption and by the stage-3 pseudo-anomalies of the recursive method.
 
 All randomness comes from the given ``torch.Generator``; ``occlude`` draws per batch on the
 generator's device and does the pixel work for the whole batch at once on the images' device

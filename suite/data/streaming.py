@@ -312,7 +312,8 @@ class SpilledImages(ImageSource):
         self.path = str(path)
         with open(self.path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            fmt = np.lib.format
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read_header(fh)
             self._offset = fh.tell()
         if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3] or fortran or dtype != np.float32:

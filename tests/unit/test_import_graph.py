@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "suite.data.folder", "suite.data.synthetic")),
     ("config", ("suite.config", "suite.config_aliases", "suite.config_presets")),
     ("pure", ("suite.data", "suite.models", "suite.metrics", "suite.scoring", "suite.discrepancy", "suite.losses",
-              "suite.cost", "suite.residuals", "suite.weights", "suite.robustness")),
+              "suite.cost", "suite.residuals", "suite.weights", "suite.throughput", "suite.robustness")),
     ("records", ("suite.records", "suite.record_schema", "suite.gallery")),
     ("training", ("suite.training",)),
     ("stage_cache", ("suite.stage_cache",)),
