@@ -150,7 +150,8 @@ def _run_study(
         stage_cache=str(sweep_dir.parent / "stage_cache") if opts.use_stage_cache else None,
         train_storage=str(sweep_dir / "train_runs"), objective=opts.objective, p_weight=opts.p_weight,
         cost_metric=opts.cost_metric, select_on=opts.select_on, num_workers=opts.num_workers,
-        use_gpu=gpus_of(opts) > 0, gpus_per_trial=gpus_of(opts), cpus_per_trial=opts.cpus_per_trial, kill_marker=opts.kill_once_after_checkpoint,
+        use_gpu=gpus_of(opts) > 0, gpus_per_trial=gpus_of(opts), cpus_per_trial=opts.cpus_per_trial,
+        kill_marker=opts.kill_once_after_checkpoint,
         tracking=tracking_spec, shards=opts.shards if sharded(opts) else "off",
     )
     per_trial_categories = 1 if multi else len(categories)

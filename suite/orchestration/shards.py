@@ -3,8 +3,9 @@
 A trial of an all-categories sweep used to train its categories one after another in its own
 process: 15 categories took 15 trainings' time and ASHA's first decisions saw only the first
 category. Here the trial process is a coordinator: it starts one Ray task per category (a *shard*,
-``cpus_per_trial`` CPUs and ``--gpus-per-trial`` GPUs, a fraction sharing one GPU), follows their progress files and reports to Tune
-the mean over categories at matching epochs (``suite.orchestration.progress``), then the final mean.
+``cpus_per_trial`` CPUs and ``--gpus-per-trial`` GPUs, a fraction sharing one GPU), follows their
+progress files and reports to Tune the mean over categories at matching epochs
+(``suite.orchestration.progress``), then the final mean.
 
 **Resources: elastic by default** (``--shards elastic``). The trial itself holds no CPU and no GPU
 (it only waits; ``env.COORDINATOR`` is a token amount of Ray's built-in ``memory`` resource, which

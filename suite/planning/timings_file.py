@@ -86,14 +86,15 @@ def _number(value: Any, where: str) -> float:
 
 
 def _entry_timing(entry: Any, where: str) -> Timing:
-    if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not isinstance(entry.get("category"), str):
+    if not (isinstance(entry, dict) and isinstance(entry.get("key"), str) and isinstance(entry.get("category"), str)):
         raise InputError(f"{where}: an entry needs a string key and category")
     per_epoch = entry.get("per_epoch_s")
     if not isinstance(per_epoch, dict) or not per_epoch or set(per_epoch) - set(STAGES):
         raise InputError(f"{where}: per_epoch_s must map some of {', '.join(STAGES)} to seconds")
     peak = entry.get("peak_gpu_mb")
     return Timing({s: _number(v, f"{where}.per_epoch_s.{s}") for s, v in per_epoch.items()},
-                  _number(entry.get("pre_s", 0.0), f"{where}.pre_s"), _number(entry.get("post_s", 0.0), f"{where}.post_s"),
+                  _number(entry.get("pre_s", 0.0), f"{where}.pre_s"),
+                  _number(entry.get("post_s", 0.0), f"{where}.post_s"),
                   _number(entry.get("val_s", 0.0), f"{where}.val_s"), str(entry.get("source") or "timings file"),
                   None if peak is None else _number(peak, f"{where}.peak_gpu_mb"))
 
