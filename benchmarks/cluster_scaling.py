@@ -230,7 +230,8 @@ def simulate_from_file(path: Path = H200_FILE, gpus=GPUS, seeds: int = SEEDS, fr
                                      cached_keys=cached, sweep_start_s=60.0, trial_start_s=planning.TRIAL_START_S)
             plan = planning.plan_sweep(spec, points)
             rows.append({"gpus": n, "gpus_per_trial": fraction, "slots": slots, "trainings": plan["trainings"],
-                         "predicted_wall_s": plan["predicted_wall_s"], "predicted_wall_h": plan["predicted_wall_s"] / 3600,
+                         "predicted_wall_s": plan["predicted_wall_s"],
+                         "predicted_wall_h": plan["predicted_wall_s"] / 3600,
                          "utilisation": plan["utilisation"], "gpu_hours": plan["gpu_hours"],
                          "busy_gpu_hours": plan["busy_slot_s"] * fraction / 3600, "memory": fit["summary"]})
     longest = max(sum(s.seconds for s in planning.training_segments(p.timing, p.epochs, 0)) for p in points)

@@ -225,3 +225,23 @@ def test_timings_file_round_trip_keeps_every_number(tmp_path):
     assert other.per_epoch_s == timing.per_epoch_s and other.peak_gpu_mb == 1234.0 and "of a" in other.source
     assert read.lookup({**config, "data": {**config["data"], "image_size": 128}}, "a") is None
     assert read.device == {"memory_mb": 1e5}
+
+
+@pytest.mark.slow
+def test_one_calibration_run_times_each_distinct_stage_once():
+    """Two grid rows sharing stages 1 and 2 (CRD off / on): one subprocess, the second row loads the
+    shared stages from the calibration's own stage cache and keeps the times measured when they were built."""
+    from suite.config import build_config, with_overrides
+
+    base = build_config(preset="tiny", base={"data": {"category": "synth_texture"}},
+                        overrides=["eval.cost=false", "eval.diagnostics=false", "eval.scoring_variants=false",
+                                   "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"])
+    cfgs = [with_overrides(base, {"model.use_crd": False}), with_overrides(base, {"model.use_crd": True})]
+    timings, info = planning.calibrate_many(cfgs, max_batches=1)
+    assert info["distinct_stages"] == 3  # stage 1, stage 2, stage 3: not 5
+    first, second = timings
+    assert set(first.per_epoch_s) == {"stage1", "stage2"} and set(second.per_epoch_s) == {"stage1", "stage2", "stage3"}
+    assert info["points"][0]["reused_stages"] == [] and info["points"][1]["reused_stages"] == ["stage1", "stage2"]
+    assert second.per_epoch_s["stage1"] == first.per_epoch_s["stage1"] > 0
+    assert second.per_epoch_s["stage2"] == first.per_epoch_s["stage2"] > 0
+    assert info["device"]["type"] in ("cpu", "cuda")
