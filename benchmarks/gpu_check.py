@@ -172,7 +172,8 @@ def main() -> int:
     parser.add_argument("--root", default=None, help="MVTec AD root holding bottle/ (default: $RCSUITE_DATA_DIR/"
                                                      "mvtec_bottle_256)")
     parser.add_argument("--dry-run", action="store_true", help="toy sizes on synthetic data, any device (a test)")
-    parser.add_argument("--budget-s", type=float, default=460.0, help="stop starting steps after this many seconds")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="start no step after this many seconds (default 460; unlimited with --dry-run)")
     parser.add_argument("--together", type=int, default=None, help="trainings at once in step 3 (default 4; 2 dry)")
     args = parser.parse_args()
     if not args.dry_run:
@@ -183,6 +184,8 @@ def main() -> int:
             print(f"error: no MVTec AD bottle under {args.root} (set RCSUITE_DATA_DIR or --root)", file=sys.stderr)
             return 2
     together = args.together or (2 if args.dry_run else 4)
+    if args.budget_s is None:
+        args.budget_s = float("inf") if args.dry_run else 460.0
     if args.dry_run:
         small = ["train.stage1.epochs=1", "train.stage2.epochs=1", "train.stage3.epochs=1", "eval.cost=false",
                  "eval.diagnostics=false", "eval.scoring_variants=false", "data.data_fraction=0.25"]

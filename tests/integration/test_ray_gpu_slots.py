@@ -68,3 +68,6 @@ def test_quarter_gpus_run_four_trainings_at_once_on_a_plain_cluster(plain_gpu_no
     assert peak_concurrency(records) == 4, [(r.started, r.finished) for r in records]
     assert {r.node.get("cuda_visible_devices") for r in records} == {"0"}
     assert {r.node.get("ray_gpu_ids") for r in records} == {"0"}
+    usage = result["utilisation"]
+    print(f"[gpu slots] {usage} peak {peak_concurrency(records)} of {usage['slots']} slots; trainings "
+          f"{[round(r.finished - r.started, 1) for r in records]} s")
