@@ -61,12 +61,12 @@ def format_cluster(desc: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def simulated_cluster(nodes: int, cpus_per_node: int = 1, prefix: str = "rcs-c", *, gpus_per_node: float = 0,
-                      train_driver: bool = True) -> Iterator[Any]:
+                      train_driver: bool = False) -> Iterator[Any]:
     """A ``ray.cluster_utils.Cluster`` of ``nodes`` nodes on this machine, joined by this process.
 
     Each node has ``cpus_per_node`` CPUs, ``gpus_per_node`` declared GPUs (Ray schedules on a declared
     ``num_gpus`` without a GPU being there) and, with ``train_driver``, as many ``TRAIN_DRIVER`` units
-    as CPUs (what older versions needed; ``train_driver=False`` is a plain ``ray start`` node). Its
+    as CPUs (what older versions needed; by default a node is as a plain ``ray start`` makes it). Its
     temp folder is a new short ``/tmp/<prefix>XXXX`` that also holds Ray's address file
     (``$RAY_TMPDIR`` points there meanwhile), so other Ray users on this machine cannot find this
     cluster with ``address="auto"``. Everything is shut down and removed on exit.

@@ -13,8 +13,8 @@ hang, and on a cluster every node holding a coordinator would lose a training sl
 trial that asks for nothing at all, so it asks for no CPU and no GPU but a token amount of Ray's
 built-in ``memory`` resource, which every node declares by itself: a cluster started with a plain
 ``ray start`` (or KubeRay's defaults) runs every kind of sweep, and all CPUs and GPUs stay with the
-trainings. (Earlier versions needed a custom ``TRAIN_DRIVER`` resource on every node; a local
-instance still declares it, and nothing asks for it.)
+trainings. (Earlier versions needed a custom ``TRAIN_DRIVER`` resource on every node; nothing asks
+for it now, and a local instance no longer declares it.)
 
 Token authentication (Ray 2.60): a local ``ray.init()`` turns it on and, when missing, writes a token
 to ``~/.ray/auth_token``; from then on ``ray start --head`` on that machine finds the token and turns
@@ -41,7 +41,7 @@ from suite.errors import InputError, SuiteError
 from suite.orchestration.temp_dirs import owned_temp_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAIN_DRIVER = "TRAIN_DRIVER"  # declared by a local instance for older callers; the suite no longer asks for it
+TRAIN_DRIVER = "TRAIN_DRIVER"  # what older versions asked for (see the module docstring); nothing asks for it now
 # A coordinating trial's request (see the module docstring): no CPU, no GPU, 64 MiB of Ray's memory resource.
 COORDINATOR_MEMORY = 64 * 1024 * 1024
 COORDINATOR: dict[str, float] = {"cpu": 0, "memory": COORDINATOR_MEMORY}
@@ -142,8 +142,7 @@ def init_ray(
         return {"started": False, "address": ray.get_runtime_context().gcs_address, "temp_dir": None,
                 "temp_dir_created": False}
     cpus = int(num_cpus) if num_cpus else (os.cpu_count() or 1)
-    custom = {TRAIN_DRIVER: float(cpus)}
-    custom.update(resources or {})
+    custom = dict(resources or {})
     temp_dir, created = short_temp_dir()
     ray.init(
         num_cpus=cpus,
