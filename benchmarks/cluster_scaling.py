@@ -22,6 +22,13 @@ an ASSUMPTION, stated in the JSON (``assumption``) and the table caption:
 - training images per category: MVTec AD's train/good counts x 0.8 (10 % validation, 10 %
   calibration held out).
 
+``simulate_from_file`` (also by default): the same grid from **measured** timings, the timings file
+``benchmarks/results/h200_paper_timings.json`` built by ``build_h200_timings`` from the H200 measurements
+of ``../shared/GPU.md`` (``--build-h200`` rewrites it), for ``--gpus-per-trial`` 1, 0.5 and 0.25 where
+the measured peak memory fits (``suite.planning.gpu_fit``), plus a labelled projection at 0.25 with the
+memory target of issue 20 met. ``run_suite.py plan --timings benchmarks/results/h200_paper_timings.json``
+plans from the same file.
+
 ``real`` (``--real``): a measured run on a ``ray.cluster_utils.Cluster`` of 4 nodes x 1 CPU on
 this machine, 4 categories (a folder dataset of copies of one synthetic category), 2 configurations,
 ``tiny`` preset: the sharded path against the old pooled path and the fully sequential one (see
@@ -35,11 +42,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,8 +174,6 @@ def build_h200_timings(path: Path = H200_FILE) -> Path:
     ConvAE's stage 1 is taken as RcAE's (the same blocks; an assumption: it was not measured). ``pre_s``
     is the rest of the 120 s total (data loading, model set-up, cost), ``post_s`` the 19.6 s evaluation.
     Peak memory: the 82 GB all three processes held during evaluation less the two small trainings'."""
-    import math
-
     from suite import planning
 
     n_bottle = round(MVTEC_TRAIN["bottle"] * (1 - HELD_OUT))
@@ -203,8 +210,6 @@ def simulate_from_file(path: Path = H200_FILE, gpus=GPUS, seeds: int = SEEDS, fr
                        assume_peak_mb: float | None = None) -> dict:
     """Table 2 on 8 / 64 / 256 GPUs from a timings file, for each GPU fraction whose measured memory fits
     (``assume_peak_mb``: a projection with that peak instead of the measured one, per-epoch times unchanged)."""
-    from dataclasses import replace
-
     from suite import planning
 
     tf = planning.TimingsFile(path)
