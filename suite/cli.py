@@ -275,10 +275,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
         slots, resources = cluster_slots(args.address, cpus_per_trial=args.cpus_per_trial,
                                          num_workers=args.num_workers, gpus_per_trial=gpus)
-    else:  # the local Ray instance a sweep would start
-        slots = max(1, planning.slots_from_resources(args.num_cpus or os.cpu_count() or 1, 0,
-                                                     cpus_per_trial=args.cpus_per_trial,
-                                                     num_workers=args.num_workers))
+    else:  # --gpus N of a cluster (its CPUs assumed ample), else the local Ray instance a sweep would start
+        slots = planning.local_slots(args.num_cpus or os.cpu_count() or 1, args.gpus, num_workers=args.num_workers,
+                                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus)
     plan = planning.build_plan(
         base_cfg, space, categories, n_trials=n_trials, slots=slots, use_asha=use_asha, shards=shards,
         cpus_per_trial=args.cpus_per_trial, num_workers=args.num_workers, gpus_per_trial=gpus,
@@ -407,13 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(p)
     p.set_defaults(func=cmd_sweep)
 
-
     p = sub.add_parser("plan", help="predict a sweep's trainings, CPU/GPU-hours, wall time and utilisation "
                                     "(the sweep's arguments; trains nothing but a short calibration)")
     _add_sweep_options(p)
     g = p.add_argument_group("plan")
     g.add_argument("--slots", type=int, default=None,
-                   help="training slots to plan for (default: from --address, else the local CPUs / --num-cpus)")
+                   help="training slots to plan for (default: from --address or --gpus, else the local CPUs)")
+    g.add_argument("--gpus", type=int, default=None, help="GPUs to plan for: slots = GPUs / --gpus-per-trial")
     g.add_argument("--json", action="store_true", help="print the plan as JSON (predicted_wall_s, utilisation, ...)")
     g.add_argument("--calibrate", action="store_true",
                    help="time a short calibration run even when records of the configuration exist")

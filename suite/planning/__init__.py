@@ -81,7 +81,7 @@ from suite.planning.timings_file import (
     timings_document,
     write_timings,
 )
-from suite.planning.command import GpuMemoryError, build_plan, gpu_fit
+from suite.planning.command import GpuMemoryError, build_plan, gpu_fit, local_slots
 from suite.sweep_rules import (
     gpus_per_training,
     slots_from_resources,
@@ -92,6 +92,7 @@ from suite.sweep_rules import (
 
 __all__ = [
     "GpuMemoryError", "TimingProvider", "TimingsFile", "build_plan", "calibrate_many", "gpu_fit", "gpus_per_training",
+    "local_slots",
     "peak_gpu_mb", "point_overrides", "timing_entry", "timings_document", "write_timings",
     "PLAN_JSON_KEYS", "STAGES", "SWEEP_START_S", "TRIAL_START_S", "PlanPoint", "PlanSpec", "RecordTimings", "Segment",
     "Simulation", "Timing", "TrainingPlan", "asha_rungs", "asha_schedule", "asha_stops", "calibrate",

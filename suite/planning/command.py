@@ -14,7 +14,7 @@ from suite.errors import InputError
 from suite.planning.plan import PlanPoint, PlanSpec, plan_sweep, point_overrides, sweep_points
 from suite.planning.timings import timing_dict
 from suite.planning.timings_file import TimingProvider, write_timings
-from suite.sweep_rules import training_config
+from suite.sweep_rules import slots_from_resources, training_config
 
 
 class GpuMemoryError(InputError):
@@ -51,6 +51,18 @@ def gpu_fit(points: Sequence[PlanPoint], gpus_per_trial: float, gpu_memory_mb: f
     out["summary"] = (f"{per_gpu} training(s) per GPU x {peak / 1024:.1f} GiB peak = {per_gpu * peak / 1024:.1f} "
                       f"of {gpu_memory_mb / 1024:.1f} GiB ({largest})")
     return out
+
+
+def local_slots(cpus: float, gpus: int | None, *, cpus_per_trial: float = 1.0, num_workers: int = 1,
+                gpus_per_trial: float = 0.0) -> int:
+    """``plan``'s slots without ``--slots`` / ``--address``: ``--gpus N`` (a GPU cluster whose CPUs are
+    taken as ample: ``N / (F x workers)`` slots, ``F`` = GPUs per training, 1 when not given), else the
+    local CPUs a sweep's own Ray instance would have."""
+    if gpus:
+        g = gpus_per_trial or 1.0
+        return max(1, slots_from_resources(gpus / g * num_workers * cpus_per_trial, gpus, cpus_per_trial=cpus_per_trial,
+                                           num_workers=num_workers, gpus_per_trial=g))
+    return max(1, slots_from_resources(cpus, 0, cpus_per_trial=cpus_per_trial, num_workers=num_workers))
 
 
 def _fraction(n: int) -> str:

@@ -323,4 +323,8 @@ def test_plan_refuses_a_gpu_fraction_whose_memory_does_not_fit(tmp_path, capsys,
     assert "smallest --gpus-per-trial that fits is 0.5" in err
     assert main([*args, "--gpus-per-trial", "0.5"]) == 0
     out = capsys.readouterr().out
+    assert "slots               8 (shards, 0.5 GPU each" in out
+    args[args.index("--slots"):args.index("--slots") + 2] = ["--gpus", "8"]
+    assert main([*args, "--gpus-per-trial", "0.5"]) == 0
+    assert "slots               16 (shards, 0.5 GPU each" in capsys.readouterr().out
     assert "GPU memory" in out and "2 training(s) per GPU x 9.0 GiB peak = 18.0 of 24.0 GiB" in out

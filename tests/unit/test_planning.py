@@ -180,6 +180,9 @@ def test_fractional_gpus_give_several_slots_per_gpu():
     assert planning.slots_from_resources(64, 1, gpus_per_trial=1 / 3) == 3
     assert planning.slots_from_resources(64, 8, use_gpu=True, gpus_per_trial=0.5) == 16  # the fraction wins
     assert planning.gpus_per_training(0.0, use_gpu=True) == 1.0 and planning.gpus_per_training(0.0) == 0.0
+    # plan --gpus N: a GPU cluster's slots (its CPUs taken as ample); without it the local CPUs
+    assert planning.local_slots(2, 8, gpus_per_trial=0.25) == 32 and planning.local_slots(2, 8) == 8
+    assert planning.local_slots(2, 3, gpus_per_trial=1 / 3) == 9 and planning.local_slots(6, None) == 6
 
 
 def _peak_point(peak, category="a"):
