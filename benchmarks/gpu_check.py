@@ -68,7 +68,7 @@ class GpuSampler:
             busy, mem = (float(x) for x in out.stdout.strip().splitlines()[0].split(","))
             return busy, mem
         if self.how == "torch":
-            import torch
+            import torch  # only when nvidia-smi is missing: the sampler needs no torch otherwise
 
             return float(torch.cuda.utilization(0)), float(torch.cuda.memory_usage(0))
         return None

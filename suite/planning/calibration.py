@@ -56,6 +56,7 @@ def _calibrate_one(cfg: Any, out_dir: Path, max_batches: int, cache_dir: Path,
     """One point: ``run_trial`` on a shortened config; per-epoch seconds from the per-epoch
     timestamps scaled to the full training set; stages found in ``built`` (stage key -> its measured
     per-epoch time, validation time and peak memory) are loaded from the cache and keep those figures."""
+    # torch: only in the calibration subprocess, so `plan` and the sweep driver stay light
     from suite.data import load_category
     from suite.methods.registry import method_spec
     from suite.pipeline import run_trial
