@@ -137,7 +137,8 @@ def run_jobs(jobs: dict[str, list[str]], work: Path, timeout_s: float) -> dict[s
     results = {}
     for name, (proc, log) in procs.items():
         try:
-            code = proc.wait(timeout=max(1.0, timeout_s - (time.time() - t0)))
+            left = timeout_s - (time.time() - t0)
+            code = proc.wait(timeout=max(1.0, left) if left != float("inf") else None)
         except subprocess.TimeoutExpired:
             proc.kill()
             code = proc.wait()
@@ -243,7 +244,7 @@ def main() -> int:
                    "--save-timings", str(timings), "--calibration-batches", "2" if args.dry_run else "4"]
             t0 = time.time()
             proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=REPO,
-                                  timeout=max(30.0, left))
+                                  timeout=max(30.0, left) if left != float("inf") else None)
             plan = json.loads(proc.stdout) if proc.returncode == 0 else None
             result["steps"]["calibrate"] = {
                 "wall_s": time.time() - t0, "exit_code": proc.returncode, "gpu": sampler.between(t0, time.time()),
