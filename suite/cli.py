@@ -32,7 +32,6 @@ import runpy
 import sys
 import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 
 from suite import planning, tracking
@@ -232,6 +231,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         select_on=args.select_on,
         num_workers=args.num_workers,
         use_gpu=args.use_gpu,
+        gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial,
         concurrent=args.concurrent,
         max_failures=args.max_failures,
@@ -267,37 +267,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     n_trials = args.trials if args.trials is not None else (8 if space.kind == "optuna" else 1)
     shards = getattr(args, "shards", "elastic") != "off" and args.num_workers == 1
     resources: dict = {}
+    gpus = planning.gpus_per_training(args.gpus_per_trial, args.use_gpu)
     if args.slots is not None:
         slots = args.slots
     elif args.address:
         from suite.orchestration.plan_cluster import cluster_slots  # Ray
 
         slots, resources = cluster_slots(args.address, cpus_per_trial=args.cpus_per_trial,
-                                         num_workers=args.num_workers, use_gpu=args.use_gpu)
-    else:  # the local Ray instance a sweep would start
-        slots = max(1, planning.slots_from_resources(args.num_cpus or os.cpu_count() or 1, 0,
-                                                     cpus_per_trial=args.cpus_per_trial,
-                                                     num_workers=args.num_workers))
-    storage = Path(os.path.abspath(args.storage))
-    free = list(space.space) if space.kind == "optuna" else []
-    timing_for = planning.timing_provider(
-        [storage, *(args.records or [])], free_keys=free, force_calibration=args.calibrate,
-        max_batches=args.calibration_batches, log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    points, cached = planning.sweep_points(base_cfg, space, categories, cpus_per_trial=args.cpus_per_trial,
-                                           timing_for=timing_for, repeats=n_trials,
-                                           stage_cache=storage / "stage_cache")
-    spec = planning.PlanSpec(
-        kind=space.kind, categories=categories, n_points=len(space.points) if space.kind != "optuna" else 1,
-        n_trials=n_trials, slots=slots, eval_every=base_cfg.train.eval_every, use_asha=use_asha,
-        per_category=args.per_category, shards=shards, concurrent=args.concurrent,
-        cpus_per_slot=args.cpus_per_trial * args.num_workers, gpus_per_slot=args.num_workers if args.use_gpu else 0,
-        asha_model=args.asha_model, seed=args.seed, cached_keys=cached)
-    if args.sweep_start_s is not None:
-        spec = replace(spec, sweep_start_s=args.sweep_start_s)
-    plan = planning.plan_sweep(spec, points)
-    plan.update({"space": space.name, "preset": args.preset, "image_size": base_cfg.data.image_size,
-                 "device": base_cfg.runtime.device, "resources": resources or None,
-                 "timings": {f"{p.point}/{p.category}": planning.timing_dict(p.timing) for p in points}})
+                                         num_workers=args.num_workers, gpus_per_trial=gpus)
+    else:  # --gpus N of a cluster (its CPUs assumed ample), else the local Ray instance a sweep would start
+        slots = planning.local_slots(args.num_cpus or os.cpu_count() or 1, args.gpus, num_workers=args.num_workers,
+                                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus)
+    plan = planning.build_plan(
+        base_cfg, space, categories, n_trials=n_trials, slots=slots, use_asha=use_asha, shards=shards,
+        cpus_per_trial=args.cpus_per_trial, num_workers=args.num_workers, gpus_per_trial=gpus,
+        storage=Path(os.path.abspath(args.storage)), records=args.records or [], timings=args.timings or [],
+        calibrate=args.calibrate, calibration_batches=args.calibration_batches, gpu_memory_gb=args.gpu_memory_gb,
+        save_timings=args.save_timings, per_category=args.per_category, concurrent=args.concurrent,
+        asha_model=args.asha_model, seed=args.seed, sweep_start_s=args.sweep_start_s,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    plan.update({"preset": args.preset, "resources": resources or None})
     if args.json:
         print(json.dumps(plan, indent=2, default=str))
     else:
@@ -338,6 +327,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and (value <= 1 or value == int(value))):
+        raise argparse.ArgumentTypeError(f"{text}: give 0, a fraction of one GPU (0.5, 0.25, ...) or whole GPUs")
+    return value
+
+
 def _add_sweep_options(p: argparse.ArgumentParser) -> None:
     """A sweep's arguments (``sweep`` and ``plan`` share them: a new sweep flag appears in both)."""
     p.add_argument("--space", required=True, help="search space: a name in search_spaces/ or a .py path")
@@ -362,7 +361,9 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--select-on", default="val", choices=["val", "test"],
                    help="split used for model selection (test only to reproduce papers; marked in tables)")
     p.add_argument("--num-workers", type=int, default=1, help="Ray Train workers per training (DDP)")
-    p.add_argument("--use-gpu", action="store_true", help="one GPU per Train worker")
+    p.add_argument("--use-gpu", action="store_true", help="one GPU per training (per Train worker): --gpus-per-trial 1")
+    p.add_argument("--gpus-per-trial", type=_gpus, default=0.0, metavar="F",
+                   help="GPUs per training (per Train worker); a fraction shares a GPU: 0.25 = four trainings per GPU")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--concurrent", type=int, default=0, help="max concurrent trials (0 = as resources allow)")
     p.add_argument("--max-failures", type=int, default=1, help="retries of a failed trial from its checkpoint")
@@ -405,17 +406,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(p)
     p.set_defaults(func=cmd_sweep)
 
-
     p = sub.add_parser("plan", help="predict a sweep's trainings, CPU/GPU-hours, wall time and utilisation "
                                     "(the sweep's arguments; trains nothing but a short calibration)")
     _add_sweep_options(p)
     g = p.add_argument_group("plan")
     g.add_argument("--slots", type=int, default=None,
-                   help="training slots to plan for (default: from --address, else the local CPUs / --num-cpus)")
+                   help="training slots to plan for (default: from --address or --gpus, else the local CPUs)")
+    g.add_argument("--gpus", type=int, default=None, help="GPUs to plan for: slots = GPUs / --gpus-per-trial")
     g.add_argument("--json", action="store_true", help="print the plan as JSON (predicted_wall_s, utilisation, ...)")
     g.add_argument("--calibrate", action="store_true",
                    help="time a short calibration run even when records of the configuration exist")
     g.add_argument("--calibration-batches", type=int, default=6, help="stage-1 batches a calibration epoch runs")
+    g.add_argument("--timings", action="append", default=None, metavar="FILE",
+                   help="per-epoch times measured elsewhere (a JSON timings file, e.g. from a GPU machine)")
+    g.add_argument("--save-timings", default=None, metavar="FILE", help="write the timings this plan used as a file")
+    g.add_argument("--gpu-memory-gb", type=float, default=None,
+                   help="memory of one GPU, to check --gpus-per-trial (default: the timings' device)")
     g.add_argument("--records", action="append", default=None, metavar="DIR",
                    help="more folders of earlier records to take per-epoch times from (besides --storage)")
     g.add_argument("--asha-model", choices=("expected", "montecarlo"), default="expected",

@@ -37,14 +37,25 @@ def trials_in_flight(kind: str, n_trials: int, slots: int, n_categories: int, *,
     return max(1, n)
 
 
+def gpus_per_training(gpus_per_trial: float = 0.0, use_gpu: bool = False) -> float:
+    """GPUs one training (one Train worker) holds: ``--gpus-per-trial F`` (a fraction such as 0.25
+    puts four trainings on one GPU), else 1 with ``--use-gpu``, else 0."""
+    if gpus_per_trial < 0:
+        raise ValueError("gpus per trial must be >= 0")
+    return float(gpus_per_trial) if gpus_per_trial else (1.0 if use_gpu else 0.0)
+
+
 def slots_from_resources(cpus: float, gpus: float, *, cpus_per_trial: float = 1.0, num_workers: int = 1,
-                         use_gpu: bool = False) -> int:
+                         use_gpu: bool = False, gpus_per_trial: float = 0.0) -> int:
     """Shard slots a cluster's resources hold: a slot = ``num_workers`` workers of
-    ``cpus_per_trial`` CPUs each (and one GPU each with ``use_gpu``), so
-    ``slots = min(floor(cpus / (cpus_per_trial * num_workers)), floor(gpus / num_workers) if GPUs)``."""
+    ``cpus_per_trial`` CPUs and ``g`` GPUs each (``g = gpus_per_training(gpus_per_trial, use_gpu)``), so
+    ``slots = min(floor(cpus / (cpus_per_trial * num_workers)), floor(gpus / (g * num_workers)) if g)``.
+    Several trainings share a GPU when ``g < 1`` (Ray's fractional GPU resources): 8 GPUs at 0.25 are 32
+    slots. The small CPU-free share a trial's coordinator holds (``memory`` only) takes no slot."""
     by_cpu = int(cpus // (cpus_per_trial * num_workers) + 1e-9)
-    if use_gpu:
-        return max(0, min(by_cpu, int(gpus // num_workers + 1e-9)))
+    g = gpus_per_training(gpus_per_trial, use_gpu)
+    if g:
+        return max(0, min(by_cpu, int(gpus / (g * num_workers) + 1e-9)))
     return max(0, by_cpu)
 
 

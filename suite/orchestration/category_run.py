@@ -5,6 +5,7 @@ the training, and the record's ending (selection split; "stopped" with a reason 
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,19 @@ def mark_stopped(out: Path, reason: str = "stopped early by the scheduler (ASHA)
 
 
 def node_facts() -> dict[str, Any]:
+    """The record's ``node``: host, Ray node, and the GPUs this process was given: Ray's GPU ids and
+    ``CUDA_VISIBLE_DEVICES`` as Ray set it (trainings sharing a GPU through a fraction see the same one)."""
     facts: dict[str, Any] = {"hostname": socket.gethostname()}
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        facts["cuda_visible_devices"] = visible
     try:
-        facts["ray_node_id"] = ray.get_runtime_context().get_node_id()
+        context = ray.get_runtime_context()
+        facts["ray_node_id"] = context.get_node_id()
         facts["ray_node_ip"] = ray.util.get_node_ip_address()
+        gpu_ids = context.get_accelerator_ids().get("GPU", [])
+        if gpu_ids:
+            facts["ray_gpu_ids"] = ",".join(str(g) for g in gpu_ids)
     except Exception:  # noqa: BLE001 - outside Ray (unit use) there is no node id
         pass
     return facts

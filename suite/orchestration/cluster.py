@@ -60,10 +60,13 @@ def format_cluster(desc: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def simulated_cluster(nodes: int, cpus_per_node: int = 1, prefix: str = "rcs-c") -> Iterator[Any]:
+def simulated_cluster(nodes: int, cpus_per_node: int = 1, prefix: str = "rcs-c", *, gpus_per_node: float = 0,
+                      train_driver: bool = False) -> Iterator[Any]:
     """A ``ray.cluster_utils.Cluster`` of ``nodes`` nodes on this machine, joined by this process.
 
-    Each node has ``cpus_per_node`` CPUs and as many ``TRAIN_DRIVER`` units (see ``env.py``). Its
+    Each node has ``cpus_per_node`` CPUs, ``gpus_per_node`` declared GPUs (Ray schedules on a declared
+    ``num_gpus`` without a GPU being there) and, with ``train_driver``, as many ``TRAIN_DRIVER`` units
+    as CPUs (what older versions needed; by default a node is as a plain ``ray start`` makes it). Its
     temp folder is a new short ``/tmp/<prefix>XXXX`` that also holds Ray's address file
     (``$RAY_TMPDIR`` points there meanwhile), so other Ray users on this machine cannot find this
     cluster with ``address="auto"``. Everything is shut down and removed on exit.
@@ -74,7 +77,9 @@ def simulated_cluster(nodes: int, cpus_per_node: int = 1, prefix: str = "rcs-c")
     os.makedirs(os.path.join(temp_dir, "ray"))
     old_tmpdir = os.environ.get("RAY_TMPDIR")
     os.environ["RAY_TMPDIR"] = temp_dir
-    node_args = {"num_cpus": cpus_per_node, "resources": {TRAIN_DRIVER: cpus_per_node}, "temp_dir": temp_dir}
+    node_args: dict[str, Any] = {"num_cpus": cpus_per_node, "num_gpus": gpus_per_node, "temp_dir": temp_dir}
+    if train_driver:
+        node_args["resources"] = {TRAIN_DRIVER: cpus_per_node}
     cluster = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
     try:
         for _ in range(nodes - 1):

@@ -54,7 +54,7 @@ from suite.aggregate import fidelity_summary, load_records
 from suite.config import Config, ConfigError, with_overrides
 from suite.orchestration.callbacks import CloseRuns, RecordGaps
 from suite.orchestration.cluster import describe_cluster, format_cluster
-from suite.orchestration.env import TRAIN_DRIVER, check_cluster_auth, has_train_driver_resource, init_ray, shutdown_ray
+from suite.orchestration.env import COORDINATOR, check_cluster_auth, init_ray, shutdown_ray
 from suite.orchestration.optuna_search import make_optuna_search, random_trial_counts
 from suite.orchestration.optuna_storage import study_name_for
 from suite.orchestration.results import best_trials, trial_table, utilisation, write_pareto, write_records_csv
@@ -71,6 +71,7 @@ from suite.orchestration.sweep_options import (
     check_resume_meta,
     default_trials,
     finish_watching,
+    gpus_of,
     prepare_watching,
     sharded,
     sweep_meta,
@@ -87,12 +88,13 @@ __all__ = ["COST_METRICS", "OBJECTIVES", "SweepOptions", "run_sweep", "shard_slo
 
 
 def shard_slots(opts: SweepOptions) -> int:
-    """How many trainings (one category of one trial) the cluster runs at once: its CPUs (GPUs with
-    ``--gpu``) divided by what one training takes (``suite.sweep_rules.slots_from_resources``)."""
+    """How many trainings (one category of one trial) the cluster runs at once: its CPUs (and GPUs with
+    ``--gpus-per-trial`` / ``--use-gpu``) divided by what one training takes
+    (``suite.sweep_rules.slots_from_resources``)."""
     total = ray.cluster_resources()
     slots = slots_from_resources(float(total.get("CPU", 1)), float(total.get("GPU", 0)),
                                  cpus_per_trial=opts.cpus_per_trial, num_workers=opts.num_workers,
-                                 use_gpu=opts.use_gpu)
+                                 gpus_per_trial=gpus_of(opts))
     return max(1, slots)
 
 
@@ -106,17 +108,11 @@ def _trainable(plan: TrialPlan, opts: SweepOptions, n_categories: int):
         run_sweep_trial(config, plan)
 
     if opts.num_workers > 1 or (sharded(opts) and opts.shards == "elastic"):
-        if not has_train_driver_resource():
-            what = f"--num-workers {opts.num_workers}" if opts.num_workers > 1 else "--shards elastic"
-            raise ConfigError(
-                f"{what} needs the custom resource {TRAIN_DRIVER} on the cluster (a trial that only coordinates "
-                f"holds one unit instead of a CPU); start the nodes with: ray start ... --resources "
-                f"'{{\"{TRAIN_DRIVER}\": 8}}', or pass --shards off"
-            )
-        # The trial process only coordinates; its shards (or Train workers) hold the CPUs (see env.py).
-        return tune.with_resources(sweep_trial, {TRAIN_DRIVER: 1})
+        # The trial process only coordinates; its shards (or Train workers) hold the CPUs and GPUs
+        # (env.COORDINATOR: no custom resource, so a plain `ray start` cluster runs it).
+        return tune.with_resources(sweep_trial, dict(COORDINATOR))
     if sharded(opts):  # reserve: an empty head bundle plus one bundle per category shard
-        bundle = shard_bundle(opts.cpus_per_trial, opts.use_gpu)
+        bundle = shard_bundle(opts.cpus_per_trial, gpus_of(opts))
         total = float(ray.cluster_resources().get("CPU", 0))
         if n_categories * opts.cpus_per_trial > total + 1e-9:
             raise ConfigError(
@@ -125,8 +121,8 @@ def _trainable(plan: TrialPlan, opts: SweepOptions, n_categories: int):
             )
         return tune.with_resources(sweep_trial, tune.PlacementGroupFactory([{}] + [bundle] * n_categories))
     resources = {"cpu": opts.cpus_per_trial}
-    if opts.use_gpu:
-        resources["gpu"] = 1
+    if gpus_of(opts):
+        resources["gpu"] = gpus_of(opts)
     return tune.with_resources(sweep_trial, resources)
 
 
@@ -154,7 +150,8 @@ def _run_study(
         stage_cache=str(sweep_dir.parent / "stage_cache") if opts.use_stage_cache else None,
         train_storage=str(sweep_dir / "train_runs"), objective=opts.objective, p_weight=opts.p_weight,
         cost_metric=opts.cost_metric, select_on=opts.select_on, num_workers=opts.num_workers,
-        use_gpu=opts.use_gpu, cpus_per_trial=opts.cpus_per_trial, kill_marker=opts.kill_once_after_checkpoint,
+        use_gpu=gpus_of(opts) > 0, gpus_per_trial=gpus_of(opts), cpus_per_trial=opts.cpus_per_trial,
+        kill_marker=opts.kill_once_after_checkpoint,
         tracking=tracking_spec, shards=opts.shards if sharded(opts) else "off",
     )
     per_trial_categories = 1 if multi else len(categories)

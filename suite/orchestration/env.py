@@ -6,12 +6,15 @@ driver) or joins a running cluster with ``address="auto"`` / ``"HOST:PORT"``. Ei
 ``runtime_env`` puts the repository on the workers' ``PYTHONPATH``, so ``import suite`` works in
 every Tune trial and Ray Train worker even without ``pip install -e .``.
 
-The TRAIN_DRIVER resource: when a Tune trial launches a Ray Train run (``num_workers > 1``), the
-trial's own process only waits for the Train workers. If it held a CPU, a 2-core machine could not
-fit it plus two 1-CPU workers and the run would hang. So a local instance declares a custom
-resource ``TRAIN_DRIVER`` (one unit per CPU) and such trials request one unit of it instead of a CPU;
-the Train workers then get the CPUs. Cluster nodes must declare it themselves
-(``ray start ... --resources '{"TRAIN_DRIVER": 8}'``) to run DDP trials inside a sweep.
+What a trial that only coordinates holds (``COORDINATOR``): a pooled trial whose categories run as
+shards, or a trial driving a Ray Train run (``num_workers > 1``), only waits for its shards / Train
+workers. If it held a CPU, a 2-core machine could not fit it plus two 1-CPU workers and the run would
+hang, and on a cluster every node holding a coordinator would lose a training slot. Ray refuses a
+trial that asks for nothing at all, so it asks for no CPU and no GPU but a token amount of Ray's
+built-in ``memory`` resource, which every node declares by itself: a cluster started with a plain
+``ray start`` (or KubeRay's defaults) runs every kind of sweep, and all CPUs and GPUs stay with the
+trainings. (Earlier versions needed a custom ``TRAIN_DRIVER`` resource on every node; nothing asks
+for it now, and a local instance no longer declares it.)
 
 Token authentication (Ray 2.60): a local ``ray.init()`` turns it on and, when missing, writes a token
 to ``~/.ray/auth_token``; from then on ``ray start --head`` on that machine finds the token and turns
@@ -38,7 +41,10 @@ from suite.errors import InputError, SuiteError
 from suite.orchestration.temp_dirs import owned_temp_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAIN_DRIVER = "TRAIN_DRIVER"
+TRAIN_DRIVER = "TRAIN_DRIVER"  # what older versions asked for (see the module docstring); nothing asks for it now
+# A coordinating trial's request (see the module docstring): no CPU, no GPU, 64 MiB of Ray's memory resource.
+COORDINATOR_MEMORY = 64 * 1024 * 1024
+COORDINATOR: dict[str, float] = {"cpu": 0, "memory": COORDINATOR_MEMORY}
 
 # Environment passed to every worker of the job: the package path, and no usage reporting.
 _FORWARDED_PREFIXES = ("RCSUITE_",)
@@ -136,8 +142,7 @@ def init_ray(
         return {"started": False, "address": ray.get_runtime_context().gcs_address, "temp_dir": None,
                 "temp_dir_created": False}
     cpus = int(num_cpus) if num_cpus else (os.cpu_count() or 1)
-    custom = {TRAIN_DRIVER: float(cpus)}
-    custom.update(resources or {})
+    custom = dict(resources or {})
     temp_dir, created = short_temp_dir()
     ray.init(
         num_cpus=cpus,
@@ -329,6 +334,3 @@ def shutdown_ray(info: dict[str, Any]) -> None:
     if info.get("temp_dir_created") and info.get("temp_dir"):
         shutil.rmtree(info["temp_dir"], ignore_errors=True)
 
-
-def has_train_driver_resource() -> bool:
-    return ray.cluster_resources().get(TRAIN_DRIVER, 0) > 0

@@ -13,7 +13,7 @@ from typing import Any
 import ray
 
 from suite.config import ConfigError
-from suite.sweep_rules import slots_from_resources
+from suite.sweep_rules import gpus_per_training, slots_from_resources
 
 
 def cluster_resources(address: str) -> dict[str, float]:
@@ -31,12 +31,13 @@ def cluster_resources(address: str) -> dict[str, float]:
 
 
 def cluster_slots(address: str, *, cpus_per_trial: float = 1.0, num_workers: int = 1,
-                  use_gpu: bool = False) -> tuple[int, dict[str, Any]]:
+                  use_gpu: bool = False, gpus_per_trial: float = 0.0) -> tuple[int, dict[str, Any]]:
     """(shard slots, the resources they came from) of the cluster at ``address``."""
     res = cluster_resources(address)
+    gpus = gpus_per_training(gpus_per_trial, use_gpu)
     slots = slots_from_resources(res["CPU"], res["GPU"], cpus_per_trial=cpus_per_trial,
-                                 num_workers=num_workers, use_gpu=use_gpu)
+                                 num_workers=num_workers, gpus_per_trial=gpus)
     if slots < 1:
         raise ConfigError(f"cluster {address} has {res['CPU']:g} CPU / {res['GPU']:g} GPU: not one slot of "
-                          f"{num_workers} worker(s) x {cpus_per_trial:g} CPU{' + 1 GPU' if use_gpu else ''}")
+                          f"{num_workers} worker(s) x {cpus_per_trial:g} CPU{f' + {gpus:g} GPU' if gpus else ''}")
     return slots, res

@@ -3,11 +3,13 @@
 A trial of an all-categories sweep used to train its categories one after another in its own
 process: 15 categories took 15 trainings' time and ASHA's first decisions saw only the first
 category. Here the trial process is a coordinator: it starts one Ray task per category (a *shard*,
-``cpus_per_trial`` CPUs and a GPU with ``--gpu``), follows their progress files and reports to Tune
-the mean over categories at matching epochs (``suite.orchestration.progress``), then the final mean.
+``cpus_per_trial`` CPUs and ``--gpus-per-trial`` GPUs, a fraction sharing one GPU), follows their
+progress files and reports to Tune the mean over categories at matching epochs
+(``suite.orchestration.progress``), then the final mean.
 
-**Resources: elastic by default** (``--shards elastic``). The trial itself holds one unit of the
-custom ``TRAIN_DRIVER`` resource (no CPU: it only waits), and each shard asks the cluster for its
+**Resources: elastic by default** (``--shards elastic``). The trial itself holds no CPU and no GPU
+(it only waits; ``env.COORDINATOR`` is a token amount of Ray's built-in ``memory`` resource, which
+every node has, so a cluster started with a plain ``ray start`` runs it), and each shard asks the cluster for its
 CPUs outside the trial's placement group (``PlacementGroupSchedulingStrategy(placement_group=None)``;
 a child task left in the trial's group would wait for a bundle that does not exist, ray #25239 /
 #38706). Why elastic: a sweep over 15 categories must run on a cluster with fewer than 15 free
@@ -56,11 +58,12 @@ ATTEMPT_NAME = ".shard_attempt"  # the token of the shard that owns a category f
 FENCE_POLL_S = 0.5
 
 
-def shard_bundle(cpus: float, use_gpu: bool) -> dict[str, float]:
-    """The resources of one category shard."""
+def shard_bundle(cpus: float, use_gpu: bool | float) -> dict[str, float]:
+    """The resources of one category shard: ``cpus`` CPUs and ``use_gpu`` GPUs (True = 1; a fraction
+    such as 0.25 shares one GPU between four shards)."""
     bundle = {"CPU": float(cpus)}
     if use_gpu:
-        bundle["GPU"] = 1.0
+        bundle["GPU"] = float(use_gpu)
     return bundle
 
 
@@ -153,7 +156,7 @@ def run_shards(
     progress = MatchedProgress(categories, reported=reported)
     for cat, metrics in finals.items():
         progress.finish(cat, metrics)
-    options = {"num_cpus": plan.cpus_per_trial, "num_gpus": 1 if plan.use_gpu else 0,
+    options = {"num_cpus": plan.cpus_per_trial, "num_gpus": plan.gpus,
                "scheduling_strategy": _strategy(plan)}
     pending = {
         _train_category_task.options(**options).remote(plan, cfg, str(trial_dir / cat), trial_id, ablation,

@@ -14,7 +14,7 @@ from suite import tracking
 from suite.config import Config, ConfigError
 from suite.orchestration import optuna_storage
 from suite.spaces import SearchSpace
-from suite.sweep_rules import sweep_eval_config
+from suite.sweep_rules import gpus_per_training, sweep_eval_config
 
 SHARD_MODES = ("elastic", "reserve", "off")  # how a trial runs its categories (suite.orchestration.shards)
 OBJECTIVES = ("val_i_auroc", "val_mix", "multi")
@@ -39,7 +39,8 @@ class SweepOptions:
     cost_metric: str = "latency_ms"  # one of COST_METRICS (objective multi)
     select_on: str = "val"  # split used for model selection, stored in every record
     num_workers: int = 1  # Ray Train DDP workers per training (1 = run_trial in the trial process)
-    use_gpu: bool = False
+    use_gpu: bool = False  # one GPU per training (per Train worker); same as gpus_per_trial=1
+    gpus_per_trial: float = 0.0  # GPUs per training (per Train worker): 0.25 = four trainings share one GPU
     cpus_per_trial: float = 1.0  # CPUs per trial (per Train worker when num_workers > 1)
     concurrent: int = 0  # max concurrent trials (0 = as many as the CPUs allow)
     max_failures: int = 1  # retries of a failed trial from its last checkpoint
@@ -77,6 +78,7 @@ def check_options(opts: SweepOptions) -> None:
         raise ConfigError("sweep needs num_workers >= 1, cpus_per_trial > 0, max_failures >= 0, concurrent >= 0")
     if not opts.categories:
         raise ConfigError("sweep needs at least one category")
+    check_gpus_per_trial(opts.gpus_per_trial, opts.num_workers)
     if opts.shards not in SHARD_MODES:
         raise ConfigError(f"sweep shards {opts.shards!r} is not one of {', '.join(SHARD_MODES)}")
     # Tracking: fail before anything runs when an extra is missing or a URL is malformed.
@@ -90,6 +92,23 @@ def check_options(opts: SweepOptions) -> None:
             f"sweep storage {opts.storage!r}: records and the stage cache are plain files, so --storage must be "
             "a filesystem path (on a cluster: a shared mount such as NFS, the same path on every node)"
         )
+
+
+def check_gpus_per_trial(gpus: float, num_workers: int = 1) -> None:
+    """``--gpus-per-trial``: 0 (none), a fraction in (0, 1) that several trainings share, or a whole
+    number. Ray packs fractions on one GPU only when they sum to at most 1, so ``1 / F`` should be
+    whole; DDP ranks on one GPU are refused (NCCL needs one device per rank)."""
+    if gpus < 0 or (gpus > 1 and abs(gpus - round(gpus)) > 1e-9):
+        raise ConfigError(f"--gpus-per-trial {gpus:g}: give 0, a fraction of one GPU (0.5, 0.25, ...) or a whole "
+                          "number of GPUs")
+    if 0 < gpus < 1 and num_workers > 1:
+        raise ConfigError(f"--gpus-per-trial {gpus:g} with --num-workers {num_workers}: DDP needs one whole GPU "
+                          "per worker (NCCL refuses two ranks on one device); use --num-workers 1")
+
+
+def gpus_of(opts: SweepOptions) -> float:
+    """GPUs one training (one Train worker) of the sweep holds (``--gpus-per-trial``, else ``--use-gpu``)."""
+    return gpus_per_training(opts.gpus_per_trial, opts.use_gpu)
 
 
 def asha_plan(cfg: Config, space: SearchSpace, opts: SweepOptions) -> tuple[Config, bool, int]:

@@ -231,7 +231,7 @@ def _train_in_process(
         if plan.num_workers > 1:
             # Under DDP the Train workers never log; rank 0's record is logged by the tracker's close().
             return train_with_ray_train(
-                cfg, out, plan.num_workers, plan.use_gpu,
+                cfg, out, plan.num_workers, plan.gpus > 0,
                 storage_path=plan.train_storage, run_name=f"{trial_id}-{cat}",
                 stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name, node=node,
                 cpus_per_worker=plan.cpus_per_trial, log=log, ablation=ablation, report=report,

@@ -36,7 +36,13 @@ class TrialPlan:
     cpus_per_trial: float
     kill_marker: str | None = None
     tracking: TrackingSpec | None = None  # MLflow / TensorBoard (suite.tracking); None = off
+    gpus_per_trial: float = 0.0  # GPUs per shard / Train worker (a fraction shares a GPU); 0: use_gpu decides
     shards: str = "off"  # elastic | reserve | off: categories as concurrent Ray tasks (suite.orchestration.shards)
+
+    @property
+    def gpus(self) -> float:
+        """GPUs one training holds: ``gpus_per_trial``, else 1 with ``use_gpu``, else 0."""
+        return self.gpus_per_trial if self.gpus_per_trial else (1.0 if self.use_gpu else 0.0)
 
     def categories_for(self, config: dict[str, Any]) -> list[str]:
         """The trial's categories: its study's one (per-category sweeps) or all of the sweep's."""

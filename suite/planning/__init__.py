@@ -11,10 +11,11 @@ What a sweep costs, in four steps:
 1. **Trainings** ``T = trials x categories x seeds``: Optuna spaces run ``--trials`` trials over
    every category; grid / list spaces run ``points x seeds`` rows over every category.
 2. **Per-epoch time per stage** at the target image size, batch size and device (``Timing``):
-   from earlier records of the same configuration (``timing_from_records``: ``stage_s / epochs``,
-   validations included) or, when none exist, from a short calibration run (``calibrate``: a few
-   batches of every enabled stage through the real ``run_trial`` in a subprocess, scaled to a full
-   epoch by ``ceil(n_train / batch) / ceil(n_cal / batch)``). A training then takes::
+   from a timings file (``--timings FILE``, measured elsewhere: ``timings_file``), from earlier records
+   of the same configuration (``timing_from_records``: ``stage_s / epochs``, validations included) or,
+   when neither has them, from a short calibration (``calibration``: a few batches of every enabled
+   stage through the real ``run_trial``, every missing point in one subprocess, each distinct stage
+   once, scaled to a full epoch by ``ceil(n_train / batch) / ceil(n_cal / batch)``). A training then takes::
 
        t = pre + sum_s epochs_s * per_epoch_s + n_val * val_s + post
 
@@ -38,8 +39,11 @@ What a sweep costs, in four steps:
    ``wall = sweep_start_s + makespan``, ``utilisation = busy slot-seconds / (slots x makespan)``
    (busy = a shard's whole span, waits included, as the driver's records measure it).
 
-CPU-hours = ``sum of training seconds x cpus per slot / 3600``; GPU-hours (``--use-gpu``) =
-``sum x gpus per slot / 3600`` (one GPU per worker).
+CPU-hours = ``sum of training seconds x cpus per slot / 3600``; GPU-hours = ``sum x gpus per slot /
+3600`` (``--gpus-per-trial F`` per worker, ``--use-gpu`` = 1). With ``F < 1`` a GPU holds ``1 / F``
+slots, and ``command.gpu_fit`` refuses a fraction whose measured peak memory does not fit the GPU.
+Timings measured while trainings shared a GPU already carry that sharing's slowdown; the simulation
+does not model contention itself.
 """
 
 from suite.planning.plan import (
@@ -50,6 +54,7 @@ from suite.planning.plan import (
     expected_overrides,
     format_plan,
     plan_sweep,
+    point_overrides,
     sweep_points,
 )
 from suite.planning.simulate import (
@@ -66,18 +71,29 @@ from suite.planning.simulate import (
     stage_epochs,
     training_segments,
 )
-from suite.planning.timings import (
-    RecordTimings,
-    calibrate,
-    calibration_overrides,
-    timing_dict,
-    timing_from_record,
-    timing_key,
+from suite.planning.timings import RecordTimings, peak_gpu_mb, timing_dict, timing_from_record, timing_key
+from suite.planning.calibration import calibrate, calibrate_many, calibration_overrides
+from suite.planning.timings_file import (
+    TimingProvider,
+    TimingsFile,
+    timing_entry,
     timing_provider,
+    timings_document,
+    write_timings,
 )
-from suite.sweep_rules import slots_from_resources, sweep_eval_config, training_config, trials_in_flight
+from suite.planning.command import GpuMemoryError, build_plan, gpu_fit, local_slots
+from suite.sweep_rules import (
+    gpus_per_training,
+    slots_from_resources,
+    sweep_eval_config,
+    training_config,
+    trials_in_flight,
+)
 
 __all__ = [
+    "GpuMemoryError", "TimingProvider", "TimingsFile", "build_plan", "calibrate_many", "gpu_fit", "gpus_per_training",
+    "local_slots",
+    "peak_gpu_mb", "point_overrides", "timing_entry", "timings_document", "write_timings",
     "PLAN_JSON_KEYS", "STAGES", "SWEEP_START_S", "TRIAL_START_S", "PlanPoint", "PlanSpec", "RecordTimings", "Segment",
     "Simulation", "Timing", "TrainingPlan", "asha_rungs", "asha_schedule", "asha_stops", "calibrate",
     "calibration_overrides", "expected_overrides", "format_plan", "plan_sweep", "simulate", "slots_from_resources",

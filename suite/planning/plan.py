@@ -52,7 +52,7 @@ class PlanSpec:
     shards: bool = True
     concurrent: int = 0
     cpus_per_slot: float = 1.0
-    gpus_per_slot: int = 0
+    gpus_per_slot: float = 0.0  # GPUs a slot holds (a fraction: several trainings share a GPU)
     asha_model: str = "expected"
     asha_runs: int = 32  # Monte-Carlo runs (asha_model montecarlo)
     seed: int = 0
@@ -166,6 +166,7 @@ def plan_sweep(spec: PlanSpec, points: Iterable[PlanPoint]) -> dict[str, Any]:
         "total_training_s": train_s,
         "cpu_hours": train_s * spec.cpus_per_slot / 3600,
         "gpu_hours": train_s * spec.gpus_per_slot / 3600,
+        "gpus_per_slot": spec.gpus_per_slot,
         "asha": {"on": bool(rungs), "model": spec.asha_model if rungs else None, "runs": runs if rungs else 0,
                  "reports_per_category": per, "max_t": max_t, "grace_period": max(1, max_t // 3),
                  "rungs": rungs, "expected_stopped": mean("stopped"), "trials": len(units)},
@@ -205,7 +206,8 @@ def format_plan(plan: dict[str, Any]) -> str:
         ("CPU-hours", f"{plan['cpu_hours']:.3g}"),
         ("GPU-hours", f"{plan['gpu_hours']:.3g}"),
         ("slots", f"{plan['slots']} ({'shards' if plan['shards'] else 'one slot per trial'}"
-                  f"{', per category' if plan['per_category'] else ''}; "
+                  + (f", {plan['gpus_per_slot']:g} GPU each" if plan.get("gpus_per_slot") else "")
+                  + f"{', per category' if plan['per_category'] else ''}; "
                   f"{plan['trials_in_flight']} trial(s) in flight)"),
         ("ASHA", (f"max_t {a['max_t']}, grace {a['grace_period']}, rungs {a['rungs']}, "
                   f"expected stopped {a['expected_stopped']:.1f}/{a['trials']} ({a['model']}"
@@ -214,6 +216,8 @@ def format_plan(plan: dict[str, Any]) -> str:
                            f"incl. {plan['sweep_start_s']:.0f} s sweep start)"),
         ("utilisation", f"{plan['utilisation']:.0%}"),
     ]
+    if plan.get("gpu_memory"):
+        rows.append(("GPU memory", plan["gpu_memory"]["summary"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
@@ -234,6 +238,11 @@ def expected_overrides(space: Any) -> dict[str, Any]:
     return out
 
 
+def point_overrides(space: Any) -> list[dict[str, Any]]:
+    """The overrides of every plan point: the grid/list points, or one Optuna point (``expected_overrides``)."""
+    return [expected_overrides(space)] if space.kind == "optuna" else [dict(p) for p in space.points]
+
+
 def sweep_points(base_cfg: Any, space: Any, categories: Sequence[str], *, cpus_per_trial: float = 1.0,
                  timing_for: Callable[[Any, str, int], Timing], repeats: int = 1,
                  stage_cache: str | Path | None = None) -> tuple[list[PlanPoint], frozenset[str]]:
@@ -242,7 +251,7 @@ def sweep_points(base_cfg: Any, space: Any, categories: Sequence[str], *, cpus_p
     timing. With ``stage_cache``, grid/list points get stage-cache keys for each of ``repeats``
     seeds (``suite.stage_cache.stage_key``) so the simulation shares stages as the cache would; keys
     already in the cache are returned too (they cost nothing)."""
-    overrides = [expected_overrides(space)] if space.kind == "optuna" else [dict(p) for p in space.points]
+    overrides = point_overrides(space)
     cache = Path(stage_cache) if stage_cache else None  # read only: a plan creates nothing
     points: list[PlanPoint] = []
     cached: set[str] = set()

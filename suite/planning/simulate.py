@@ -83,11 +83,12 @@ class Timing:
     post_s: float = 0.0  # after training: test evaluation, cost measurement, record
     val_s: float = 0.0  # one periodic validation (0 when per_epoch_s already includes them)
     source: str = "assumed"  # records (N) | calibration | assumed | ...
+    peak_gpu_mb: float | None = None  # most GPU memory one training takes (MiB); None: not measured
 
     def scaled(self, factor: float, source: str | None = None) -> "Timing":
-        """Every duration times ``factor`` (e.g. another device's speed)."""
+        """Every duration times ``factor`` (e.g. another device's speed); memory unchanged."""
         return Timing({k: v * factor for k, v in self.per_epoch_s.items()}, self.pre_s * factor,
-                      self.post_s * factor, self.val_s * factor, source or self.source)
+                      self.post_s * factor, self.val_s * factor, source or self.source, self.peak_gpu_mb)
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ def test_a_bug_keeps_its_traceback_and_success_says_done(tmp_path, monkeypatch, 
     assert "[train] done in" in err and "error:" not in err
 
 
-def _fake_plan_records(storage, space_file, categories):
+def _fake_plan_records(storage, space_file, categories, peak_mb=None):
     """Records of every (config, category) the plan will look up, as an earlier sweep left them."""
     from suite.config import build_config
     from suite.spaces import check_space, load_space
@@ -228,16 +228,17 @@ def _fake_plan_records(storage, space_file, categories):
             rec = TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic", category=cat,
                               method="rcae", stage_times={"data": 1.0, "stage1": 4.0, "stage2": 1.0,
                                                           "stage3": 1.0, "eval": 2.0, "total": 9.0},
-                              started=0.0, finished=10.0)
+                              started=0.0, finished=10.0,
+                              cost={"train_peak_cuda_mb": peak_mb} if peak_mb else {})
             write_record(rec, storage / "old" / "records" / f"t{i}" / cat / "record.json")
 
 
 def test_plan_json_from_records_trains_nothing(tmp_path, capsys, monkeypatch):
     import json
 
-    from suite import planning
+    from suite.planning import calibration
 
-    monkeypatch.setattr(planning, "calibrate", lambda *a, **k: pytest.fail("plan calibrated despite records"))
+    monkeypatch.setattr(calibration, "calibrate_many", lambda *a, **k: pytest.fail("plan calibrated despite records"))
     space = tmp_path / "two.py"
     space.write_text('CONFIGS = [{"model.depth": 1}, {"model.depth": 2}]\n')
     storage = tmp_path / "sweeps"
@@ -258,9 +259,9 @@ def test_plan_json_from_records_trains_nothing(tmp_path, capsys, monkeypatch):
 
 
 def test_plan_table_is_readable(tmp_path, capsys, monkeypatch):
-    from suite import planning
+    from suite.planning import calibration
 
-    monkeypatch.setattr(planning, "calibrate", lambda *a, **k: pytest.fail("plan calibrated despite records"))
+    monkeypatch.setattr(calibration, "calibrate_many", lambda *a, **k: pytest.fail("plan calibrated despite records"))
     space = tmp_path / "two.py"
     space.write_text('CONFIGS = [{"model.depth": 1}, {"model.depth": 2}]\n')
     storage = tmp_path / "sweeps"
@@ -270,3 +271,60 @@ def test_plan_table_is_readable(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     for needle in ("trainings", "per-epoch seconds", "CPU-hours", "predicted wall", "utilisation", "ASHA"):
         assert needle in out
+
+
+PLAN_NUMBERS = ("predicted_wall_s", "makespan_s", "utilisation", "trainings", "cpu_hours", "gpu_hours", "per_epoch_s",
+                "training_s", "slots", "gpus_per_slot", "busy_slot_s")
+
+
+def test_plan_from_a_timings_file_reproduces_the_plan_elsewhere(tmp_path, capsys, monkeypatch):
+    """--save-timings on the machine with the records, --timings FILE on one with nothing: same numbers."""
+    import json
+
+    from suite.planning import calibration
+
+    monkeypatch.setattr(calibration, "calibrate_many", lambda *a, **k: pytest.fail("plan calibrated"))
+    space = tmp_path / "two.py"
+    space.write_text('CONFIGS = [{"model.depth": 1}, {"model.depth": 2}]\n')
+    cats = ["synth_texture", "synth_object"]
+    here, elsewhere, saved = tmp_path / "gpu_machine", tmp_path / "laptop", tmp_path / "timings.json"
+    _fake_plan_records(here, space, cats, peak_mb=3000.0)
+    args = ["plan", "--space", str(space), "--preset", "tiny", "--categories", ",".join(cats), "--slots", "3",
+            "--gpus-per-trial", "0.5", "--gpu-memory-gb", "24", "--json", "--trials", "2"]
+    assert main([*args, "--storage", str(here), "--save-timings", str(saved)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    doc = json.loads(saved.read_text())
+    assert doc["format"] == "rcsuite-timings" and len(doc["entries"]) == 4
+    assert main([*args, "--storage", str(elsewhere), "--timings", str(saved)]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert {k: second[k] for k in PLAN_NUMBERS} == {k: first[k] for k in PLAN_NUMBERS}
+    assert first["gpus_per_slot"] == 0.5 and first["gpu_hours"] == pytest.approx(first["cpu_hours"] / 2)
+    assert second["gpu_memory"]["peak_gpu_mb"] == 3000.0 and second["gpu_memory"]["trainings_per_gpu"] == 2
+    # a changed timing changes the plan (the file is what the numbers come from)
+    doc["entries"][0]["per_epoch_s"]["stage1"] *= 10
+    saved.write_text(json.dumps(doc))
+    assert main([*args, "--storage", str(elsewhere), "--timings", str(saved)]) == 0
+    assert json.loads(capsys.readouterr().out)["predicted_wall_s"] > first["predicted_wall_s"]
+
+
+def test_plan_refuses_a_gpu_fraction_whose_memory_does_not_fit(tmp_path, capsys, monkeypatch):
+    from suite.planning import calibration
+
+    monkeypatch.setattr(calibration, "calibrate_many", lambda *a, **k: pytest.fail("plan calibrated"))
+    space = tmp_path / "one.py"
+    space.write_text('CONFIGS = [{"model.depth": 2}]\n')
+    storage = tmp_path / "sweeps"
+    _fake_plan_records(storage, space, ["synth_texture"], peak_mb=9 * 1024.0)
+    args = ["plan", "--space", str(space), "--preset", "tiny", "--category", "synth_texture", "--storage",
+            str(storage), "--slots", "8", "--gpu-memory-gb", "24"]
+    assert main([*args, "--gpus-per-trial", "0.25"]) == 2
+    err = capsys.readouterr().err
+    assert "4 training(s) on one GPU of 24.0 GiB" in err and "9.0 GiB" in err and "36.0 GiB > 24.0 GiB" in err
+    assert "smallest --gpus-per-trial that fits is 0.5" in err
+    assert main([*args, "--gpus-per-trial", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "slots               8 (shards, 0.5 GPU each" in out
+    args[args.index("--slots"):args.index("--slots") + 2] = ["--gpus", "8"]
+    assert main([*args, "--gpus-per-trial", "0.5"]) == 0
+    assert "slots               16 (shards, 0.5 GPU each" in capsys.readouterr().out
+    assert "GPU memory" in out and "2 training(s) per GPU x 9.0 GiB peak = 18.0 of 24.0 GiB" in out

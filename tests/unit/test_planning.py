@@ -172,3 +172,79 @@ def test_planning_imports_without_ray():
 def test_start_up_holds_the_slot_but_is_not_busy_time():
     sim = simulate([[[Segment(2.0, busy=False), Segment(8.0)]]], slots=1, in_flight=1)
     assert sim.makespan_s == 10.0 and sim.busy_s == 8.0 and sim.utilisation == 0.8
+
+
+def test_fractional_gpus_give_several_slots_per_gpu():
+    assert planning.slots_from_resources(64, 8, gpus_per_trial=0.25) == 32
+    assert planning.slots_from_resources(16, 8, gpus_per_trial=0.25) == 16  # the CPUs bound it
+    assert planning.slots_from_resources(64, 1, gpus_per_trial=1 / 3) == 3
+    assert planning.slots_from_resources(64, 8, use_gpu=True, gpus_per_trial=0.5) == 16  # the fraction wins
+    assert planning.gpus_per_training(0.0, use_gpu=True) == 1.0 and planning.gpus_per_training(0.0) == 0.0
+    # plan --gpus N: a GPU cluster's slots (its CPUs taken as ample); without it the local CPUs
+    assert planning.local_slots(2, 8, gpus_per_trial=0.25) == 32 and planning.local_slots(2, 8) == 8
+    assert planning.local_slots(2, 3, gpus_per_trial=1 / 3) == 9 and planning.local_slots(6, None) == 6
+
+
+def _peak_point(peak, category="a"):
+    return PlanPoint(0, category, Timing({"stage1": 1.0}, source="records (1)", peak_gpu_mb=peak), {"stage1": 1})
+
+
+def test_gpu_fit_counts_trainings_per_gpu_against_the_measured_peak():
+    ok = planning.gpu_fit([_peak_point(5000.0), _peak_point(6000.0, "b")], 0.25, 24 * 1024)
+    assert ok["checked"] and ok["trainings_per_gpu"] == 4 and ok["peak_gpu_mb"] == 6000.0
+    with pytest.raises(planning.GpuMemoryError, match=r"3 x 7\.0 = 21\.0 GiB > 20\.0 GiB") as err:
+        planning.gpu_fit([_peak_point(7 * 1024.0)], 1 / 3, 20 * 1024)
+    assert "point 0 (a)" in str(err.value) and "smallest --gpus-per-trial that fits is 0.5" in str(err.value)
+    with pytest.raises(planning.GpuMemoryError, match="one training alone does not fit"):
+        planning.gpu_fit([_peak_point(30 * 1024.0)], 1.0, 24 * 1024)
+    unknown = planning.gpu_fit([_peak_point(None)], 0.25, 24 * 1024)
+    assert not unknown["checked"] and "not checked" in unknown["summary"]
+
+
+def test_timings_file_refuses_what_is_not_one(tmp_path):
+    from suite.errors import InputError
+
+    path = tmp_path / "t.json"
+    for text, needle in (("[1]", "not a timings file"), ("{", "not JSON"),
+                         ('{"format": "rcsuite-timings", "version": 9, "entries": []}', "version 9"),
+                         ('{"format": "rcsuite-timings", "version": 1, "entries": [{"key": "k", "category": "a", '
+                          '"per_epoch_s": {"stage1": -1}}]}', "not a finite number")):
+        path.write_text(text)
+        with pytest.raises(InputError, match=needle):
+            planning.TimingsFile(path)
+    with pytest.raises(InputError, match="cannot read"):
+        planning.TimingsFile(tmp_path / "missing.json")
+
+
+def test_timings_file_round_trip_keeps_every_number(tmp_path):
+    config = {"data": {"category": "a", "root": "/gpu/data", "image_size": 64}, "runtime": {"seed": 0}}
+    timing = Timing({"stage1": 1.5, "stage3": 4.0}, 2.0, 3.0, 0.5, "calibration (a)", 1234.0)
+    doc = planning.timings_document([planning.timing_entry(config, "a", timing)], device={"memory_mb": 1e5})
+    planning.write_timings(tmp_path / "t.json", doc)
+    read = planning.TimingsFile(tmp_path / "t.json")
+    laptop = {**config, "data": {**config["data"], "root": "/home/me/data", "category": "b"}}
+    assert read.lookup(config, "a") == timing
+    other = read.lookup(laptop, "b")  # another root, another category: the same configuration's timing
+    assert other.per_epoch_s == timing.per_epoch_s and other.peak_gpu_mb == 1234.0 and "of a" in other.source
+    assert read.lookup({**config, "data": {**config["data"], "image_size": 128}}, "a") is None
+    assert read.device == {"memory_mb": 1e5}
+
+
+@pytest.mark.slow
+def test_one_calibration_run_times_each_distinct_stage_once():
+    """Two grid rows sharing stages 1 and 2 (CRD off / on): one subprocess, the second row loads the
+    shared stages from the calibration's own stage cache and keeps the times measured when they were built."""
+    from suite.config import build_config, with_overrides
+
+    base = build_config(preset="tiny", base={"data": {"category": "synth_texture"}},
+                        overrides=["eval.cost=false", "eval.diagnostics=false", "eval.scoring_variants=false",
+                                   "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"])
+    cfgs = [with_overrides(base, {"model.use_crd": False}), with_overrides(base, {"model.use_crd": True})]
+    timings, info = planning.calibrate_many(cfgs, max_batches=1)
+    assert info["distinct_stages"] == 3  # stage 1, stage 2, stage 3: not 5
+    first, second = timings
+    assert set(first.per_epoch_s) == {"stage1", "stage2"} and set(second.per_epoch_s) == {"stage1", "stage2", "stage3"}
+    assert info["points"][0]["reused_stages"] == [] and info["points"][1]["reused_stages"] == ["stage1", "stage2"]
+    assert second.per_epoch_s["stage1"] == first.per_epoch_s["stage1"] > 0
+    assert second.per_epoch_s["stage2"] == first.per_epoch_s["stage2"] > 0
+    assert info["device"]["type"] in ("cpu", "cuda")

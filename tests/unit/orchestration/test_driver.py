@@ -36,6 +36,9 @@ def test_asha_sets_a_validation_cadence_only_when_needed():
         ({"storage": "s3://bucket/x"}, "filesystem path"),
         ({"categories": []}, "category"),
         ({"shards": "sometimes"}, "shards"),
+        ({"gpus_per_trial": 1.5}, "whole number"),
+        ({"gpus_per_trial": -0.25}, "fraction"),
+        ({"gpus_per_trial": 0.5, "num_workers": 2}, "one whole GPU per worker"),
     ],
 )
 def test_bad_options_are_rejected(change, message):
@@ -52,3 +55,22 @@ def test_trials_in_flight_fill_the_slots_with_shards_and_no_more():
     assert trials_in_flight("optuna", 1, 4, 4, shards=True) == 1
     # one after another: one trial per slot
     assert trials_in_flight("optuna", 50, 8, 15, shards=False) == 8
+
+
+def test_a_coordinating_trial_asks_for_no_cpu_gpu_or_custom_resource():
+    """A vanilla cluster has CPU, GPU and memory only: a coordinator asks for memory alone, so it takes no
+    slot from the trainings; a one-after-another trial holds its training's CPUs and GPU fraction."""
+    pytest.importorskip("ray")
+    from suite.orchestration import driver
+    from suite.orchestration.env import COORDINATOR
+
+    assert COORDINATOR["cpu"] == 0 and set(COORDINATOR) == {"cpu", "memory"} and COORDINATOR["memory"] > 0
+
+    def resources(**kw):
+        trainable = driver._trainable(None, SweepOptions(space="noise", **kw), 2)
+        return trainable._resources.required_resources
+
+    assert resources() == {"memory": COORDINATOR["memory"]}  # --shards elastic, the default
+    assert resources(num_workers=2, shards="off") == {"memory": COORDINATOR["memory"]}
+    assert resources(shards="off", gpus_per_trial=0.25) == {"CPU": 1.0, "GPU": 0.25}
+    assert resources(shards="off", use_gpu=True) == {"CPU": 1.0, "GPU": 1.0}

@@ -39,6 +39,7 @@ def test_a_shard_exits_once_a_newer_attempt_claims_its_folder(tmp_path):
 def test_shard_bundle_asks_for_cpus_and_a_gpu_only_with_gpu():
     assert shard_bundle(2, use_gpu=False) == {"CPU": 2.0}
     assert shard_bundle(1, use_gpu=True) == {"CPU": 1.0, "GPU": 1.0}
+    assert shard_bundle(1, 0.25) == {"CPU": 1.0, "GPU": 0.25}  # --gpus-per-trial 0.25: four shards per GPU
 
 
 def test_a_cancelled_shard_leaves_a_stopped_record_not_a_failed_one(tmp_path, monkeypatch):
