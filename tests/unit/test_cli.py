@@ -52,7 +52,7 @@ def test_run_folders_are_never_overwritten(tmp_path):
 @pytest.mark.slow
 def test_train_prints_metrics_and_where_the_record_went(tmp_path):
     result = run_cli("train", "--dataset", "synthetic", "--category", "synth_object", "--preset", "tiny",
-                     "--out", str(tmp_path), "eval.cost=false")
+                     "--out", str(tmp_path), "eval.cost=false", "runtime.threads=1")  # see conftest: 1 thread
     assert result.returncode == 0, result.stderr
     assert "i_auroc" in result.stdout and "record.json" in result.stdout
     assert len(list(tmp_path.rglob("record.json"))) == 1
