@@ -19,6 +19,8 @@ from suite.records import RECORD_VERSION
 from suite.reporting import report as report_mod
 from suite.reporting.fake_records import write_fake_runs
 
+pytestmark = pytest.mark.slow  # every case builds a report (the clean one with its figures)
+
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex", "ablations.md", "ablations.csv", "ablations.tex")
 
 
