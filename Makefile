@@ -26,11 +26,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) run_suite.py demo
 
-# Full test suite (CI runs exactly this through .ci/run).
+# Full test suite (CI runs exactly this through .ci/run); the 20 slowest tests are listed at the end,
+# so a test that eats the time budget shows up in the CI log.
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=20 $(PYTEST_ARGS)
 
-# Quick subset while working.
+# Quick subset while working: everything not marked slow (no Ray sweeps, no subprocess interpreters).
 test-quick: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -61,6 +61,7 @@ def check_record(out_dir, method: str):
     return record
 
 
+@pytest.mark.slow  # a run_trial on tiny data
 def test_fae_run_trial_writes_record_with_procedural_textures(tmp_path):
     cfg = tiny("fae", **{"train.eval_every": 1})
     run_trial(cfg, tmp_path, log=quiet)
@@ -74,6 +75,7 @@ def test_fae_run_trial_writes_record_with_procedural_textures(tmp_path):
     assert gallery["maps"].shape[1:] == (32, 32)
 
 
+@pytest.mark.slow  # a run_trial on tiny data
 def test_hfr_run_trial_random_backbone_with_sgd(tmp_path):
     cfg = tiny("hfr", **{"train.eval_every": 1})
     run_trial(cfg, tmp_path, log=quiet)
@@ -90,6 +92,7 @@ def test_hfr_run_trial_random_backbone_with_sgd(tmp_path):
     assert group["weight_decay"] == pytest.approx(1e-4)
 
 
+@pytest.mark.slow  # a run_trial on tiny data
 @pytest.mark.parametrize("discrepancy", ["mse", "ssim", "gms"])
 def test_fae_each_discrepancy_with_dtd_textures(tmp_path, discrepancy):
     root = dtd_folder()
@@ -119,6 +122,7 @@ def test_fae_missing_texture_folder_names_the_key(tmp_path):
     assert read_record(tmp_path / "run" / "record.json").status == "failed"
 
 
+@pytest.mark.slow  # a run_trial on tiny data
 def test_hfr_backbone_weights_file_round_trip(tmp_path):
     from suite.methods.hfr.train import train
     from suite.models.resnet import resnet18
@@ -152,6 +156,7 @@ def test_hfr_pretrained_without_torchvision_fails_with_hint(tmp_path):
     assert record.status == "failed" and "torchvision" in record.error
 
 
+@pytest.mark.slow  # a run_trial on tiny data
 def test_hfr_adam_and_a_bad_optimizer(tmp_path):
     cfg = tiny("hfr", **{"hfr.optimizer": "adam", "hfr.lr": 1e-3, "train.stage1.epochs": 1,
                          "eval.cost": False, "eval.save_maps": 0})
@@ -180,6 +185,7 @@ def test_stage_keys_include_the_method_section_but_not_scoring_knobs():
     assert _key(rcae, "stage1") == _key(tiny("rcae", **{"fae.noise_std": 0.1, "hfr.lr": 0.1}), "stage1")
 
 
+@pytest.mark.slow  # a run_trial on tiny data
 @pytest.mark.parametrize("method", ["fae", "hfr"])
 def test_stage_cache_shares_stage1_across_scoring_changes(tmp_path, method):
     common = {"train.stage1.epochs": 1, "eval.cost": False, "eval.aupro": False, "eval.save_maps": 0}

@@ -15,7 +15,6 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from suite.orchestration.cluster import simulated_cluster  # noqa: E402
 from suite.records import find_records, read_record  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -83,10 +82,7 @@ DRIVER = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def two_node_cluster():
-    with simulated_cluster(nodes=2, cpus_per_node=1) as cluster:
-        yield cluster
+# two_node_cluster: one cluster shared with the other two-node tests (tests/integration/conftest.py)
 
 
 @pytest.mark.parametrize("found_by", ["entry_point", "env"])

@@ -22,9 +22,19 @@ def tiny(*overrides):
     return build_config(preset="tiny", overrides=["eval.cost=false", "eval.save_maps=0", *overrides])
 
 
-def test_same_seed_same_numbers_whether_earlier_stages_were_cached_or_trained(tmp_path):
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """One run of the default tiny config, every stage trained (its stage cache starts empty), shared
+    by the tests below: the reference numbers, the record inspected, and the cache the switches reuse."""
+    folder = tmp_path_factory.mktemp("base")
+    cache = folder / "cache"
+    return run_trial(tiny(), folder / "run", stage_cache=cache), cache
+
+
+def test_same_seed_same_numbers_whether_earlier_stages_were_cached_or_trained(base, tmp_path):
     """Stage 1 loaded from the cache must not change what stages 2 and 3 draw."""
-    fresh = run_trial(tiny(), tmp_path / "fresh")
+    fresh, _ = base
+    assert not any(fresh.info[f"{s}_from_cache"] for s in ("stage1", "stage2", "stage3"))
     cache = tmp_path / "cache"
     # Fill the cache with stage 1 only (an RcAE-only rung shares it), then run the full pipeline.
     run_trial(tiny("model.use_dpn=false", "model.use_crd=false"), tmp_path / "stage1", stage_cache=cache)
@@ -35,8 +45,8 @@ def test_same_seed_same_numbers_whether_earlier_stages_were_cached_or_trained(tm
     assert again.info["stage3_from_cache"] is True and again.metrics == fresh.metrics
 
 
-def test_records_carry_per_depth_signal_and_every_scoring_variant(tmp_path):
-    record = run_trial(tiny(), tmp_path / "t")
+def test_records_carry_per_depth_signal_and_every_scoring_variant(base, tmp_path):
+    record, _ = base
     depth = record.config["rcae"]["depth"]
     for split in ("val", "test"):
         diag = record.diagnostics[split]
@@ -59,8 +69,8 @@ def test_records_carry_per_depth_signal_and_every_scoring_variant(tmp_path):
     assert convae.info["scoring"] == "residual_final|pixel"
 
 
-def test_scoring_statistics_are_fitted_on_held_out_normals(tmp_path):
-    held_out = run_trial(tiny(), tmp_path / "calib")
+def test_scoring_statistics_are_fitted_on_held_out_normals(base, tmp_path):
+    held_out, _ = base
     on_train = run_trial(tiny("eval.fit_on=train"), tmp_path / "train")
     assert held_out.info["scoring_fit_on"] == "calib" and held_out.info["scoring_fit_n"] == held_out.cost["n_calib"] > 0
     assert on_train.info["scoring_fit_on"] == "train" and on_train.info["scoring_fit_n"] == on_train.cost["n_train"]
@@ -83,18 +93,17 @@ def test_scoring_statistics_are_fitted_on_held_out_normals(tmp_path):
         ("augment.clean_fraction=0.5", "stage1"),
     ],
 )
-def test_each_training_switch_changes_its_stage_and_no_earlier_one(tmp_path, override, stage):
-    base, switched = tiny(), tiny(override)
+def test_each_training_switch_changes_its_stage_and_no_earlier_one(base, tmp_path, override, stage):
+    _, cache = base  # the default config's stages are in it already: only the switched run trains
+    default, switched = tiny(), tiny(override)
     stages = ["stage1", "stage2", "stage3"]
     for s in stages:
-        same = _key(base, s) == _key(switched, s)
+        same = _key(default, s) == _key(switched, s)
         assert same == (stages.index(s) < stages.index(stage)), (s, override)
-    cache = tmp_path / "cache"
-    run_trial(base, tmp_path / "base", stage_cache=cache)
     record = run_trial(switched, tmp_path / "switched", stage_cache=cache)
     assert record.status == "ok"
     assert record.info[f"{stage}_from_cache"] is False
     store = StageCache(cache)
-    before = load_checkpoint(store.path(_key(base, stage)))["model"]
+    before = load_checkpoint(store.path(_key(default, stage)))["model"]
     after = load_checkpoint(store.path(_key(switched, stage)))["model"]
     assert any(k not in before or before[k].shape != v.shape or not torch.equal(before[k], v) for k, v in after.items())

@@ -8,17 +8,14 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from suite.config import build_config  # noqa: E402
-from suite.orchestration.cluster import describe_cluster, simulated_cluster  # noqa: E402
+from suite.orchestration.cluster import describe_cluster  # noqa: E402
 from suite.orchestration.driver import SweepOptions, run_sweep  # noqa: E402
 from suite.records import find_records, read_record  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def two_node_cluster():
-    with simulated_cluster(nodes=2, cpus_per_node=1) as cluster:
-        yield cluster
+# two_node_cluster: one cluster shared with the other two-node tests (tests/integration/conftest.py)
 
 
 def test_concurrent_trials_run_on_both_nodes(two_node_cluster, tmp_path):
@@ -62,8 +59,6 @@ def test_a_pooled_trials_categories_train_at_once_on_both_nodes(two_node_cluster
     # Tune got one matched report per stage-1 validation epoch (both categories), then the final one.
     (result_json,) = (tmp_path / "shared" / "shards" / "tune-pooled").glob("*/result.json")
     reports = [json.loads(line) for line in result_json.read_text().splitlines()]
-    assert [(r["stage"], r["epoch"]) for r in reports if not r["final"]] == [
-        ("stage1", 1), ("stage1", 2), ("stage1", 3)
-    ]
+    assert [(r["stage"], r["epoch"]) for r in reports if not r["final"]] == [("stage1", e) for e in (1, 2, 3)]
     assert all(r["n_categories"] == 2 for r in reports)
     assert reports[-1]["final"] and result["utilisation"]["slots"] == 2

@@ -1,5 +1,7 @@
 """Sweeps on one local Ray instance (2 CPUs, shared by the module): Optuna + ASHA, multi-objective
 Pareto set, Ray Train DDP inside a trial, retry after a SIGKILL, and the shared stage cache.
+Where two checks look at different things of the same kind of run, one sweep serves both (a sweep
+costs far more than its assertions).
 
 Every sweep uses the ``tiny`` preset (32 px synthetic data, a few epochs): a trial takes seconds.
 """
@@ -119,26 +121,6 @@ def test_multi_objective_sweep_writes_a_pareto_set(local_ray, tmp_path):
         assert dominated.any() or t["trial_id"] in set(front["trial_id"])
 
 
-def test_ray_train_ddp_trial_matches_run_trial_record_fields(local_ray, tmp_path):
-    space = space_file(tmp_path, '"""one point"""\nCONFIGS = [{"augment.coverage": 0.25}]\n')
-    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=2", *FAST])
-    opts = SweepOptions(space=space, storage=str(tmp_path / "st"), name="ddp", num_workers=2, verbose=0)
-    run_sweep(cfg, opts)
-    (ddp,) = records_of(tmp_path / "st" / "ddp")
-    assert ddp.status == "ok"
-    assert ddp.node["train_world_size"] == 2 and ddp.node["train_rank"] == 0
-    assert ddp.info["train_workers"] == 2
-
-    alone = run_trial(ddp_config(ddp), tmp_path / "alone", log=lambda _: None)
-    assert set(ddp.to_dict()) == set(alone.to_dict())
-    for split in ("val", "test"):
-        assert set(ddp.metrics[split]) == set(alone.metrics[split])
-    assert set(ddp.cost) == set(alone.cost)
-    assert set(ddp.stage_times) == set(alone.stage_times)
-    # each rank trained on its half of every epoch, so the two runs differ but both completed all stages
-    assert [h["epoch"] for h in ddp.history if h.get("stage") == "stage1"] == [1, 2]
-
-
 def ddp_config(record):
     from suite.config import from_dict
 
@@ -256,38 +238,30 @@ def test_sigkilled_trial_is_retried_from_its_checkpoint(local_ray, tmp_path, sha
     assert "stage1" in record.stage_times and record.metrics["test"]
 
 
-def test_stage_cache_trains_stage1_once_when_only_crd_settings_vary(local_ray, tmp_path):
+def test_stage_cache_trains_stage1_once_and_a_diverged_trial_fails_while_the_sweep_goes_on(local_ray, tmp_path):
+    """One sweep, two checks: trials that differ only in stage-3 settings share stage 1 and 2 through
+    the cache, and a trial whose loss diverges fails with its reason while the others finish."""
     space = space_file(tmp_path, '''\
-        """only stage-3 settings vary"""
-        CONFIGS = [{"model.crd_steps": [1]}, {"model.crd_steps": [2]}, {"model.crd_steps": None}]
+        """only stage-3 settings vary, and one trial diverges"""
+        CONFIGS = [{"model.crd_steps": [1]}, {"model.crd_steps": [2]}, {"model.crd_steps": None},
+                   {"train.stage1.lr": 1.0e9}]
         ''')
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=2", *FAST])
     storage = tmp_path / "st"
-    opts = SweepOptions(space=space, storage=str(storage), name="cache", concurrent=2, verbose=0)
-    run_sweep(cfg, opts)
-
-    records = records_of(storage / "cache")
-    assert len(records) == 3 and all(r.status == "ok" for r in records)
-    builds = stage_builds(storage)
-    per_stage = Counter(key.split("-")[3] for key in builds.elements())
-    assert per_stage == {"stage1": 1, "stage2": 1, "stage3": 3}
-    assert sum(bool(r.info.get("stage1_from_cache")) for r in records) == 2
-
-
-def test_diverged_trial_fails_with_its_reason_and_the_sweep_goes_on(local_ray, tmp_path):
-    space = space_file(tmp_path, '''\
-        """one trial diverges"""
-        CONFIGS = [{"train.stage1.lr": 1.0e9}, {"train.stage1.lr": 2.0e-3}]
-        ''')
-    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=1", *FAST])
-    opts = SweepOptions(space=space, storage=str(tmp_path / "st"), name="nan", max_failures=1, concurrent=1,
-                        verbose=0)
+    opts = SweepOptions(space=space, storage=str(storage), name="cache", concurrent=2, max_failures=1, verbose=0)
     result = run_sweep(cfg, opts)
 
-    records = {r.config["train"]["stage1"]["lr"]: r for r in records_of(tmp_path / "st" / "nan")}
-    assert records[1.0e9].status == "failed" and records[1.0e9].error.startswith("TrainingDiverged")
-    assert records[2.0e-3].status == "ok"
-    assert result["status"] == {"ok": 1, "failed": 1}
+    records = records_of(storage / "cache")
+    assert len(records) == 4
+    (diverged,) = [r for r in records if r.config["train"]["stage1"]["lr"] == 1.0e9]
+    assert diverged.status == "failed" and diverged.error.startswith("TrainingDiverged")
+    shared = [r for r in records if r is not diverged]
+    assert all(r.status == "ok" for r in shared)
+    assert result["status"] == {"ok": 3, "failed": 1}
+    builds = stage_builds(storage)
+    per_stage = Counter(key.split("-")[3] for key in builds.elements())
+    assert per_stage == {"stage1": 1, "stage2": 1, "stage3": 3}  # the diverged stage 1 was never stored
+    assert sum(bool(r.info.get("stage1_from_cache")) for r in shared) == 2
 
 
 def _overlap(a, b) -> bool:
@@ -314,7 +288,9 @@ def test_per_category_studies_run_at_the_same_time_each_with_its_own_trials(loca
     assert set(result["random_trials"]) == {"synth_texture", "synth_object"}
 
 
-def test_asha_stops_a_ddp_trial_early_from_rank_0s_reports(local_ray, tmp_path):
+def test_ddp_sweep_asha_stops_a_trial_from_rank_0s_reports_and_records_match_run_trial(local_ray, tmp_path):
+    """One DDP sweep (2 Ray Train workers per trial) checked two ways: ASHA stops a trial from rank 0's
+    periodic reports, and a completed trial's record has exactly the fields of a plain ``run_trial``."""
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=4", "train.stage2.epochs=1",
                                                  "train.stage3.epochs=1", *FAST])
     opts = SweepOptions(space="noise", trials=3, storage=str(tmp_path), name="ddpasha", num_workers=2, asha=True,
@@ -328,3 +304,17 @@ def test_asha_stops_a_ddp_trial_early_from_rank_0s_reports(local_ray, tmp_path):
     # it was stopped from a periodic (rank 0) validation, before the end of stage 1
     progress = [tmp_path / "ddpasha" / "records" / r.trial_id / r.category / "progress.jsonl" for r in stopped]
     assert all(p.exists() and p.read_text().strip() for p in progress)
+
+    # ASHA lets the first trial to reach each rung go on, so one trial completes: its record is a
+    # full DDP record (world size 2, written by rank 0) with the same fields as run_trial's.
+    ddp = next(r for r in records if r.status == "ok")
+    assert ddp.node["train_world_size"] == 2 and ddp.node["train_rank"] == 0
+    assert ddp.info["train_workers"] == 2
+    # each rank trained on its half of every epoch; the trial still went through every stage-1 epoch
+    assert [h["epoch"] for h in ddp.history if h.get("stage") == "stage1"] == [1, 2, 3, 4]
+    alone = run_trial(ddp_config(ddp), tmp_path / "alone", log=lambda _: None)
+    assert set(ddp.to_dict()) == set(alone.to_dict())
+    for split in ("val", "test"):
+        assert set(ddp.metrics[split]) == set(alone.metrics[split])
+    assert set(ddp.cost) == set(alone.cost)
+    assert set(ddp.stage_times) == set(alone.stage_times)

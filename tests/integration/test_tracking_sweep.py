@@ -3,8 +3,11 @@
 pid) and ``--resume``d; then MLflow holds one finished run per (trial, category) with the
 validation and test metrics (the runs started before the kill continued, none duplicated), the
 TensorBoard event files parse with per-epoch scalars and no replayed step, and the Optuna study
-holds each trial once with its value. The same kill + resume with a journal-file storage whose
-lock a killed writer left behind."""
+holds each trial once with its value. The same run also checks the resume itself (it was
+tests/integration/test_ray_resume.py): each trial trains its two categories as concurrent shards, and
+after the resume every (trial, category) has a record and no stage was trained twice (counted from the
+stage cache's "build" events). The same kill + resume with a journal-file storage whose lock a killed
+writer left behind."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,7 @@ pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
 
 from suite.records import find_records, read_record  # noqa: E402
+from suite.stage_cache import StageCache  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -79,7 +84,8 @@ def resume(command: list[str], env: dict, log: Path, kill_session) -> str:
     return output
 
 
-def test_killed_and_resumed_sweep_keeps_one_run_per_trial_and_category(tmp_path, env, kill_session):
+def test_killed_and_resumed_sweep_retrains_nothing_and_keeps_one_run_per_trial_and_category(tmp_path, env,
+                                                                                             kill_session):
     import mlflow
     import optuna
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -99,8 +105,13 @@ def test_killed_and_resumed_sweep_keeps_one_run_per_trial_and_category(tmp_path,
     before = {(ref.parent.parent.name, ref.parent.name): json.loads(ref.read_text())["run_id"]
               for ref in (sweep_dir / "records").rglob("mlflow_run.json")}
     assert before, "no MLflow run before the kill"
+    assert len(ok_records(sweep_dir / "records")) < 4, "every training finished before the kill; nothing to resume"
 
     output = resume(command, env, tmp_path / "resume.log", kill_session)
+    # the resume itself: shards again, and Tune's restored snapshot may list checkpoints deleted after
+    # it: skipped, not an error (tune_fixes)
+    assert "category shard(s) started" in output
+    assert "Path not found" not in output and "Error handling checkpoint" not in output, output[-4000:]
     uri = mlruns.resolve().as_uri()
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
@@ -108,6 +119,12 @@ def test_killed_and_resumed_sweep_keeps_one_run_per_trial_and_category(tmp_path,
     records = ok_records(sweep_dir / "records")
     pairs = {(r.trial_id, r.category) for r in records}
     assert len(records) == 4 and len(pairs) == 4
+    assert len(find_records(sweep_dir / "records")) == 4  # and no failed or stopped one besides
+    # no training ran twice across the kill: one stage-1 build per (trial, category), every key built once
+    builds = Counter(e["key"] for e in StageCache(storage / "stage_cache").events() if e["event"] == "build")
+    stage1 = {k: n for k, n in builds.items() if "-stage1-" in k}
+    assert len(stage1) == 4 and set(stage1.values()) == {1}, f"a stage 1 was trained twice: {stage1}"
+    assert set(builds.values()) == {1}, builds
 
     # MLflow: one run per (trial, category), the pre-kill ones continued, with val and test metrics
     os.environ["MLFLOW_TRACKING_URI"] = uri

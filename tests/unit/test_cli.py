@@ -17,6 +17,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=120, cwd=REPO)
 
 
+@pytest.mark.slow  # CLI subprocesses (a fresh interpreter each)
 def test_top_level_help_lists_every_subcommand():
     result = run_cli("--help")
     assert result.returncode == 0
@@ -52,7 +53,7 @@ def test_run_folders_are_never_overwritten(tmp_path):
 @pytest.mark.slow
 def test_train_prints_metrics_and_where_the_record_went(tmp_path):
     result = run_cli("train", "--dataset", "synthetic", "--category", "synth_object", "--preset", "tiny",
-                     "--out", str(tmp_path), "eval.cost=false")
+                     "--out", str(tmp_path), "eval.cost=false", "runtime.threads=1")  # see conftest: 1 thread
     assert result.returncode == 0, result.stderr
     assert "i_auroc" in result.stdout and "record.json" in result.stdout
     assert len(list(tmp_path.rglob("record.json"))) == 1
@@ -83,6 +84,7 @@ def assert_refused(result: subprocess.CompletedProcess, *needles: str, code: int
     "case",
     ["unknown_category", "missing_root", "nonexistent_root", "category_not_under_root"],
 )
+@pytest.mark.slow  # CLI subprocesses (a fresh interpreter each)
 def test_train_refuses_bad_data_before_writing_anything(tmp_path, case):
     empty_root = tmp_path / "mvtec"
     empty_root.mkdir()
@@ -100,6 +102,7 @@ def test_train_refuses_bad_data_before_writing_anything(tmp_path, case):
     assert not out.exists()
 
 
+@pytest.mark.slow  # CLI subprocesses (a fresh interpreter each)
 def test_train_refuses_unknown_synthetic_category(tmp_path):
     out = tmp_path / "out"
     assert_refused(run_cli("train", "--category", "synth_nothing", "--out", str(out)), "synth_nothing", "synth_texture")
@@ -113,6 +116,7 @@ def test_train_refuses_unknown_synthetic_category(tmp_path):
         (["--space", "demo", "--categories", "synth_texture,botle"], ["'botle'", "synth_object"]),
     ],
 )
+@pytest.mark.slow  # CLI subprocesses (a fresh interpreter each)
 def test_sweep_refuses_bad_space_or_category_before_writing_anything(tmp_path, args, needles):
     storage = tmp_path / "sweeps"
     result = run_cli("sweep", *args, "--storage", str(storage), "--preset", "tiny")
@@ -120,6 +124,7 @@ def test_sweep_refuses_bad_space_or_category_before_writing_anything(tmp_path, a
     assert not storage.exists()
 
 
+@pytest.mark.slow  # CLI subprocesses (a fresh interpreter each)
 def test_config_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  detph: 2\n")
@@ -131,18 +136,21 @@ def test_config_file_errors_name_the_file(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # CLI subprocesses (a fresh interpreter each)
 def test_report_refuses_a_missing_run_dir(tmp_path):
     out = tmp_path / "report"
     assert_refused(run_cli("report", str(tmp_path / "no_runs"), "--out", str(out)), str(tmp_path / "no_runs"))
     assert not out.exists()
 
 
+@pytest.mark.slow  # CLI subprocesses (a fresh interpreter each)
 def test_out_that_is_a_file_is_refused(tmp_path):
     afile = tmp_path / "taken"
     afile.write_text("x")
     assert_refused(run_cli("train", "--preset", "tiny", "--out", str(afile)), str(afile), "not a folder")
 
 
+@pytest.mark.slow  # CLI subprocesses (a fresh interpreter each)
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_shows_the_traceback_with_the_same_exit_code(tmp_path, where):
     args = ["train", "--category", "synth_nothing", "--out", str(tmp_path / "out")]

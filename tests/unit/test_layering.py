@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 PURE = ["suite.config", "suite.data", "suite.models", "suite.methods.rcae.losses", "suite.metrics", "suite.scoring",
         "suite.cost", "suite.records", "suite.training", "suite.pipeline", "suite.aggregate", "suite.methods.registry",
@@ -25,11 +27,13 @@ def _import_without_ray(modules: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # fresh interpreters importing torch
 def test_pure_layers_import_without_ray():
     result = _import_without_ray(PURE)
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # fresh interpreters importing torch
 def test_every_registered_method_imports_without_ray():
     code = (
         "import sys\n"
@@ -84,6 +88,7 @@ def test_rcae_and_convae_code_is_reached_only_through_the_registry():
         assert not offenders, f"suite.methods.{name} is imported or named outside its folder: {sorted(set(offenders))}"
 
 
+@pytest.mark.slow  # fresh interpreters importing torch
 def test_sweep_results_import_without_ray():
     result = _import_without_ray(RAY_FREE_ORCHESTRATION)
     assert result.returncode == 0, result.stderr

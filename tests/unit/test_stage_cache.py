@@ -9,6 +9,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 
 from suite.config import build_config
@@ -75,6 +76,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # measured over 5 s on a loaded 2-core machine
 def test_two_processes_building_the_same_stage_give_one_file(tmp_path):
     cache = tmp_path / "cache"
     procs = [
@@ -157,6 +159,7 @@ def _expected_in_key(key, spec, stage, sections):
     return not any(first in later and _covered(key, (k,)) for k, first in spec.stage_keys.items())
 
 
+@pytest.mark.slow  # measured over 5 s on a loaded 2-core machine
 def test_changing_any_weight_shaping_field_of_any_method_misses_the_cache():
     import copy
 

@@ -13,6 +13,8 @@ from PIL import Image
 from suite.config import DataConfig
 from suite.data import load_arrays, load_category, shared_data_dir
 
+pytestmark = pytest.mark.slow  # the module's fixture writes every stress category
+
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("rcsuite_stress", REPO / "benchmarks" / "stress_categories.py")
 stress = importlib.util.module_from_spec(_spec)

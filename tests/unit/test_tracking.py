@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 # --- options and the optional extra
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_missing_extra_is_named_before_anything_runs():
     """With mlflow and tensorboard unimportable, the sweep flags fail at once naming the extra."""
     code = (

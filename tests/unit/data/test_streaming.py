@@ -227,6 +227,7 @@ def test_predict_all_on_a_stream_equals_a_tensor(samples):
     assert np.array_equal(a[2]["recons"], b[2]["recons"])
 
 
+@pytest.mark.slow  # run_trial twice
 def test_run_trial_results_do_not_depend_on_the_cache_budget(tmp_path):
     from suite.pipeline import run_trial
 

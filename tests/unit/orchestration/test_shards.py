@@ -42,6 +42,7 @@ def test_shard_bundle_asks_for_cpus_and_a_gpu_only_with_gpu():
     assert shard_bundle(1, 0.25) == {"CPU": 1.0, "GPU": 0.25}  # --gpus-per-trial 0.25: four shards per GPU
 
 
+@pytest.mark.slow  # measured over 5 s on a loaded 2-core machine
 def test_a_cancelled_shard_leaves_a_stopped_record_not_a_failed_one(tmp_path, monkeypatch):
     """ray.cancel(force=True) raises SystemExit in the shard; run_trial has then written "failed"."""
     from types import SimpleNamespace

@@ -176,6 +176,7 @@ def _strip_v2(path):
     path.write_text(json.dumps(data))
 
 
+@pytest.mark.slow  # builds a full report
 def test_old_records_without_the_new_fields_still_build_a_report(tmp_path):
     runs = write_fake_runs(tmp_path / "runs")
     for path in runs.records:

@@ -11,6 +11,8 @@ import pytest
 from suite.reporting.fake_records import write_fake_runs
 from suite.reporting.report import build_report, resolve_out_dir
 
+pytestmark = pytest.mark.slow  # the module's report (plots, gallery) takes ~15 s to build
+
 REPO = Path(__file__).resolve().parents[3]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
