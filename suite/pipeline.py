@@ -42,6 +42,7 @@ from suite.data.streaming import (
 from suite.data.augment import pseudo_anomalies
 from suite.data.synthetic import natural_defects
 from suite.data.val_anomalies import hard_defects
+from suite.data.val_shifts import iter_shifted, shifted_normals
 from suite.methods.base import TrainContext, TrainedMethod
 from suite.methods.registry import method_spec
 from suite.records import RECORD_NAME, TrialRecord, code_versions, node_info, write_record
@@ -114,6 +115,7 @@ def validation_set(
     """
     anomalous, masks = validation_anomalies(val_images, donors, cfg)
     normals = val_images if isinstance(val_images, torch.Tensor) else val_images.materialize()
+    normals = torch.cat([normals, shifted_normals(normals, cfg.data.val_shifts)])  # data.val_shifts: label 0
     images = torch.cat([normals, anomalous])
     all_masks = torch.cat([torch.zeros_like(masks[:1]).expand(len(normals), -1, -1, -1), masks])
     labels = torch.cat([torch.zeros(len(normals)), torch.ones(len(anomalous))]).long()
@@ -127,10 +129,11 @@ def streamed_validation_set(
     through ``val_images``' cache (a ``SpilledImages``), masks as uint8: the same values, but only
     the anomalies are ever all in memory at once (``hard_defects`` paints them in one call)."""
     anomalous, masks = validation_anomalies(val_images, donors, cfg)
-    n_val, n_anom = len(val_images), len(anomalous)
+    n_val, n_anom = len(val_images) * (1 + len(cfg.data.val_shifts)), len(anomalous)
 
     def rows():
         yield from val_images
+        yield from iter_shifted(val_images, cfg.data.val_shifts)  # shifted held-out normals (label 0)
         yield from anomalous
 
     path = spill(rows(), n_val + n_anom, val_images.image_size, Path(folder) / "val_images.npy")
