@@ -51,8 +51,6 @@ class DataConfig:
     # they saturate) | augment (RcAE's own training corruption families)
     val_anomalies: Literal["hard", "natural", "augment"] = "hard"
     val_difficulty: float = 0.5  # hard validation anomalies: 0 = clearly visible .. 1 = very subtle
-    # photometrically shifted copies of the held-out normals added to validation as normals (label 0;
-    # suite.data.val_shifts): a brightness-sensitive configuration then scores lower there. Never test images.
     val_shifts: list[Literal["gain0.92", "gain1.08", "gamma0.9", "gamma1.1"]] = field(default_factory=list)
 
 
@@ -92,11 +90,8 @@ class PseudoConfig:
     coverage_sampling: Literal["fixed", "uniform"] = "fixed"
     opacity: list[float] = field(default_factory=lambda: [1.0, 1.0])  # blend alpha range (1 = opaque)
     texture_root: str | None = None  # occluders: folder of texture images (e.g. DTD); None = procedural
-    # any (fills as drawn) | match (grey fills when every train image has R=G=B: no colour shortcut)
-    colour: Literal["any", "match"] = "any"
-    # none (sizes as drawn) | small (each pseudo-anomaly cut to a window of side U_log(5 %, 25 %) of the
-    # image around one of its pixels: a fixed prior favouring small defects, fitted to no mask)
-    size_prior: Literal["none", "small"] = "none"
+    colour: Literal["any", "match"] = "any"  # match: grey fills on a category with R=G=B (rcae/pseudo.py)
+    size_prior: Literal["none", "small"] = "none"  # small: a fixed prior favouring small defects (rcae/pseudo.py)
 
 
 @dataclass
@@ -138,12 +133,9 @@ class TrainConfig:
 class EvalConfig:
     top_k: float = 0.01  # image score = mean of the top-k pixels; <1 = fraction of pixels, >=1 = count
     smooth_sigma: float = 2.0  # Gaussian smoothing of pixel maps (0 = off)
-    # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD,
-    # else |I - I_D^N| of the last depth, as the paper's rungs) | residual_final (|I - I_D^N|) |
-    # residual_mean (mean |I - I_D^n| over all depths) | crd | fused (mean of residual_final and
-    # crd, each standardised)
-    # residual_centred (|I - I_D^N| minus its per-image median) | residual_gain (after a per-image gain/offset
-    # fit) | structure (gradient or SSIM-structure residual, rcae.structure): blind to a global offset
+    # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD, else |I - I_D^N| of
+    # the last depth, as the paper's rungs) | residual_final (|I - I_D^N|) | residual_mean (over all depths) | crd |
+    # fused (mean of the standardised rcae.fuse kinds) | offset-blind: residual_centred, residual_gain, structure
     anomaly_map: Literal["auto", "residual_final", "residual_mean", "crd", "fused", "residual_centred", "residual_gain",
                          "structure"] = "auto"
     # applied to whichever map the rung uses, CRD included: none | pixel (per-pixel z-score by
