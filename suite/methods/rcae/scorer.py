@@ -20,6 +20,7 @@ from suite.methods.rcae.photometric_switches import offset_free_maps
 from suite.scoring import ResidualStandardizer, gaussian_blur, topk_mean
 
 # residual_centred / residual_gain / structure (issue 19): blind to a global offset (photometric_switches.py)
+OFFSET_FREE_KINDS = ("residual_centred", "residual_gain", "structure")
 MAP_KINDS = ("residual_final", "residual_mean", "crd", "fused", "residual_centred", "residual_gain", "structure")
 STANDARDIZE = ("none", "pixel")
 STATS_IMAGES = 128  # at most this many normals are used to fit statistics
@@ -144,8 +145,9 @@ class RcAEScorer:
             raise ValueError(f"eval.anomaly_map={kind!r} is not available here (available: {', '.join(self.kinds)})")
         return kind
 
-    def raw_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw maps plus ``recons`` / ``details`` stacks (B, S, 3, H, W) for the gallery."""
+    def raw_maps(self, images: torch.Tensor, offset_free: bool = True) -> dict[str, torch.Tensor]:
+        """Raw maps plus ``recons`` / ``details`` stacks (B, S, 3, H, W) for the gallery; ``offset_free``
+        False skips the offset-blind kinds (``predict`` of a map that needs none: latency as before)."""
         infer = self.infer
         if infer.normaliser is not None:
             images = infer.normaliser(images)
@@ -154,7 +156,8 @@ class RcAEScorer:
         disc = infer.step_discrepancy(images, details)[:, :, 0]  # (B, S, H, W)
         out = {"recons": recons, "details": details,
                "residual_final": disc[:, -1:], "residual_mean": disc.mean(dim=1, keepdim=True), "input": images}
-        out.update(offset_free_maps(images, details[:, -1], self.cfg.rcae.structure))
+        if offset_free:
+            out.update(offset_free_maps(images, details[:, -1], self.cfg.rcae.structure))
         if self.has_crd:
             logits = infer.crd_logits(images, details, recons)
             out["crd"] = logits if self.cfg.rcae.crd_output == "logits" else torch.sigmoid(logits)
@@ -206,7 +209,9 @@ class RcAEScorer:
 
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The configured map (``eval.anomaly_map`` | ``eval.standardize``) plus the gallery stacks."""
-        raw = self.raw_maps(images)
+        kind = self.resolve(self.cfg.eval.anomaly_map)
+        needed = set(self.fuse if kind == "fused" else [kind])
+        raw = self.raw_maps(images, offset_free=bool(needed & set(OFFSET_FREE_KINDS)))
         out = {"map": self.variant_map(raw, self.cfg.eval.anomaly_map, self.cfg.eval.standardize),
                "recons": raw["recons"]}
         if "dpn" in self.infer.nets:

@@ -66,7 +66,8 @@ class Capture(torch.nn.Module):
 
 
 def test_jitter_is_identical_on_input_and_target_and_never_in_a_mask():
-    cfg = build_config(preset="tiny", overrides=["rcae.jitter=true", "augment.enabled=false", "train.depth_loss=sampled"])
+    overrides = ["rcae.jitter=true", "augment.enabled=false", "train.depth_loss=sampled"]
+    cfg = build_config(preset="tiny", overrides=overrides)
     batch = scene()
     prep = StageInput(cfg, None, recursive=True)
     loss = ReconstructionStageLoss(cfg, batch, torch.device("cpu"), True, prep)
@@ -146,7 +147,8 @@ def test_offset_oracle_offset_free_scoring_ranks_defects_plain_ranks_brightness(
 
 def test_scorer_normalises_its_input_and_fuses_the_configured_kinds():
     cfg = build_config(preset="tiny", overrides=["rcae.crd_input=both", "rcae.normalise=gain",
-                                                 "rcae.fuse=[residual_gain, structure, crd]"])
+                                                 "rcae.fuse=[residual_gain, structure, crd]", "eval.anomaly_map=fused",
+                                                 "eval.standardize=pixel"])
     torch.manual_seed(0)
     nets = build_networks(cfg)
     infer = RcAEInference(nets, cfg, [1, 2], [1, 2])
@@ -156,6 +158,8 @@ def test_scorer_normalises_its_input_and_fuses_the_configured_kinds():
         raw = scorer.raw_maps(scene() * 0.9)
         assert torch.allclose(raw["input"], scene(), atol=1e-5)
         variants = scorer.variants(raw)
+        predicted = scorer.predict(scene() * 0.9)["map"]
+    assert torch.allclose(predicted, variants["fused|pixel"], atol=1e-6)
     assert {"residual_centred|pixel", "residual_gain|none", "structure|pixel", "fused|pixel"} <= set(variants)
     parts = [scorer.pixel[k](raw[k]) for k in ("residual_gain", "structure", "crd")]
     expected = scorer.variant_map({**raw}, "fused", "pixel")
