@@ -3,8 +3,8 @@
 A ``Config`` is a tree of dataclasses. It is built from defaults, then a preset, then a YAML file,
 then ``key.sub=value`` overrides (in that order). Unknown keys are an error that names the key and
 the valid ones; values are checked against the field's type (``Literal`` fields against their
-choices, in one place: ``_coerce``). ``config_hash`` gives a stable short hash used to name runs
-and recognise finished ones. Besides the shared sections, every registered method may own a section
+choices, in one place: ``suite.config_types.coerce``). ``config_hash`` gives a stable short hash used
+to name runs and recognise finished ones. Besides the shared sections, every registered method may own a section
 (``suite.methods.registry``), named by that method's spec; keys that moved into one are read under
 their old names too (``suite.config_aliases``). Presets: ``suite.config_presets``.
 """
@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import yaml
 
 from suite.config_aliases import legacy_keys, upgrade_keys
 from suite.config_presets import PRESETS, SHIFT_NAMES
+from suite.config_types import check_range, coerce
 from suite.errors import ConfigError
 from suite.methods.registry import aliases, method_names, method_sections, method_spec, method_specs
 
@@ -51,6 +51,7 @@ class DataConfig:
     # they saturate) | augment (RcAE's own training corruption families)
     val_anomalies: Literal["hard", "natural", "augment"] = "hard"
     val_difficulty: float = 0.5  # hard validation anomalies: 0 = clearly visible .. 1 = very subtle
+    val_shifts: list[Literal["gain0.92", "gain1.08", "gamma0.9", "gamma1.1"]] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +90,8 @@ class PseudoConfig:
     coverage_sampling: Literal["fixed", "uniform"] = "fixed"
     opacity: list[float] = field(default_factory=lambda: [1.0, 1.0])  # blend alpha range (1 = opaque)
     texture_root: str | None = None  # occluders: folder of texture images (e.g. DTD); None = procedural
+    colour: Literal["any", "match"] = "any"  # match: grey fills on a category with R=G=B (rcae/pseudo.py)
+    size_prior: Literal["none", "small"] = "none"  # small: a fixed prior favouring small defects (rcae/pseudo.py)
 
 
 @dataclass
@@ -130,11 +133,11 @@ class TrainConfig:
 class EvalConfig:
     top_k: float = 0.01  # image score = mean of the top-k pixels; <1 = fraction of pixels, >=1 = count
     smooth_sigma: float = 2.0  # Gaussian smoothing of pixel maps (0 = off)
-    # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD,
-    # else |I - I_D^N| of the last depth, as the paper's rungs) | residual_final (|I - I_D^N|) |
-    # residual_mean (mean |I - I_D^n| over all depths) | crd | fused (mean of residual_final and
-    # crd, each standardised)
-    anomaly_map: Literal["auto", "residual_final", "residual_mean", "crd", "fused"] = "auto"
+    # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD, else |I - I_D^N| of
+    # the last depth, as the paper's rungs) | residual_final (|I - I_D^N|) | residual_mean (over all depths) | crd |
+    # fused (mean of the standardised rcae.fuse kinds) | offset-blind: residual_centred, residual_gain, structure
+    anomaly_map: Literal["auto", "residual_final", "residual_mean", "crd", "fused", "residual_centred", "residual_gain",
+                         "structure"] = "auto"
     # applied to whichever map the rung uses, CRD included: none | pixel (per-pixel z-score by
     # statistics of held-out normals)
     standardize: Literal["none", "pixel"] = "pixel"
@@ -222,58 +225,6 @@ def _field_types(obj: Any) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and return it (ints accepted for floats)."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value in allowed and type(value) is type(allowed[0]):
-            return value
-        raise ConfigError(f"config key '{key}': {value!r} is not allowed; valid values: {', '.join(map(str, allowed))}")
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                pass
-        raise ConfigError(f"config key '{key}': {value!r} is not a valid {_type_name(tp)}")
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
-    if tp is Any:
-        return value
-    raise ConfigError(f"config key '{key}': unsupported type {tp}")
-
-
 def _merge_into(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
     """Apply a nested dict of updates to a dataclass instance, validating every key."""
     if not isinstance(updates, dict):
@@ -292,7 +243,7 @@ def _merge_into(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
         if dataclasses.is_dataclass(current):
             _merge_into(current, value, f"{full}.")
         else:
-            setattr(obj, key, _coerce(value, types_[key], full))
+            setattr(obj, key, coerce(value, types_[key], full))
 
 
 def _check_fields(section: Any, prefix: str) -> None:
@@ -303,7 +254,7 @@ def _check_fields(section: Any, prefix: str) -> None:
         if dataclasses.is_dataclass(value):
             _check_fields(value, f"{prefix}{name}.")
         else:
-            _coerce(value, tp, f"{prefix}{name}")
+            coerce(value, tp, f"{prefix}{name}")
 
 
 # Keys that must lie in a range: (key, low, high, low included, high included).
@@ -316,13 +267,6 @@ RANGES: tuple[tuple[str, float, float, bool, bool], ...] = (
     ("runtime.num_workers", 0, 64, True, True), ("runtime.cache_mb", 0.0, math.inf, True, False),
     ("runtime.prefetch", 0, 16, True, True), ("runtime.infer_mpx", 0.0, math.inf, False, False),
 )
-
-
-def _check_range(key: str, value: float, low: float, high: float, low_in: bool, high_in: bool) -> None:
-    ok = (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
-    if not ok:
-        allowed = f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
-        raise ConfigError(f"config key '{key}': {value} is outside the allowed range {allowed}")
 
 
 def _dataset_names() -> tuple[str, ...]:
@@ -349,7 +293,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'data.root' is required for dataset '{d.dataset}'")
     for key, low, high, low_in, high_in in RANGES:
         section, name = key.split(".")
-        _check_range(key, getattr(getattr(cfg, section), name), low, high, low_in, high_in)
+        check_range(key, getattr(getattr(cfg, section), name), low, high, low_in, high_in)
     if not cfg.pseudo.families:
         allowed = typing.get_args(typing.get_args(_field_types(cfg.pseudo)["families"])[0])
         raise ConfigError(f"config key 'pseudo.families': [] is not allowed; valid values: {', '.join(allowed)}")

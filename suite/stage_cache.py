@@ -34,7 +34,7 @@ STAGE_FORMAT = 4
 NOT_WEIGHT_SHAPING: tuple[str, ...] = (
     "eval",  # scoring only, applied after training
     "model.method",  # in the key's name
-    "data.val_anomaly_ratio", "data.val_anomalies", "data.val_difficulty",  # the validation set only
+    "data.val_anomaly_ratio", "data.val_anomalies", "data.val_difficulty", "data.val_shifts",  # the validation set only
     "runtime.device", "runtime.threads", "runtime.num_workers", "runtime.cache_mb", "runtime.preset",
     "runtime.prefetch", "runtime.channels_last", "runtime.activation_checkpointing", "runtime.infer_mpx",
     "train.checkpoint_every", "train.eval_every",  # when checkpoints / validation reports happen

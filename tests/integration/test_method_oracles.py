@@ -21,7 +21,8 @@ from suite.config import build_config
 from suite.data import load_arrays, load_category
 from suite.methods.base import TrainContext, TrainedMethod, fit_single_stage
 from suite.methods.registry import MethodSpec, register_method, unregister_method
-from suite.pipeline import run_trial, validation_set
+from suite.pipeline import run_trial
+from suite.validation import validation_set
 from suite.scoring import topk_mean
 
 pytestmark = pytest.mark.slow

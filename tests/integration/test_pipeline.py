@@ -134,7 +134,7 @@ def test_anomaly_map_kinds_share_the_trained_stages(tmp_path):
 
 
 def test_validation_set_kinds_have_exact_masks():
-    from suite.pipeline import validation_set
+    from suite.validation import validation_set
 
     val = torch.rand(4, 3, 32, 32) * 0.5 + 0.25
     for kind in ("hard", "natural", "augment"):

@@ -139,7 +139,7 @@ def _get(cfg, key):
 # holds, today or added later, must be in the key.
 ALWAYS_DENIED = ("eval.", "runtime.device", "runtime.threads", "runtime.num_workers", "runtime.cache_mb",
                  "runtime.preset", "data.val_anomaly_ratio", "data.val_anomalies", "data.val_difficulty",
-                 "train.checkpoint_every", "train.eval_every", "model.method", "runtime.prefetch",
+                 "data.val_shifts", "train.checkpoint_every", "train.eval_every", "model.method", "runtime.prefetch",
                  "runtime.channels_last", "runtime.activation_checkpointing", "runtime.infer_mpx")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from suite.errors import ConfigError
-from suite.methods.rcae.config import ALIASES, RcAEConfig
+from suite.methods.rcae.config import ALIASES, RcAEConfig, check_switches
 from suite.methods.registry import MethodSpec, load_references
 
 
@@ -37,6 +37,7 @@ def _validate(cfg) -> None:
             raise ConfigError(f"config key 'rcae.crd_steps': steps {r.crd_steps} must be within 1..{r.depth}")
     if r.crd_pool < 1:
         raise ConfigError(f"config key 'rcae.crd_pool': {r.crd_pool} must be >= 1")
+    check_switches(r)
     if r.code_channels < 1:
         raise ConfigError(f"config key 'rcae.code_channels': {r.code_channels} must be >= 1")
 
@@ -70,11 +71,12 @@ SPEC = MethodSpec(
     description="recursive conv AE + DPN + CRD, three stages",
     config_section="rcae",
     config_class=RcAEConfig,
-    scoring_fields=frozenset({"crd_output"}),
+    scoring_fields=frozenset({"crd_output", "structure", "fuse"}),
     stage_keys={
         "rcae.dpn_width": "stage2", "rcae.dpn_input": "stage2",
         "rcae.use_dpn": "stage3", "rcae.use_crd": "stage3", "rcae.crd_width": "stage3", "rcae.crd_steps": "stage3",
         "rcae.crd_pool": "stage3", "rcae.crd_input": "stage3", "pseudo": "stage3",
+        "rcae.crd_iterations": "stage3", "rcae.crd_min_iterations": "stage3",
     },
     aliases=ALIASES,
     stages=("stage1", "stage2", "stage3"),

@@ -7,8 +7,11 @@ search spaces keep loading.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Literal
+
+from suite.errors import ConfigError
 
 
 @dataclass
@@ -30,9 +33,41 @@ class RcAEConfig:
     crd_steps: list[int] | None = None  # recursion steps CRD sees; None = 1..N (Table 6: [5], [1, 3, 5])
     crd_pool: int = 2  # CRD runs on inputs average-pooled by this factor and upsamples its output
     # CRD input per step: paper (I_D^n ⊕ I) | discrepancy (|I_D^n - I| standardised per pixel by
-    # clean-normal statistics, ⊕ |I_D^n - I_D^(n-1)|, ⊕ I)
-    crd_input: Literal["paper", "discrepancy"] = "paper"
+    # clean-normal statistics, ⊕ |I_D^n - I_D^(n-1)|, ⊕ I) | recon (I_R^n ⊕ I) | both (I_R^n ⊕ I_D^n ⊕ I)
+    crd_input: Literal["paper", "discrepancy", "recon", "both"] = "paper"
     crd_output: Literal["logits", "sigmoid"] = "logits"  # CRD map scored as logits | sigmoid (saturates: top-k ties)
+    # -- photometric robustness (issue 19; photometric_switches.py). The defaults are the paper's behaviour.
+    # per-image offset normalisation of every stage's and the scorer's input: none | shift | gain (each image's
+    # median luminance moved to the train normals' reference level, computed once and kept with the model)
+    normalise: Literal["none", "shift", "gain"] = "none"
+    # photometric jitter of the clean normals in stages 1-3 (gain, offset, gamma, each U(range)); input and
+    # target change alike and no mask ever marks it
+    jitter: bool = False
+    jitter_gain: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    jitter_offset: list[float] = field(default_factory=lambda: [-0.05, 0.05])
+    jitter_gamma: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    structure: Literal["gradient", "ssim"] = "gradient"  # the ``structure`` map kind (suite.residuals)
+    # the map kinds ``fused`` averages (each standardised); the paper-era default is residual_final + crd
+    fuse: list[Literal["residual_final", "residual_mean", "crd", "residual_centred", "residual_gain", "structure"]] = \
+        field(default_factory=lambda: ["residual_final", "crd"])
+    # stage-3 length in optimiser steps (0 = train.stage3.epochs) and a floor on it (0 = none): a small
+    # dataset or preset still gives the CRD enough steps
+    crd_iterations: int = 0
+    crd_min_iterations: int = 0
+
+
+def check_switches(r: RcAEConfig) -> None:
+    """The issue-19 switches' ranges (raises ConfigError naming the key)."""
+    for key, positive in (("jitter_gain", True), ("jitter_offset", False), ("jitter_gamma", True)):
+        lo, hi = getattr(r, key) if len(getattr(r, key)) == 2 else (math.nan, math.nan)
+        if not (lo <= hi and (lo > 0 or not positive)):
+            raise ConfigError(f"config key 'rcae.{key}': {getattr(r, key)} must be [low, high] with low <= high"
+                              + (" and low > 0" if positive else ""))
+    for key in ("crd_iterations", "crd_min_iterations"):
+        if getattr(r, key) < 0:
+            raise ConfigError(f"config key 'rcae.{key}': {getattr(r, key)} must be >= 0")
+    if not r.fuse or len(set(r.fuse)) != len(r.fuse):
+        raise ConfigError(f"config key 'rcae.fuse': {r.fuse} must name at least one map kind, each once")
 
 
 OLD_MODEL_KEYS = ("depth", "width", "code_channels", "skip", "shared_weights", "use_dpn", "use_crd", "dpn_width",

@@ -11,8 +11,9 @@ from suite.methods.rcae.model import RcAE
 
 
 def crd_channels(cfg: Config) -> int:
-    """CRD input channels per step: I_D^n ⊕ I (6), or z(|I_D^n - I|) ⊕ |I_D^n - I_D^(n-1)| ⊕ I (9)."""
-    return 6 if cfg.rcae.crd_input == "paper" else 9
+    """CRD input channels per step: I_D^n ⊕ I or I_R^n ⊕ I (6); z(|I_D^n - I|) ⊕ |I_D^n - I_D^(n-1)| ⊕ I
+    or I_R^n ⊕ I_D^n ⊕ I (9)."""
+    return 6 if cfg.rcae.crd_input in ("paper", "recon") else 9
 
 
 def build_networks(cfg: Config) -> dict[str, nn.Module]:

@@ -17,6 +17,13 @@ batch at once: no per-image loop; the seeded stream is reproducible on one devic
 3. the corruption is blended in with an opacity ``alpha ~ U(pseudo.opacity)``:
    ``x~ = x + alpha (c - x)``.
 
+Two optional post-steps (issue 19; both off by default, so the draws above stay as they were):
+``pseudo.size_prior="small"`` keeps the corruption only inside a square window of side
+``exp(U(log 0.05, log 0.25))`` of the image, centred on one of its changed pixels (a fixed prior
+favouring small defects, fitted to no mask), and ``grey=True`` (``pseudo.colour="match"`` on a
+grayscale category) turns the changed pixels to their luminance, so fills are grey where the
+category is.
+
 ``mask = any_c(x~ != x)``: exactly the changed pixels. An image whose mask comes out empty is
 drawn again, together with the others still empty (up to ``PSEUDO_ATTEMPTS`` times).
 """
@@ -24,6 +31,7 @@ drawn again, together with the others still empty (up to ``PSEUDO_ATTEMPTS`` tim
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import Tensor
@@ -31,8 +39,39 @@ from torch import Tensor
 from suite.config import AugmentConfig, PseudoConfig
 from suite.data.augment import pseudo_anomalies
 from suite.data.occluders import OccluderConfig, occlude
+from suite.data.photometric import luminance
 
 PSEUDO_ATTEMPTS = 8
+SMALL_WINDOW = (0.05, 0.25)  # pseudo.size_prior="small": window side as a fraction of the image side
+
+
+def small_windows(images: Tensor, blended: Tensor, generator: torch.Generator) -> Tensor:
+    """``blended`` (B, C, H, W) kept only inside one square window per image, centred on one of its
+    changed pixels (drawn uniformly) with a side log-uniform in ``SMALL_WINDOW`` of the image side (at
+    least 2 px); ``images`` elsewhere. A fixed prior favouring small defects, fitted to no mask."""
+    gdev, dev = generator.device, images.device
+    batch, _, height, width = images.shape
+    changed = (blended != images).any(dim=1).flatten(1)
+    weights = changed.to(gdev, torch.float32)
+    weights[weights.sum(dim=1) == 0] = 1.0  # nothing changed: any centre (the window keeps nothing new)
+    centre = torch.multinomial(weights, 1, generator=generator).squeeze(1).to(dev)
+    low, high = (math.log(f * min(height, width)) for f in SMALL_WINDOW)
+    u = torch.rand(batch, generator=generator, device=gdev, dtype=torch.float64).to(dev)
+    side = torch.exp(low + (high - low) * u).round().clamp(min=2).long()
+    y0 = (centre // width - side // 2).clamp(min=0)
+    x0 = (centre % width - side // 2).clamp(min=0)
+    ys = torch.arange(height, device=dev)[None, :, None]
+    xs = torch.arange(width, device=dev)[None, None, :]
+    y0, x0, side = y0[:, None, None], x0[:, None, None], side[:, None, None]
+    keep = (ys >= y0) & (ys < y0 + side) & (xs >= x0) & (xs < x0 + side)
+    return torch.where(keep[:, None], blended, images)
+
+
+def grey_fill(images: Tensor, blended: Tensor) -> Tensor:
+    """The changed pixels of ``blended`` as their luminance on every channel; the rest stays ``images``
+    bit for bit (on a grey image the luminance of an unchanged pixel may differ by rounding)."""
+    changed = (blended != images).any(dim=1, keepdim=True)
+    return torch.where(changed, luminance(blended).expand_as(blended), images)
 
 
 def occluder_config() -> OccluderConfig:
@@ -51,8 +90,12 @@ def crd_training_batch(
     generator: torch.Generator,
     donors: Tensor | None = None,
     textures: Tensor | None = None,
+    grey: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Pseudo-anomalies for one stage-3 batch: ``(corrupted, masks)``, masks (B, 1, H, W) in {0, 1}."""
+    """Pseudo-anomalies for one stage-3 batch: ``(corrupted, masks)``, masks (B, 1, H, W) in {0, 1}.
+    ``grey``: grey fills (the caller decides, from ``pseudo.colour`` and the train images);
+    ``pseudo.size_prior == "small"``: each corruption cut to a small window (``small_windows``). Both
+    run after blending and before the mask, so the mask stays exactly the changed pixels."""
     gdev, dev = generator.device, images.device
     batch = images.shape[0]
     corrupted, masks = None, None
@@ -76,6 +119,10 @@ def crd_training_batch(
         changed = _changed(image, is_augment, coverage, augment, generator, donors, textures)
         # x + alpha (c - x), in place on the fresh ``changed`` (same arithmetic, no extra full-size copies)
         blended = changed.sub_(image).mul_(alpha.to(dev, images.dtype)[:, None, None, None]).add_(image)
+        if pseudo.size_prior == "small":
+            blended = small_windows(image, blended, generator)
+        if grey:
+            blended = grey_fill(image, blended)
         mask = (blended != image).any(dim=1, keepdim=True)
         done = mask.flatten(1).any(dim=1)
         if whole and corrupted is None and bool(done.all()):

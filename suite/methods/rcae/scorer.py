@@ -16,10 +16,13 @@ from torch import nn
 
 from suite.config import Config
 from suite.methods.rcae.model import RcAE
+from suite.methods.rcae.photometric_switches import offset_free_maps
 from suite.scoring import ResidualStandardizer, gaussian_blur, topk_mean
 from suite.throughput import inference_batch
 
-MAP_KINDS = ("residual_final", "residual_mean", "crd", "fused")
+# residual_centred / residual_gain / structure (issue 19): blind to a global offset (photometric_switches.py)
+OFFSET_FREE_KINDS = ("residual_centred", "residual_gain", "structure")
+MAP_KINDS = ("residual_final", "residual_mean", "crd", "fused", "residual_centred", "residual_gain", "structure")
 STANDARDIZE = ("none", "pixel")
 STATS_IMAGES = 128  # at most this many normals are used to fit statistics
 
@@ -47,6 +50,7 @@ class RcAEInference:
         self.nets, self.cfg, self.steps = nets, cfg, steps
         self.crd_index = [steps.index(s) for s in crd_steps_]
         self.discrepancy_norm: ResidualStandardizer | None = None  # crd_input=discrepancy only
+        self.normaliser: nn.Module | None = None  # rcae.normalise: applied to the scorer's input images
 
     def reconstructions(self, images: torch.Tensor) -> torch.Tensor:
         ae = self.nets["ae"]
@@ -71,16 +75,24 @@ class RcAEInference:
         maps = []
         with torch.inference_mode():
             for batch in _stats_batches(images, self.cfg, device):
+                batch = batch if self.normaliser is None else self.normaliser(batch)
                 details = self.details(batch, self.reconstructions(batch))[:, self.crd_index]
                 maps.append(self.step_discrepancy(batch, details).flatten(1, 2).cpu())
         self.discrepancy_norm = ResidualStandardizer().fit(torch.cat(maps))
 
-    def crd_input(self, images: torch.Tensor, details: torch.Tensor) -> torch.Tensor:
-        """Stack (B, S, C_in, h, w) for the CRD at its (pooled) resolution; ``details`` holds every
-        step in ``self.steps`` and the CRD's steps are picked here."""
+    def crd_input(self, images: torch.Tensor, details: torch.Tensor,
+                  recons: torch.Tensor | None = None) -> torch.Tensor:
+        """Stack (B, S, C_in, h, w) for the CRD at its (pooled) resolution; ``details`` (and ``recons``,
+        needed by crd_input=recon|both) hold every step in ``self.steps``; the CRD's steps are picked here."""
         details = details[:, self.crd_index]
         expanded = images.unsqueeze(1).expand_as(details)
-        if self.cfg.rcae.crd_input == "paper":
+        mode = self.cfg.rcae.crd_input
+        if mode in ("recon", "both"):
+            if recons is None:
+                raise RuntimeError(f"crd_input={mode} needs the reconstructions I_R^n")
+            recons = recons[:, self.crd_index]
+            stack = torch.cat([recons, expanded] if mode == "recon" else [recons, details, expanded], dim=2)
+        elif mode == "paper":
             stack = torch.cat([details, expanded], dim=2)
         else:
             if self.discrepancy_norm is None:
@@ -96,8 +108,9 @@ class RcAEInference:
             stack = flat.unflatten(0, (b, s))
         return stack
 
-    def crd_logits(self, images: torch.Tensor, details: torch.Tensor) -> torch.Tensor:
-        out = self.nets["crd"].logits(self.crd_input(images, details))
+    def crd_logits(self, images: torch.Tensor, details: torch.Tensor,
+                   recons: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.nets["crd"].logits(self.crd_input(images, details, recons))
         if out.shape[-2:] != images.shape[-2:]:
             out = F.interpolate(out, size=images.shape[-2:], mode="bilinear", align_corners=False)
         return out
@@ -109,17 +122,22 @@ class RcAEScorer:
     Raw maps (B, 1, H, W): ``residual_final`` = mean_c |I - I_D^N|, ``residual_mean`` =
     mean_n mean_c |I - I_D^n|, ``crd`` = the CRD's logits (or sigmoid, ``rcae.crd_output``).
     ``pixel`` standardisation: z = (m - mu) / (sigma + floor) per pixel, mu and sigma over the
-    held-out normals' maps (``ResidualStandardizer``). ``fused`` = (z(residual_final) + z(crd)) / 2
-    with per-pixel z under ``pixel`` and one global mean/std per map under ``none``. Every map is
+    held-out normals' maps (``ResidualStandardizer``). ``fused`` = mean of z(k) over the kinds k of
+    ``rcae.fuse`` (default residual_final and crd) with per-pixel z under ``pixel`` and one global
+    mean/std per map under ``none``; ``residual_centred`` / ``residual_gain`` / ``structure`` compare
+    I with I_D^N ignoring a global offset (``photometric_switches.offset_free_maps``). Every map is
     then smoothed by a Gaussian of ``eval.smooth_sigma``.
     """
 
     def __init__(self, infer: RcAEInference, cfg: Config):
         self.infer, self.cfg = infer, cfg
         self.has_crd = "crd" in infer.nets
-        self.kinds = [k for k in MAP_KINDS if self.has_crd or k not in ("crd", "fused")]
+        self.kinds = [k for k in MAP_KINDS if self.has_crd or k != "crd"]
         if len(infer.steps) == 1:
             self.kinds = [k for k in self.kinds if k != "residual_mean"]
+        self.fuse = list(cfg.rcae.fuse)
+        if not set(self.fuse) <= set(self.kinds):
+            self.kinds.remove("fused")
         self.pixel: dict[str, ResidualStandardizer] = {}
         self.global_: dict[str, tuple[float, float]] = {}
 
@@ -130,16 +148,21 @@ class RcAEScorer:
             raise ValueError(f"eval.anomaly_map={kind!r} is not available here (available: {', '.join(self.kinds)})")
         return kind
 
-    def raw_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw maps plus ``recons`` / ``details`` stacks (B, S, 3, H, W) for the gallery."""
+    def raw_maps(self, images: torch.Tensor, offset_free: bool = True) -> dict[str, torch.Tensor]:
+        """Raw maps plus ``recons`` / ``details`` stacks (B, S, 3, H, W) for the gallery; ``offset_free``
+        False skips the offset-blind kinds (``predict`` of a map that needs none: latency as before)."""
         infer = self.infer
+        if infer.normaliser is not None:
+            images = infer.normaliser(images)
         recons = infer.reconstructions(images)
         details = infer.details(images, recons)
         disc = infer.step_discrepancy(images, details)[:, :, 0]  # (B, S, H, W)
         out = {"recons": recons, "details": details,
-               "residual_final": disc[:, -1:], "residual_mean": disc.mean(dim=1, keepdim=True)}
+               "residual_final": disc[:, -1:], "residual_mean": disc.mean(dim=1, keepdim=True), "input": images}
+        if offset_free:
+            out.update(offset_free_maps(images, details[:, -1], self.cfg.rcae.structure))
         if self.has_crd:
-            logits = infer.crd_logits(images, details)
+            logits = infer.crd_logits(images, details, recons)
             out["crd"] = logits if self.cfg.rcae.crd_output == "logits" else torch.sigmoid(logits)
         return out
 
@@ -167,13 +190,13 @@ class RcAEScorer:
         kind = self.resolve(kind)
         if kind == "fused":
             parts = []
-            for part in ("residual_final", "crd"):
+            for part in self.fuse:
                 if standardize == "pixel":
                     parts.append(self.pixel[part](raw[part]))
                 else:
                     mean, std = self.global_[part]
                     parts.append((raw[part] - mean) / std)
-            amap = 0.5 * (parts[0] + parts[1])
+            amap = torch.stack(parts).mean(dim=0)
         else:
             amap = self._standardised(raw, kind, standardize)
         return gaussian_blur(amap, self.cfg.eval.smooth_sigma)
@@ -189,7 +212,9 @@ class RcAEScorer:
 
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The configured map (``eval.anomaly_map`` | ``eval.standardize``) plus the gallery stacks."""
-        raw = self.raw_maps(images)
+        kind = self.resolve(self.cfg.eval.anomaly_map)
+        needed = set(self.fuse if kind == "fused" else [kind])
+        raw = self.raw_maps(images, offset_free=bool(needed & set(OFFSET_FREE_KINDS)))
         out = {"map": self.variant_map(raw, self.cfg.eval.anomaly_map, self.cfg.eval.standardize),
                "recons": raw["recons"]}
         if "dpn" in self.infer.nets:
@@ -214,6 +239,7 @@ class RcAEScorer:
         """Per-depth signal maps (smoothed, not standardised): ``recon@n`` = mean_c |I - I_R^n|,
         ``detail@n`` = mean_c |I - I_D^n| (with DPN), ``crd@all``."""
         sigma = self.cfg.eval.smooth_sigma
+        images = raw.get("input", images)  # as the maps saw it (after rcae.normalise)
         out: dict[str, torch.Tensor] = {}
         families = [("recon", raw["recons"])]
         if "dpn" in self.infer.nets:

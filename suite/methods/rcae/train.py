@@ -21,6 +21,7 @@ from suite.data.occluders import texture_bank
 from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
 from suite.methods.rcae.losses import all_depths_loss, detail_loss, detection_loss, reconstruction_loss, sample_depth
 from suite.methods.rcae.networks import build_networks
+from suite.methods.rcae.photometric_switches import StageInput, is_grayscale, offset_normaliser, stage3_config
 from suite.methods.rcae.pseudo import crd_training_batch
 from suite.methods.rcae.scorer import RcAEInference, RcAEScorer, crd_steps
 from suite.scoring import gaussian_blur, topk_mean
@@ -45,11 +46,15 @@ class ReconstructionStageLoss:
     always runs its full depth. ``build_inputs`` (the corruption) and ``compute`` (the pass and the
     loss) are the two timed phases of ``suite.training``; calling the object runs both."""
 
-    def __init__(self, cfg: Config, images: torch.Tensor, device: torch.device, recursive: bool):
+    def __init__(self, cfg: Config, images: torch.Tensor, device: torch.device, recursive: bool,
+                 prep: StageInput | None = None):
         self.cfg, self.images, self.device, self.recursive = cfg, images, device, recursive
+        self.prep = prep or StageInput(cfg, None, False)
 
     def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        inp, target, _ = training_pair(batch.cpu(), self.cfg.augment, g, donors=_donors(self.images, g))
+        prep = self.prep
+        donors = prep.normalise(_donors(self.images, g))
+        inp, target, _ = training_pair(prep(batch.cpu(), g), self.cfg.augment, g, donors=donors)
         return inp.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
 
     def compute(self, model: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> torch.Tensor:
@@ -69,13 +74,17 @@ class DetailStageLoss:
     reconstruction network frozen (no graph kept, run in ``runtime.infer_mpx`` chunks); x is I
     (``rcae.dpn_input=clean``) or corrupt(I)."""
 
-    def __init__(self, cfg: Config, ae: nn.Module, images: torch.Tensor, device: torch.device):
+    def __init__(self, cfg: Config, ae: nn.Module, images: torch.Tensor, device: torch.device,
+                 prep: StageInput | None = None):
         self.cfg, self.ae, self.images, self.device = cfg, ae, images, device
+        self.prep = prep or StageInput(cfg, None, False)
 
     def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.prep(batch, g)
         inp = batch
         if self.cfg.rcae.dpn_input == "corrupted":
-            inp, _, _ = training_pair(batch.cpu(), self.cfg.augment, g, donors=_donors(self.images, g))
+            donors = self.prep.normalise(_donors(self.images, g))
+            inp, _, _ = training_pair(batch.cpu(), self.cfg.augment, g, donors=donors)
             inp = inp.to(self.device, non_blocking=True)
         return batch, inp
 
@@ -96,19 +105,24 @@ class DetectionStageLoss:
     the frozen networks keep no graph and run in ``runtime.infer_mpx`` chunks."""
 
     def __init__(self, cfg: Config, infer: RcAEInference, images: torch.Tensor, device: torch.device,
-                 textures: torch.Tensor | None):
+                 textures: torch.Tensor | None, prep: StageInput | None = None):
         self.cfg, self.infer, self.images, self.device, self.textures = cfg, infer, images, device, textures
+        self.prep = prep or StageInput(cfg, None, False)
+        self.grey = cfg.pseudo.colour == "match" and is_grayscale(images)
 
     def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        corrupted, masks = crd_training_batch(batch.cpu(), self.cfg.augment, self.cfg.pseudo, g,
-                                              donors=_donors(self.images, g), textures=self.textures)
+        cfg, prep = self.cfg, self.prep
+        donors = prep.normalise(_donors(self.images, g))
+        corrupted, masks = crd_training_batch(prep(batch.cpu(), g), cfg.augment, cfg.pseudo, g,
+                                              donors=donors, textures=self.textures, grey=self.grey)
         return corrupted.to(self.device, non_blocking=True), masks.to(self.device, non_blocking=True)
 
     def compute(self, model: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> torch.Tensor:
         infer, (corrupted, masks) = self.infer, inputs
 
         def stack(x: torch.Tensor) -> torch.Tensor:
-            return infer.crd_input(x, infer.details(x, infer.reconstructions(x)))
+            recons = infer.reconstructions(x)
+            return infer.crd_input(x, infer.details(x, recons), recons)
 
         with torch.no_grad():
             crd_in = in_chunks(stack, corrupted, size=_frozen_chunk(self.cfg))
@@ -129,10 +143,11 @@ def _texture_bank(cfg: Config) -> torch.Tensor | None:
     return bank
 
 
-def _reconstruction_probe(ae: nn.Module, cfg: Config) -> TrainedMethod:
+def _reconstruction_probe(ae: nn.Module, cfg: Config, prep: StageInput) -> TrainedMethod:
     """Scores ``|I - f(I)|`` with what stage 1 has trained so far (periodic validation)."""
 
     def predict(imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        imgs = prep.normalise(imgs)
         amap = (ae(imgs) - imgs).abs().mean(dim=1, keepdim=True)
         return {"map": gaussian_blur(amap, cfg.eval.smooth_sigma)}
 
@@ -140,11 +155,12 @@ def _reconstruction_probe(ae: nn.Module, cfg: Config) -> TrainedMethod:
 
 
 def _run_stage(ctx: TrainContext, stage: str, module: nn.Module, loss, times: dict, info: dict,
-               on_epoch_end=None) -> None:
+               on_epoch_end=None, stage_cfg=None) -> None:
     cfg = ctx.cfg
+    stage_cfg = stage_cfg or getattr(cfg.train, stage)
 
     def run(path: str) -> None:
-        train_stage(stage, module, loss, ctx.train_images, getattr(cfg.train, stage), checkpoint_path=path,
+        train_stage(stage, module, loss, ctx.train_images, stage_cfg, checkpoint_path=path,
                     on_epoch_end=on_epoch_end, **stage_options(ctx, stage))
 
     times[stage], info[f"{stage}_from_cache"] = cached_stage(ctx, stage, module, run)
@@ -188,17 +204,24 @@ def train_reconstruction(ctx: TrainContext, nets: dict[str, nn.Module], steps: l
     times: dict[str, float] = {}
     info: dict[str, object] = {}
     ae = nets["ae"]
+    # issue-19 switches (RcAE only; off by default): offset normalisation, jitter (photometric_switches.py)
+    norm = offset_normaliser(cfg, images, ctx.checkpoint_dir, recursive, ctx.log)
+    prep = StageInput(cfg, norm, recursive)
+    infer.normaliser = norm
+    if norm is not None:
+        info["photometric_reference"] = float(norm.reference)
 
-    hook = probe_hook(ctx, ae, _reconstruction_probe(ae, cfg))
-    _run_stage(ctx, "stage1", ae, ReconstructionStageLoss(cfg, images, device, recursive), times, info, hook)
+    hook = probe_hook(ctx, ae, _reconstruction_probe(ae, cfg, prep))
+    _run_stage(ctx, "stage1", ae, ReconstructionStageLoss(cfg, images, device, recursive, prep), times, info, hook)
     if "dpn" in nets:
-        _run_stage(ctx, "stage2", nets["dpn"], DetailStageLoss(cfg, ae, images, device), times, info,
+        _run_stage(ctx, "stage2", nets["dpn"], DetailStageLoss(cfg, ae, images, device, prep), times, info,
                    _loss_hook(ctx, "stage2"))
     if "crd" in nets:
         if cfg.rcae.crd_input == "discrepancy":
             infer.fit_discrepancy_norm(images, device)
-        loss = DetectionStageLoss(cfg, infer, images, device, _texture_bank(cfg))
-        _run_stage(ctx, "stage3", nets["crd"], loss, times, info, _loss_hook(ctx, "stage3"))
+        loss = DetectionStageLoss(cfg, infer, images, device, _texture_bank(cfg), prep)
+        stage3 = stage3_config(cfg, len(images)) if recursive else None
+        _run_stage(ctx, "stage3", nets["crd"], loss, times, info, _loss_hook(ctx, "stage3"), stage3)
 
     scorer = RcAEScorer(infer, cfg)
     normals, fitted_on = _scoring_normals(ctx)
@@ -206,5 +229,6 @@ def train_reconstruction(ctx: TrainContext, nets: dict[str, nn.Module], steps: l
     kind = scorer.resolve(cfg.eval.anomaly_map)
     info.update({"scoring": f"{kind}|{cfg.eval.standardize}", "scoring_fit_on": fitted_on,
                  "scoring_fit_n": len(normals)})
-    return TrainedMethod(predict=scorer.predict, extra_maps=scorer.extra_maps, score=scorer.score, modules=nets,
+    modules = nets if norm is None else {**nets, "offset_norm": norm}  # the reference travels with the model
+    return TrainedMethod(predict=scorer.predict, extra_maps=scorer.extra_maps, score=scorer.score, modules=modules,
                          stage_times=times, info=info, steps=steps)

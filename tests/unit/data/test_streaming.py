@@ -201,7 +201,7 @@ def test_training_on_a_stream_equals_training_on_a_tensor(samples, workers, cach
 @pytest.mark.parametrize("kind", ["hard", "augment", "natural"])
 @pytest.mark.parametrize("cache_mb", [0.0, 64.0])  # 0: hard's donors go through a spilled memmap
 def test_streamed_validation_set_equals_the_in_memory_one(tmp_path, samples, kind, cache_mb):
-    from suite.pipeline import streamed_validation_set, validation_set
+    from suite.validation import streamed_validation_set, validation_set
 
     cfg = build_config(preset="tiny", overrides=[f"data.val_anomalies={kind}", "data.val_anomaly_ratio=1.5"])
     val, train = samples[:4], samples[4:]
@@ -243,3 +243,18 @@ def test_run_trial_results_do_not_depend_on_the_cache_budget(tmp_path):
     assert uncached.info["image_cache"]["cache_entries"] == 0 and cached.info["image_cache"]["cache_entries"] > 0
     a, b = (np.load(tmp_path / f"c{c}" / "gallery.npz") for c in (0, 2048))
     assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_streamed_validation_set_with_shifted_normals_equals_the_in_memory_one(tmp_path, samples):
+    from suite.validation import streamed_validation_set, validation_set
+
+    cfg = build_config(preset="tiny", overrides=["data.val_anomalies=augment", "data.val_shifts=[gain0.92, gamma1.1]"])
+    val, train = samples[:4], samples[4:]
+    images, masks, labels = validation_set(torch.from_numpy(load_arrays(val, 32)[0]),
+                                           torch.from_numpy(load_arrays(train, 32)[0]), cfg)
+    cache = ImageCache.from_mb(64.0)
+    s_images, s_masks, s_labels = streamed_validation_set(FileImages(val, 32, cache), FileImages(train, 32, cache),
+                                                          cfg, tmp_path)
+    assert len(images) == 3 * 4 + 4 and (labels[:12] == 0).all()
+    assert torch.allclose(s_images[:], images, atol=1e-6) and np.array_equal(s_labels, labels.numpy())
+    assert np.array_equal(s_masks, masks.numpy().astype(np.uint8))

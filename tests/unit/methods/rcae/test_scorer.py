@@ -10,6 +10,9 @@ from suite.methods.rcae.scorer import RcAEInference, RcAEScorer
 from suite.methods.rcae.networks import build_networks
 
 
+OFFSET_FREE = ("residual_centred", "residual_gain", "structure")
+
+
 class HandMadeScorer(RcAEScorer):
     """Raw maps come from a lookup (keyed by the first pixel of the image), not from networks."""
 
@@ -18,6 +21,7 @@ class HandMadeScorer(RcAEScorer):
         if not with_crd:
             nets.pop("crd", None)
         super().__init__(RcAEInference(nets, cfg, [1, 2], [1, 2]), cfg)
+        self.kinds = [k for k in self.kinds if k not in OFFSET_FREE]  # the table holds the paper-era kinds only
         self.table = table
 
     def raw_maps(self, images):
