@@ -13,6 +13,8 @@ Vocabulary
   ``diag.<split>.<family>.<step>.<metric>`` (family recon | detail | crd, step "1".."N" or "all").
 - *scorings* (record version 2): the same model under several scoring variants, flattened to
   ``scoring.<variant>.<split>.<metric>`` (variant e.g. ``"auto|pixel"``). Older records lack both.
+- *step breakdown*: where each stage's time went (``record.step_breakdown``), flattened to
+  ``step.<stage>.<field>`` (stage stage1..3 | eval; field data_s, compute_s, images_per_s, ...).
 - *shifts* (record version 6): test metrics under ``eval.shifts``, ``shift.<name>.<metric>``, and the
   data-shift check, ``data_shift.*`` (module ``shifts``).
 
@@ -61,7 +63,10 @@ from suite.aggregate.loading import (  # noqa: F401
     load_records,
 )
 from suite.aggregate.frame import (  # noqa: F401
+    STEP_PREFIX,
     record_row,
+    breakdown_column,
+    breakdown_columns,
     diagnostic_column,
     scoring_column,
     diagnostic_columns,
@@ -145,7 +150,10 @@ __all__ = [
     "method_display_name",
     "RecordSet",
     "load_records",
+    "STEP_PREFIX",
     "record_row",
+    "breakdown_column",
+    "breakdown_columns",
     "diagnostic_column",
     "scoring_column",
     "diagnostic_columns",

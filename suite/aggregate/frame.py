@@ -1,4 +1,4 @@
-"""The flat frame: one row per record (identity, config.*, <split>.<metric>, cost.*, time.*, shift.*)."""
+"""The flat frame: one row per record (identity, config.*, <split>.<metric>, cost.*, time.*, step.*, shift.*)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from suite.aggregate.names import COSTS, DIAG_PREFIX, METRICS, SCORING_PREFIX, S
 from suite.config import flatten
 from suite.config_aliases import report_view
 from suite.records import TrialRecord
+
+# Per-stage step breakdown (record.step_breakdown): ``step.<stage>.<field>``, e.g. ``step.stage1.data_s``.
+# Measurements of a run, not config keys, so they never enter a configuration's label.
+STEP_PREFIX = "step."
 
 
 def _hashable(value: Any) -> Any:
@@ -79,6 +83,9 @@ def record_row(record: TrialRecord, path: str | Path | None = None) -> dict[str,
         row.setdefault(f"time.{stage}", _number(value))
     stage_values = [_number(v) for v in times.values()]
     row["time.total"] = float(np.nansum(stage_values)) if stage_values else math.nan
+    for stage, values in (record.step_breakdown or {}).items():
+        for name, value in (values or {}).items():
+            row[breakdown_column(stage, name)] = _number(value)
     row["info.scoring"] = (record.info or {}).get("scoring")
     row["ablation.table"] = (record.ablation or {}).get("table")  # set by ablation spaces' trials
     row["ablation.row"] = (record.ablation or {}).get("row")
@@ -106,6 +113,20 @@ def diagnostic_column(split: str, family: str, step: Any, metric: str) -> str:
 
 def scoring_column(variant: str, split: str, metric: str) -> str:
     return f"{SCORING_PREFIX}{variant}.{split}.{metric}"
+
+
+def breakdown_column(stage: str, name: str) -> str:
+    return f"{STEP_PREFIX}{stage}.{name}"
+
+
+def breakdown_columns(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(column, stage, field) of every ``step.*`` column."""
+    out = []
+    for col in frame.columns:
+        parts = str(col)[len(STEP_PREFIX):].split(".", 1) if str(col).startswith(STEP_PREFIX) else []
+        if len(parts) == 2:
+            out.append((str(col), *parts))
+    return out
 
 
 def diagnostic_columns(frame: pd.DataFrame, split: str | None = None) -> list[tuple[str, str, str, str, str]]:

@@ -1,7 +1,8 @@
 """The sweep summary: best configuration per category, the pooled ranking, the data-shift check
 per category and the I-AUROC robustness table (``suite.reporting.robustness``), selection fidelity,
-failures, missing results and parameter importance (Spearman, and Optuna's where a sweep stored
-``optuna_importances.json``: ``suite.reporting.importances``).
+failures, missing results, parameter importance (Spearman, and Optuna's where a sweep stored
+``optuna_importances.json``: ``suite.reporting.importances``) and where the time goes per stage
+(``suite.reporting.step_times``, when records carry a step breakdown).
 
 Cells hold the mean over the seeds of one configuration on one category; failed and stopped
 records never enter a mean and are listed in the failures table.
@@ -22,6 +23,7 @@ from suite.spaces import spaces_dir
 from suite.reporting.footer import footer_text, uncertainty_text
 from suite.reporting.importances import optuna_importance_tables
 from suite.reporting.robustness import data_shift_table, robustness_tables
+from suite.reporting.step_times import step_breakdown_table
 from suite.reporting.table import MISSING, Table, fmt, fmt_interval, pct
 
 
@@ -292,6 +294,9 @@ def summary_markdown(
     if shift_check is not None:
         tables["data_shift"] = shift_check
     tables.update({t.name: t for t in robustness_tables(frame, footer, ("i_auroc",))})
+    step_times = step_breakdown_table(frame, footer)  # absent when no record has a step breakdown
+    if step_times is not None:
+        tables["step_breakdown"] = step_times
 
     # failures, never silently dropped
     bad = frame[frame["status"] != "ok"] if not frame.empty else frame
@@ -361,7 +366,7 @@ def summary_markdown(
         lines += ["## How many seeds are enough (ablation tables)", "", *advice, "", f"Formula: {SEEDS_FORMULA} "
                   "For an ablation space, `--trials` of `sweep` and `plan` is the number of seeds per row.", ""]
     for key in ("best_per_category", "pooled", "data_shift", "robustness_i_auroc", "fidelity", "failures", "ignored",
-                "missing", "importance",
+                "missing", "importance", "step_breakdown",
                 *(k for k in tables if k.startswith("optuna_importance"))):
         if key in tables:
             lines.append(tables[key].to_markdown(level=2))
