@@ -44,7 +44,8 @@ def recorded_ablations(frame: pd.DataFrame, declared: Sequence[Ablation]) -> lis
     for table_id, row_id in frame[[TABLE_COLUMN, ROW_COLUMN]].dropna().drop_duplicates().itertuples(index=False):
         recorded.setdefault(str(table_id), []).append(str(row_id))
     out = []
-    for ablation in sorted(declared, key=lambda a: (natural_key(a.source), a.id)):
+    # paper tables in paper order, then the suite's own tables (no paper source)
+    for ablation in sorted(declared, key=lambda a: (not a.source, natural_key(a.source), a.id)):
         extra = sorted(set(recorded.get(ablation.id, [])) - {r.id for r in ablation.rows}, key=natural_key)
         if extra:
             ablation = dataclasses.replace(ablation, rows=(*ablation.rows, *(_bare_row(r) for r in extra)))

@@ -53,7 +53,8 @@ def test_records_carry_per_depth_signal_and_every_scoring_variant(base, tmp_path
         assert sorted(diag["recon"]) == [str(n) for n in range(1, depth + 1)]
         assert sorted(diag["detail"]) == sorted(diag["recon"]) and list(diag["crd"]) == ["all"]
         assert all(0 <= v["p_auroc"] <= 1 and 0 <= v["i_auroc"] <= 1 for f in diag.values() for v in f.values())
-    kinds = ("auto", "residual_final", "residual_mean", "crd", "fused")
+    kinds = ("auto", "residual_final", "residual_mean", "crd", "fused",
+             "residual_centred", "residual_gain", "structure")
     expected = {f"{k}|{s}" for k in kinds for s in ("none", "pixel")}
     assert set(record.scorings) == expected
     assert record.scorings["auto|pixel"] == record.scorings["crd|pixel"]

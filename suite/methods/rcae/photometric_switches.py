@@ -27,6 +27,7 @@ from suite.config import Config, StageConfig
 from suite.data.photometric import background_level, normalise_offset, photometric_jitter, reference_level
 from suite.data.streaming import ImagesLike
 from suite.residuals import gain_offset_residual, gradient_residual, median_centred_residual, ssim_structure_residual
+from suite.weights import load_tensors
 
 LEVEL_BATCH = 16  # images per batch when the reference level is computed
 GREY_TOLERANCE = 1.0 / 512  # below half an 8-bit grey level: channels count as equal
@@ -68,7 +69,7 @@ def offset_normaliser(cfg: Config, images: ImagesLike, checkpoint_dir: Path | No
     norm = OffsetNormaliser(cfg.rcae.normalise)
     path = Path(checkpoint_dir) / OFFSET_NORM_FILE if checkpoint_dir is not None else None
     if path is not None and path.exists():
-        norm.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        norm.load_state_dict(load_tensors(path, "offset normaliser"))
     else:
         norm.fit(images)
         if path is not None:

@@ -129,7 +129,7 @@ def test_the_shipped_ablation_spaces_are_the_default(fake_frame):
     assert titles == [
         "Components ladder (RcAE paper Table 2)", "Recursion depth N (RcAE paper Table 3)",
         "Skip connections × shared weights (RcAE paper Table 4)", "Training data fraction (RcAE paper Table 5)",
-        "Recursion steps fed to CRD (RcAE paper Table 6, N=5)",
+        "Recursion steps fed to CRD (RcAE paper Table 6, N=5)", "Photometric robustness switches (issue 19)",
     ]
 
 

@@ -112,6 +112,7 @@ def test_ablations_file_names_missing_rows_and_unwritten_tables(report):
     text = (index.parent / "ablations.md").read_text()
     assert "missing (MVTec AD): depth=4, depth=5, depth=6" in text
     assert "Not written (no records for any of their rows): Recursion steps fed to CRD" in text
+    assert "Photometric robustness switches" in text.partition("Not written")[2]
     assert "Paper: Wu et al." in text
 
 
