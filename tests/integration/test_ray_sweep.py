@@ -91,8 +91,9 @@ def test_optuna_sweep_with_asha_writes_records_and_csv(local_ray, tmp_path):
 def test_multi_objective_sweep_writes_a_pareto_set(local_ray, tmp_path):
     space = space_file(tmp_path, '"""depth vs cost"""\nSPACE = {"model.depth": {"type": "int", "low": 1, "high": 3}}\n')
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=1", *FAST])
+    # one trial at a time: a repeated depth is then always answered from the first one's record
     opts = SweepOptions(space=space, trials=4, storage=str(tmp_path / "st"), name="pareto", objective="multi",
-                        cost_metric="gflops", verbose=0)
+                        concurrent=1, cost_metric="gflops", verbose=0)
     result = run_sweep(cfg, opts)
 
     assert Path(result["pareto_csv"]).exists() and Path(result["pareto_json"]).exists()
@@ -288,9 +289,10 @@ def test_per_category_studies_run_at_the_same_time_each_with_its_own_trials(loca
     assert set(result["random_trials"]) == {"synth_texture", "synth_object"}
 
 
-def test_ddp_sweep_asha_stops_a_trial_from_rank_0s_reports_and_records_match_run_trial(local_ray, tmp_path):
-    """One DDP sweep (2 Ray Train workers per trial) checked two ways: ASHA stops a trial from rank 0's
-    periodic reports, and a completed trial's record has exactly the fields of a plain ``run_trial``."""
+def test_ddp_sweep_feeds_asha_rank_0s_reports_and_records_match_run_trial(local_ray, tmp_path):
+    """One DDP sweep (2 Ray Train workers per trial) under ASHA checked two ways: rank 0's periodic
+    reports reach Tune (a stopped trial stopped on one of them), and a completed trial's record has
+    exactly the fields of a plain ``run_trial``."""
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=4", "train.stage2.epochs=1",
                                                  "train.stage3.epochs=1", *FAST])
     opts = SweepOptions(space="noise", trials=3, storage=str(tmp_path), name="ddpasha", num_workers=2, asha=True,
@@ -298,12 +300,21 @@ def test_ddp_sweep_asha_stops_a_trial_from_rank_0s_reports_and_records_match_run
     run_sweep(cfg, opts)
 
     records = records_of(tmp_path / "ddpasha")
-    assert len(records) == 3
-    stopped = [r for r in records if r.status == "stopped"]
-    assert stopped, f"ASHA stopped no DDP trial: {[r.status for r in records]}"
-    # it was stopped from a periodic (rank 0) validation, before the end of stage 1
-    progress = [tmp_path / "ddpasha" / "records" / r.trial_id / r.category / "progress.jsonl" for r in stopped]
-    assert all(p.exists() and p.read_text().strip() for p in progress)
+    assert len(records) == 3 and {r.status for r in records} <= {"ok", "stopped"}
+    # What ASHA decides on: every trial's rank 0 reported its periodic stage-1 validations to Tune,
+    # epoch by epoch, before its final report. (Whether a given run stops a trial depends on how the
+    # noise levels happen to rank at the rungs, so stopping itself is checked only where it happened;
+    # test_optuna_sweep_with_asha_writes_records_and_csv checks ASHA stops on one-worker trials.)
+    for record in records:
+        (result_json,) = (tmp_path / "ddpasha").glob(f"tune-*/{record.trial_id}/result.json")
+        reports = [json.loads(line) for line in result_json.read_text().splitlines()]
+        periodic = [(r["stage"], r["epoch"]) for r in reports if not r["final"]]
+        assert periodic and periodic == [("stage1", e) for e in range(1, len(periodic) + 1)], record.trial_id
+        assert all("val_i_auroc" in r for r in reports)
+        if record.status == "stopped":  # stopped from a periodic validation, before the end of stage 1
+            assert not any(r["final"] for r in reports) and len(periodic) < 4
+            progress = tmp_path / "ddpasha" / "records" / record.trial_id / record.category / "progress.jsonl"
+            assert progress.exists() and progress.read_text().strip()
 
     # ASHA lets the first trial to reach each rung go on, so one trial completes: its record is a
     # full DDP record (world size 2, written by rank 0) with the same fields as run_trial's.
