@@ -65,8 +65,9 @@ def test_records_carry_per_depth_signal_and_every_scoring_variant(base, tmp_path
         record.scorings["crd|none"]["test"]["p_auroc"], abs=1e-9
     )
     convae = run_trial(tiny("model.method=convae"), tmp_path / "c")
-    assert convae.diagnostics == {} and set(convae.scorings) == {"auto|none", "auto|pixel", "residual_final|none",
-                                                                 "residual_final|pixel"}
+    convae_kinds = ("auto", "residual_final", "residual_centred", "residual_gain", "structure")
+    assert convae.diagnostics == {}
+    assert set(convae.scorings) == {f"{k}|{s}" for k in convae_kinds for s in ("none", "pixel")}
     assert convae.info["scoring"] == "residual_final|pixel"
 
 
