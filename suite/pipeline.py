@@ -28,6 +28,7 @@ from suite.config import Config, save_yaml
 from suite.cost import TrainingMemory, count_params, measure_cost
 from suite.data import load_category
 from suite.data.streaming import FileImages, ImageCache, ImagesLike, iter_batches, read_masks, sequential_batches
+from suite.gallery import save_gallery
 from suite.methods.base import TrainContext, TrainedMethod
 from suite.methods.registry import method_spec
 from suite.records import RECORD_NAME, TrialRecord, code_versions, node_info, write_record
@@ -174,9 +175,7 @@ def _save_gallery(path: Path, idx: list[int], images, masks, labels, names, maps
     for key in ("recons", "details"):
         if key in kept:
             arrays[key] = np.clip(kept[key], 0, 1).astype(np.float16)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    save_gallery(path, arrays)
 
 
 def _measure_cost(method: TrainedMethod, cfg: Config, device: torch.device) -> dict[str, Any]:
