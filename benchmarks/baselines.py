@@ -1,4 +1,4 @@
-"""The registered baselines (FAE, HFR-AE, DRAEM, ...) on real data with the `cpu` preset, through ``run_trial``.
+"""The registered baselines (FAE, HFR-AE, DRAEM, ...) on real data with the `cpu` preset, through ``run_training``.
 
 Writes, per method, test metrics (I-AUROC, P-AUROC, AUPRO and the rest), validation metrics
 (held-out normals + synthetic anomalies, as for every method), cost (params, GFLOPs, latency,
@@ -38,7 +38,7 @@ import dataclasses  # noqa: E402
 from suite.config import build_config  # noqa: E402
 from suite.data import shared_data_dir  # noqa: E402
 from suite.methods.registry import method_spec, method_specs  # noqa: E402
-from suite.pipeline import run_trial  # noqa: E402
+from suite.pipeline import run_training  # noqa: E402
 from suite.records import RECORD_NAME, atomic_write_json, code_versions  # noqa: E402
 
 DEFAULT_METHODS = ("fae", "hfr")
@@ -91,7 +91,7 @@ def run_method(method: str, args: argparse.Namespace, work: Path) -> dict[str, A
                        + list(args.overrides))
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    record = run_trial(cfg, work / f"{method}-{cfg.hash()}")
+    record = run_training(cfg, work / f"{method}-{cfg.hash()}")
     wall = time.perf_counter() - t0
     test = record.metrics.get("test", {})
     stage1 = cfg.train.stage1

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from suite.config import build_config  # noqa: E402
 from suite.data import shared_data_dir  # noqa: E402
-from suite.pipeline import run_trial  # noqa: E402
+from suite.pipeline import run_training  # noqa: E402
 from suite.records import atomic_write_json, code_versions  # noqa: E402
 
 RUNGS = {
@@ -120,7 +120,7 @@ def main() -> None:
             cfg = build_config(preset=args.preset, overrides=[f"{k}={json.dumps(v)}" for k, v in over.items()]
                                + list(args.overrides))
             t0 = time.perf_counter()
-            record = run_trial(cfg, work / f"{name}-s{seed}-{cfg.hash()}", stage_cache=work / "stage_cache")
+            record = run_training(cfg, work / f"{name}-s{seed}-{cfg.hash()}", stage_cache=work / "stage_cache")
             wall = time.perf_counter() - t0
             # Training time of the rung: stages loaded from the cache count with the time they took
             # when they were built (looked up from the rung that built them in this benchmark).

@@ -103,7 +103,7 @@ def child(args: argparse.Namespace) -> None:
     record = None
     with tempfile.TemporaryDirectory() as out:
         try:
-            record = pipeline.run_trial(cfg, out, log=lambda line: print(line, file=sys.stderr))
+            record = pipeline.run_training(cfg, out, log=lambda line: print(line, file=sys.stderr))
             mark("eval")
         except StopAfterTraining:
             pass

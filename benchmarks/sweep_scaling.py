@@ -5,10 +5,10 @@ Four measurements on the built-in synthetic data (``tiny`` preset, stage 1 made 
 1. *scaling*: the same 8 trials (8 distinct stage-1 settings, so nothing is shared) as a sweep with
    1 and with 2 concurrent trials; every trial holds 1 CPU and runs torch with 1 thread. Target:
    2-way wall time <= 0.6x the 1-way wall time.
-2. *overhead*: the 8 trials called one after another with ``run_trial`` in this process (no Ray)
+2. *overhead*: the 8 trials called one after another with ``run_training`` in this process (no Ray)
    vs the 1-way sweep: ``(sweep wall - direct wall) / 8`` is Ray Tune's cost per trial (trial
    scheduling, reports, checkpoint copies, record collection); ``(sweep wall - time spent inside
-   run_trial) / 8`` is the same cost measured within one run (immune to load drift between runs).
+   run_training) / 8`` is the same cost measured within one run (immune to load drift between runs).
    Target: <= 2 s per trial.
 3. *stage cache*: a sweep of 8 trials that vary only DPN / CRD settings (stage 1 identical), with
    the shared stage cache vs without it, both 2-way. Target: >= 40 % less wall time with the cache.
@@ -16,7 +16,7 @@ Four measurements on the built-in synthetic data (``tiny`` preset, stage 1 made 
 The Ray instance (2 CPUs) is started once, before the timed sweeps, and its start-up time is
 reported separately. Other processes on a shared machine slow some runs more than others; the
 load average before each run is recorded next to its time, and ``trials_in_flight`` (time inside
-``run_trial`` per second of wall time) shows whether the 2-way sweep really overlapped its trials
+``run_training`` per second of wall time) shows whether the 2-way sweep really overlapped its trials
 even when a busy machine keeps its wall time from halving.
 
     python benchmarks/sweep_scaling.py            # writes benchmarks/results/sweep_scaling.json
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from suite.config import build_config, with_overrides  # noqa: E402
 from suite.orchestration.env import init_ray, shutdown_ray  # noqa: E402
 from suite.orchestration.driver import SweepOptions, run_sweep  # noqa: E402
-from suite.pipeline import run_trial  # noqa: E402
+from suite.pipeline import run_training  # noqa: E402
 from suite.stage_cache import StageCache  # noqa: E402
 
 TARGET_TWO_WAY_RATIO = 0.6
@@ -82,8 +82,8 @@ def timed_sweep(cfg, space: Path, storage: Path, name: str, **kw) -> dict:
 
     inside = sum(r.stage_times.get("total", 0.0) for r in load_records(result["records_dir"]).records)
     return {
-        "run_trial_total_s": round(inside, 2),
-        # time spent inside run_trial per second of wall time: ~1 for 1-way, ~2 if 2-way truly overlaps
+        "run_training_total_s": round(inside, 2),
+        # time spent inside run_training per second of wall time: ~1 for 1-way, ~2 if 2-way truly overlaps
         "trials_in_flight": round(inside / wall, 2),
         "wall_s": round(wall, 2),
         "load_before": load_before,
@@ -119,14 +119,14 @@ def main(argv: list[str] | None = None) -> dict:
         },
     }
 
-    # 2. direct run_trial baseline (no Ray), the same 8 trials as the scaling sweeps
+    # 2. direct run_training baseline (no Ray), the same 8 trials as the scaling sweeps
     points = [{"augment.coverage": round(0.1 * (i + 1), 2)} for i in range(8)]
     load_before = load()
     t0 = time.perf_counter()
     per_trial = []
     for i, point in enumerate(points):
         t1 = time.perf_counter()
-        run_trial(with_overrides(cfg, point), work / "direct" / str(i), log=lambda _: None)
+        run_training(with_overrides(cfg, point), work / "direct" / str(i), log=lambda _: None)
         per_trial.append(round(time.perf_counter() - t1, 2))
     direct = {"wall_s": round(time.perf_counter() - t0, 2), "load_before": load_before, "per_trial_s": per_trial}
 
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     ratio = two["wall_s"] / one["wall_s"]
     overhead = (one["wall_s"] - direct["wall_s"]) / len(points)
     # The same cost without the load noise between two separate runs: the 1-way sweep's wall time
-    # minus the time its trials spent inside run_trial.
-    overhead_inside = (one["wall_s"] - one["run_trial_total_s"]) / len(points)
+    # minus the time its trials spent inside run_training.
+    overhead_inside = (one["wall_s"] - one["run_training_total_s"]) / len(points)
     saving = 1.0 - cached["wall_s"] / uncached["wall_s"]
     results.update(
         {
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "met": ratio <= TARGET_TWO_WAY_RATIO,
             },
             "overhead": {
-                "direct_run_trial": direct,
+                "direct_run_training": direct,
                 "sweep_one_way_wall_s": one["wall_s"],
                 "per_trial_s": round(overhead, 2),
                 "per_trial_s_from_records": round(overhead_inside, 2),
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"scaling: 1-way {one['wall_s']:.1f}s, 2-way {two['wall_s']:.1f}s -> {ratio:.2f}x "
         f"(target <= {TARGET_TWO_WAY_RATIO}) | overhead {overhead:.2f} s/trial vs direct {direct['wall_s']:.1f}s, "
-        f"{overhead_inside:.2f} s/trial outside run_trial ("
+        f"{overhead_inside:.2f} s/trial outside run_training ("
         f"target <= {TARGET_OVERHEAD_S}) | stage cache {cached['wall_s']:.1f}s vs {uncached['wall_s']:.1f}s -> "
         f"{saving:.0%} saved (target >= {TARGET_CACHE_SAVING:.0%}) | written {out}"
     )

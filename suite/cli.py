@@ -183,11 +183,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.stage_cache:
         check_out_dir(args.stage_cache, "--stage-cache")
 
-    from suite.pipeline import format_metrics_table, run_trial  # torch
+    from suite.pipeline import format_metrics_table, run_training  # torch
 
     out = new_run_dir(args.out, f"{cfg.data.category}-{cfg.model.method}-{cfg.hash()}")
     print(f"[train] config {cfg.hash()} -> {out}")
-    record = run_trial(cfg, out, stage_cache=args.stage_cache)
+    record = run_training(cfg, out, stage_cache=args.stage_cache)
     print(format_metrics_table(record))
     print(f"[train] record: {out / RECORD_NAME}")
     return 0

@@ -1,4 +1,4 @@
-"""Shift checks and robustness metrics of a trial, without orchestration (``run_trial`` calls these).
+"""Shift checks and robustness metrics of one training, without orchestration (``run_training`` calls these).
 
 * ``check_data_shift``: before training, the label-free data-shift check
   (``suite.data.shift_check``) of all train-folder normals (train, validation and calibration

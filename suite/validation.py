@@ -74,7 +74,7 @@ def validation_set(
     corruption of any method. "augment" uses RcAE's training corruption (easiest for RcAE).
 
     Returns images (M, 3, H, W), masks (M, 1, H, W), labels (M,). Deterministic given the seed.
-    (``run_trial`` builds the same set with ``validation_anomalies`` and keeps it on disk.)
+    (``run_training`` builds the same set with ``validation_anomalies`` and keeps it on disk.)
     """
     anomalous, masks = validation_anomalies(val_images, donors, cfg)
     normals = val_images if isinstance(val_images, torch.Tensor) else val_images.materialize()

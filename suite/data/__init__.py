@@ -4,7 +4,7 @@
 normals, test images with masks), validated without decoding pixels; ``load_arrays(samples, size)``
 decodes them into float arrays; ``suite.data.streaming`` (``FileImages``, ``ImageCache``; it needs
 torch, so this package does not import it) decodes them on demand behind a byte-budgeted cache, as
-``run_trial`` does.
+``run_training`` does.
 ``list_categories(dataset, root)`` reports which categories exist.
 Every dataset is one ``DatasetSpec`` in ``suite.data.registry``; the functions here look it up.
 

@@ -1,4 +1,4 @@
-"""What every method's trainer gets and returns, so ``run_trial`` treats them alike.
+"""What every method's trainer gets and returns, so ``run_training`` treats them alike.
 
 A method (``suite.methods.registry.MethodSpec``) names a ``train(ctx: TrainContext) ->
 TrainedMethod``. Gradient-trained methods go through ``train_single_stage`` (or ``cached_stage``
@@ -33,7 +33,7 @@ from suite.training import CheckpointError, atomic_torch_save, freeze, load_chec
 class TrainContext:
     cfg: Config
     device: torch.device
-    # (N, 3, H, W) clean normals on the CPU: in run_trial an ``ImageSource`` (suite.data.streaming)
+    # (N, 3, H, W) clean normals on the CPU: in run_training an ``ImageSource`` (suite.data.streaming)
     # that decodes on demand behind the trial's cache budget and indexes like the tensor it replaces
     # (len, shape, [int | slice | index tensor] -> tensor); a plain tensor works too. Read batches
     # (``images[idx]``, ``iter_batches``); ``images[:]`` loads every image at once, for a method
@@ -44,9 +44,9 @@ class TrainContext:
     stage_cache: StageCache | None = None  # shared across trials and sweeps
     log: Callable[[str], None] = print
     # Called after each epoch with (stage, epoch, loss, probe); ``probe`` is a TrainedMethod scoring
-    # with what is trained so far (or None); run_trial uses it for periodic validation reports.
+    # with what is trained so far (or None); run_training uses it for periodic validation reports.
     on_epoch_end: Callable[[str, int, float, "TrainedMethod | None"], None] | None = None
-    # Every trained stage's step breakdown (``suite.throughput``); run_trial copies it into the record.
+    # Every trained stage's step breakdown (``suite.throughput``); run_training copies it into the record.
     step_breakdown: BreakdownLog = field(default_factory=BreakdownLog)
 
 
@@ -60,7 +60,7 @@ class TrainedMethod:
     steps: list[int] = field(default_factory=list)  # recursion steps in recons/details, if any
     # Optional maps beyond the configured one, for evaluation only (not timed in the cost):
     # "variant:<kind>|<standardize>" -> (B, 1, H, W) scoring variants, "diag:<family>@<step>" ->
-    # per-depth signal maps. run_trial scores each into record.scorings / record.diagnostics.
+    # per-depth signal maps. run_training scores each into record.scorings / record.diagnostics.
     extra_maps: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
 
 
@@ -146,7 +146,7 @@ def stage_options(ctx: TrainContext, stage: str) -> dict[str, Any]:
 
 
 def probe_hook(ctx: TrainContext, module: nn.Module, probe: TrainedMethod, stage: str = "stage1"):
-    """An ``on_epoch_end`` for train_stage that lets run_trial validate ``probe`` mid-training
+    """An ``on_epoch_end`` for train_stage that lets run_training validate ``probe`` mid-training
     (``module`` is switched to eval mode for it and back)."""
 
     def hook(epoch: int, loss: float) -> None:
@@ -195,7 +195,7 @@ def fit_single_stage(
     """Fit a method without gradient training (a memory bank, per-pixel statistics) as ``stage1``.
 
     ``fit(module, train_images, generator)`` fills ``module``'s parameters or buffers in place (no
-    optimiser, no epochs). ``train_images`` is ``ctx.train_images`` as it is: in ``run_trial`` an
+    optimiser, no epochs). ``train_images`` is ``ctx.train_images`` as it is: in ``run_training`` an
     ``ImageSource`` streaming from disk, so a fit should read it in batches (``images[a:b]``,
     ``suite.data.streaming.iter_batches``); ``images[:]`` loads all of it at once where the
     statistics truly need every image together. What it fills must be in the module's ``state_dict`` (parameters or

@@ -32,7 +32,7 @@ def _trial_error_summary(trial: Any) -> str:
 class RecordGaps(tune.Callback):
     """Tune callback (driver side): write records for trials that ended without one.
 
-    A trial stopped early by ASHA is interrupted inside ``run_trial``; a trial whose process died
+    A trial stopped early by ASHA is interrupted inside ``run_training``; a trial whose process died
     on its last attempt never wrote its record. Both get a record (status "stopped" / "failed") in
     every category folder that was started, so the sweep's records account for every trial.
     """
@@ -58,7 +58,7 @@ class RecordGaps(tune.Callback):
                 category=cfg.data.category, method=cfg.model.method, status=status, error=error,
                 history=[last] if last else [], trial_id=str(trial.trial_id), sweep=self.sweep,
                 seed=cfg.runtime.seed, selection=self.select_on, versions=code_versions(),
-                # run_trial writes config.yaml first: its mtime is when the category started; it
+                # run_training writes config.yaml first: its mtime is when the category started; it
                 # ended no later than now (the scheduler's stop or the error reached the driver).
                 started=(cat_dir / "config.yaml").stat().st_mtime, finished=time.time(),
                 info={"times": "started = config.yaml mtime, finished = when the driver filled this record"},

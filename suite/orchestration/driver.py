@@ -1,4 +1,4 @@
-"""The sweep driver: ``run_sweep`` runs Ray Tune trials that call ``run_trial``, sampled by Optuna or a grid.
+"""The sweep driver: ``run_sweep`` runs Ray Tune trials that call ``run_training``, sampled by Optuna or a grid.
 
 A sweep reads a declarative space (``suite.spaces``): ``SPACE`` specs are sampled by ``OptunaSearch``
 with a seeded TPE sampler (``suite.orchestration.optuna_search``); ``GRID`` / ``CONFIGS`` points and an
@@ -17,7 +17,7 @@ Pareto set and best trials: ``suite.orchestration.results`` (no Ray).
 Layout under ``<storage>/<name>/``::
 
     sweep.json                      options, space, categories (checked on --resume)
-    records/<trial_id>/<category>/  run_trial's out folder: record.json, checkpoints/, gallery.npz,
+    records/<trial_id>/<category>/  run_training's out folder: record.json, checkpoints/, gallery.npz,
                                     progress.jsonl (periodic validations; answered_from.json for a repeat)
     records/<trial_id>/params.json  the trial's sampled overrides
     tune-pooled/ | tune-categories/ Ray Tune's experiment (state for --resume, trial checkpoints)

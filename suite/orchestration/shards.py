@@ -102,8 +102,8 @@ def _exit_when_superseded(out: Path, token: str) -> None:
 
 def _train_category(plan: TrialPlan, cfg: Config, out_dir: str, trial_id: str, ablation: dict[str, str],
                     token: str | None = None) -> dict:
-    """Body of a shard task: ``run_trial`` for one category; returns the record's report metrics."""
-    from suite.pipeline import run_trial  # torch: only in the shard's process, not in the sweep driver
+    """Body of a shard task: ``run_training`` for one category; returns the record's report metrics."""
+    from suite.pipeline import run_training  # torch: only in the shard's process, not in the sweep driver
 
     out = Path(out_dir)
     cat = cfg.data.category
@@ -118,7 +118,7 @@ def _train_category(plan: TrialPlan, cfg: Config, out_dir: str, trial_id: str, a
             append_progress(out, metrics)
 
     def train(tracker: Any):
-        return run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name,
+        return run_training(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name,
                          node=node_facts(), log=log, ablation=ablation,
                          on_epoch=tracker.epoch if tracker is not None else None)
 

@@ -38,7 +38,7 @@ class SweepOptions:
     p_weight: float = 0.5  # weight of val_p_auroc in val_mix
     cost_metric: str = "latency_ms"  # one of COST_METRICS (objective multi)
     select_on: str = "val"  # split used for model selection, stored in every record
-    num_workers: int = 1  # Ray Train DDP workers per training (1 = run_trial in the trial process)
+    num_workers: int = 1  # Ray Train DDP workers per training (1 = run_training in the trial process)
     use_gpu: bool = False  # one GPU per training (per Train worker); same as gpus_per_trial=1
     gpus_per_trial: float = 0.0  # GPUs per training (per Train worker): 0.25 = four trainings share one GPU
     cpus_per_trial: float = 1.0  # CPUs per trial (per Train worker when num_workers > 1)

@@ -1,6 +1,6 @@
 """Data-parallel training of one (config, category) with Ray Train (``TorchTrainer``, DDP).
 
-Every Train worker calls ``run_trial``: the worker's process group is initialised by Ray Train
+Every Train worker calls ``run_training``: the worker's process group is initialised by Ray Train
 (gloo on CPU, nccl on GPU), so ``suite.training`` wraps each stage's module in DDP and gives each
 rank its share of every epoch, and rank 0 writes the stage checkpoints. Rank 0 runs in the real
 ``out_dir`` and writes the record; ranks > 0 run in a scratch folder whose ``checkpoints`` entry
@@ -49,7 +49,7 @@ TRAIN_GROUP_NAME = ".train_placement_group"  # rank 0 writes its run's placement
 
 def _train_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train worker: run the whole trial on this rank (DDP inside), then one report per rank."""
-    from suite.pipeline import run_trial  # torch: only in the Train workers, not in the sweep driver
+    from suite.pipeline import run_training  # torch: only in the Train workers, not in the sweep driver
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -79,7 +79,7 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
             if not metrics.get("final"):
                 append_progress(out_dir, metrics)
 
-        record = run_trial(
+        record = run_training(
             loop_config["cfg"],
             run_dir,
             report=report if rank == 0 and loop_config.get("progress") else None,
@@ -201,7 +201,7 @@ def train_with_ray_train(
     ``storage_path`` (absolute) holds Ray Train's run folder; ``run_name`` must be unique per
     run because Ray Train restores a run that reuses a name (a timestamp and random suffix are
     appended). Raises when the run fails; a failed trial's record is still in ``out_dir``.
-    ``ablation`` (an ablation row's table and row ids) is stored in the record, as by ``run_trial``.
+    ``ablation`` (an ablation row's table and row ids) is stored in the record, as by ``run_training``.
     ``report(metrics, None)`` gets rank 0's periodic validations (``stage``, ``epoch``, ``val_*``)
     in this thread while the run trains (see the module docstring).
     """

@@ -12,13 +12,13 @@ category and seed) is not trained again: the trial answers with that record's me
 ``answered_from.json`` naming the original trial (``_category_state``).
 
 Fault tolerance: every report carries a Tune checkpoint of the trial's stage checkpoints; a trial
-that dies is retried (``--max-failures``) after its checkpoints are copied back, so ``run_trial``
+that dies is retried (``--max-failures``) after its checkpoints are copied back, so ``run_training``
 resumes mid-stage; a category whose record is already ``ok`` is not trained again; a category
 that diverged (``TrainingDiverged``) fails again at once on a retry instead of retraining.
 ``kill_marker`` is a testing hook that SIGKILLs the trial once after a checkpoint.
 
 Watching (``plan.tracking``, ``suite.tracking``): each category opens a ``TrialTracker`` (its MLflow
-run and TensorBoard writer) in this process, feeds it ``run_trial``'s per-epoch entries and closes
+run and TensorBoard writer) in this process, feeds it ``run_training``'s per-epoch entries and closes
 it from the category's record; with ``num_workers > 1`` the Train workers never log, the record of
 rank 0 is logged when the category ends.
 """
@@ -209,7 +209,7 @@ def _train_in_process(
 ) -> dict[str, float]:
     """Train one category in this process (``--shards off``) or as a Ray Train run (DDP); every
     periodic validation is reported as the mean of the finished categories and this one."""
-    from suite.pipeline import run_trial  # torch: only where a category trains, not in the sweep driver
+    from suite.pipeline import run_training  # torch: only where a category trains, not in the sweep driver
 
     out = trial_dir / cat
     node = node_facts()
@@ -236,7 +236,7 @@ def _train_in_process(
                 stage_cache=plan.stage_cache, trial_id=trial_id, sweep=plan.sweep_name, node=node,
                 cpus_per_worker=plan.cpus_per_trial, log=log, ablation=ablation, report=report,
             )
-        return run_trial(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id,
+        return run_training(cfg, out, report, stage_cache=plan.stage_cache, trial_id=trial_id,
                          sweep=plan.sweep_name, node=node, log=log, ablation=ablation,
                          on_epoch=tracker.epoch if tracker is not None else None)
 

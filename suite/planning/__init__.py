@@ -14,7 +14,7 @@ What a sweep costs, in four steps:
    from a timings file (``--timings FILE``, measured elsewhere: ``timings_file``), from earlier records
    of the same configuration (``timing_from_records``: ``stage_s / epochs``, validations included) or,
    when neither has them, from a short calibration (``calibration``: a few batches of every enabled
-   stage through the real ``run_trial``, every missing point in one subprocess, each distinct stage
+   stage through the real ``run_training``, every missing point in one subprocess, each distinct stage
    once, scaled to a full epoch by ``ceil(n_train / batch) / ceil(n_cal / batch)``). A training then takes::
 
        t = pre + sum_s epochs_s * per_epoch_s + n_val * val_s + post

@@ -1,4 +1,4 @@
-"""Calibration runs for a plan: a few real batches of every stage through ``run_trial``.
+"""Calibration runs for a plan: a few real batches of every stage through ``run_training``.
 
 Every point that needs one is calibrated in **one** subprocess (its own torch and thread count; on a
 GPU one CUDA start), one point after another, with a stage cache of their own: a stage that an
@@ -53,13 +53,13 @@ def device_facts() -> dict[str, Any]:
 
 def _calibrate_one(cfg: Any, out_dir: Path, max_batches: int, cache_dir: Path,
                    built: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One point: ``run_trial`` on a shortened config; per-epoch seconds from the per-epoch
+    """One point: ``run_training`` on a shortened config; per-epoch seconds from the per-epoch
     timestamps scaled to the full training set; stages found in ``built`` (stage key -> its measured
     per-epoch time, validation time and peak memory) are loaded from the cache and keep those figures."""
     # torch: only in the calibration subprocess, so `plan` and the sweep driver stay light
     from suite.data import load_category
     from suite.methods.registry import method_spec
-    from suite.pipeline import run_trial
+    from suite.pipeline import run_training
     from suite.stage_cache import stage_key
 
     n_full = max(1, round(len(load_category(cfg.data, seed=cfg.runtime.seed).train)))
@@ -67,8 +67,9 @@ def _calibrate_one(cfg: Any, out_dir: Path, max_batches: int, cache_dir: Path,
     fraction = min(1.0, max_batches * bs1 / n_full) * cfg.data.data_fraction
     short = with_overrides(cfg, calibration_overrides(cfg, fraction))
     stamps: list[tuple[str, int, float]] = []
-    record = run_trial(short, out_dir, on_epoch=lambda e: stamps.append((e["stage"], e["epoch"], time.perf_counter())),
-                       log=lambda msg: None, stage_cache=cache_dir)
+    record = run_training(short, out_dir,
+                          on_epoch=lambda e: stamps.append((e["stage"], e["epoch"], time.perf_counter())),
+                          log=lambda msg: None, stage_cache=cache_dir)
     n_cal = int(record.cost.get("n_train") or 1)
     n_full_train = max(1, round(n_cal * cfg.data.data_fraction / fraction)) if fraction < cfg.data.data_fraction \
         else n_cal

@@ -65,7 +65,7 @@ class TrialTracker(MlflowRun, EventFiles):
     # --- public
 
     def epoch(self, entry: dict[str, Any]) -> None:
-        """One ``record.history`` entry (``run_trial``'s ``on_epoch``): the per-epoch scalars."""
+        """One ``record.history`` entry (``run_training``'s ``on_epoch``): the per-epoch scalars."""
         parsed = epoch_scalars(entry)
         if parsed is None or not parsed[1]:
             return

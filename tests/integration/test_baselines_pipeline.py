@@ -1,4 +1,4 @@
-"""FAE and HFR-AE through ``run_trial`` on tiny synthetic data: records, stage cache, backbones."""
+"""FAE and HFR-AE through ``run_training`` on tiny synthetic data: records, stage cache, backbones."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from suite.config import build_config
 from suite.methods.base import TrainContext
-from suite.pipeline import run_trial
+from suite.pipeline import run_training
 from suite.records import read_record
 from suite.methods.registry import method_spec
 from suite.stage_cache import StageCache, stage_key
@@ -61,10 +61,10 @@ def check_record(out_dir, method: str):
     return record
 
 
-@pytest.mark.slow  # a run_trial on tiny data
-def test_fae_run_trial_writes_record_with_procedural_textures(tmp_path):
+@pytest.mark.slow  # a run_training on tiny data
+def test_fae_run_training_writes_record_with_procedural_textures(tmp_path):
     cfg = tiny("fae", **{"train.eval_every": 1})
-    run_trial(cfg, tmp_path, log=quiet)
+    run_training(cfg, tmp_path, log=quiet)
     record = check_record(tmp_path, "fae")
     assert record.info["texture_source"] == "procedural" and record.info["texture_count"] > 0
     # The per-epoch probe validated both epochs.
@@ -75,10 +75,10 @@ def test_fae_run_trial_writes_record_with_procedural_textures(tmp_path):
     assert gallery["maps"].shape[1:] == (32, 32)
 
 
-@pytest.mark.slow  # a run_trial on tiny data
-def test_hfr_run_trial_random_backbone_with_sgd(tmp_path):
+@pytest.mark.slow  # a run_training on tiny data
+def test_hfr_run_training_random_backbone_with_sgd(tmp_path):
     cfg = tiny("hfr", **{"train.eval_every": 1})
-    run_trial(cfg, tmp_path, log=quiet)
+    run_training(cfg, tmp_path, log=quiet)
     record = check_record(tmp_path, "hfr")
     assert record.info["backbone"] == "resnet18"
     assert record.info["backbone_pretrained"] is False
@@ -92,7 +92,7 @@ def test_hfr_run_trial_random_backbone_with_sgd(tmp_path):
     assert group["weight_decay"] == pytest.approx(1e-4)
 
 
-@pytest.mark.slow  # a run_trial on tiny data
+@pytest.mark.slow  # a run_training on tiny data
 @pytest.mark.parametrize("discrepancy", ["mse", "ssim", "gms"])
 def test_fae_each_discrepancy_with_dtd_textures(tmp_path, discrepancy):
     root = dtd_folder()
@@ -108,7 +108,7 @@ def test_fae_each_discrepancy_with_dtd_textures(tmp_path, discrepancy):
             "eval.save_maps": 0,
         },
     )
-    record = run_trial(cfg, tmp_path, log=quiet)
+    record = run_training(cfg, tmp_path, log=quiet)
     assert record.info["texture_source"] == f"folder {root}"
     assert record.info["texture_count"] == 6
     assert {"i_auroc", "p_auroc"} <= set(record.metrics["test"])
@@ -118,11 +118,11 @@ def test_fae_each_discrepancy_with_dtd_textures(tmp_path, discrepancy):
 def test_fae_missing_texture_folder_names_the_key(tmp_path):
     cfg = tiny("fae", **{"fae.texture_root": str(tmp_path / "nowhere")})
     with pytest.raises(FileNotFoundError, match="fae.texture_root"):
-        run_trial(cfg, tmp_path / "run", log=quiet)
+        run_training(cfg, tmp_path / "run", log=quiet)
     assert read_record(tmp_path / "run" / "record.json").status == "failed"
 
 
-@pytest.mark.slow  # a run_trial on tiny data
+@pytest.mark.slow  # a run_training on tiny data
 def test_hfr_backbone_weights_file_round_trip(tmp_path):
     from suite.methods.hfr.train import train
     from suite.models.resnet import resnet18
@@ -133,7 +133,7 @@ def test_hfr_backbone_weights_file_round_trip(tmp_path):
     torch.save(weights, path)
     cfg = tiny("hfr", **{"hfr.backbone_weights": str(path), "train.stage1.epochs": 1, "eval.save_maps": 0})
 
-    record = run_trial(cfg, tmp_path / "run", log=quiet)
+    record = run_training(cfg, tmp_path / "run", log=quiet)
     assert record.info["backbone_pretrained"] is True
     assert record.info["backbone_source"] == "file"
 
@@ -151,16 +151,16 @@ def test_hfr_backbone_weights_file_round_trip(tmp_path):
 def test_hfr_pretrained_without_torchvision_fails_with_hint(tmp_path):
     cfg = tiny("hfr", **{"hfr.pretrained": True})
     with pytest.raises(ImportError, match="hfr.pretrained=false"):
-        run_trial(cfg, tmp_path, log=quiet)
+        run_training(cfg, tmp_path, log=quiet)
     record = read_record(tmp_path / "record.json")
     assert record.status == "failed" and "torchvision" in record.error
 
 
-@pytest.mark.slow  # a run_trial on tiny data
+@pytest.mark.slow  # a run_training on tiny data
 def test_hfr_adam_and_a_bad_optimizer(tmp_path):
     cfg = tiny("hfr", **{"hfr.optimizer": "adam", "hfr.lr": 1e-3, "train.stage1.epochs": 1,
                          "eval.cost": False, "eval.save_maps": 0})
-    run_trial(cfg, tmp_path / "adam", log=quiet)
+    run_training(cfg, tmp_path / "adam", log=quiet)
     group = load_checkpoint(tmp_path / "adam" / "checkpoints" / "stage1.pt")["optimizer"]["param_groups"][0]
     assert "betas" in group and group["lr"] == pytest.approx(1e-3)
 
@@ -185,14 +185,14 @@ def test_stage_keys_include_the_method_section_but_not_scoring_knobs():
     assert _key(rcae, "stage1") == _key(tiny("rcae", **{"fae.noise_std": 0.1, "hfr.lr": 0.1}), "stage1")
 
 
-@pytest.mark.slow  # a run_trial on tiny data
+@pytest.mark.slow  # a run_training on tiny data
 @pytest.mark.parametrize("method", ["fae", "hfr"])
 def test_stage_cache_shares_stage1_across_scoring_changes(tmp_path, method):
     common = {"train.stage1.epochs": 1, "eval.cost": False, "eval.aupro": False, "eval.save_maps": 0}
     scoring = {"fae": {"fae.discrepancy": "mse"}, "hfr": {"hfr.sigma": 1.0}}[method]
     cache = tmp_path / "cache"
-    first = run_trial(tiny(method, **common), tmp_path / "a", stage_cache=cache, log=quiet)
-    second = run_trial(tiny(method, **common, **scoring), tmp_path / "b", stage_cache=cache, log=quiet)
+    first = run_training(tiny(method, **common), tmp_path / "a", stage_cache=cache, log=quiet)
+    second = run_training(tiny(method, **common, **scoring), tmp_path / "b", stage_cache=cache, log=quiet)
     assert first.info["stage1_from_cache"] is False
     assert second.info["stage1_from_cache"] is True
     assert [e["event"] for e in StageCache(cache).events()] == ["build", "hit"]

@@ -1,6 +1,6 @@
 """Tests that fail when a method or the evaluation is broken, not only when a metric leaves [0, 1].
 
-* Oracles through ``run_trial``: a method whose map *is* the ground-truth mask must score 1.0 on
+* Oracles through ``run_training``: a method whose map *is* the ground-truth mask must score 1.0 on
   every metric the record holds; the same method with the map negated must score AUROC 0. A
   pipeline that misaligns maps, masks, scores or labels (or a metric with a flipped sign) fails.
 * Learning: RcAE's reconstruction stage trained on ``synth_object`` at a fixed seed is clearly
@@ -21,7 +21,7 @@ from suite.config import build_config
 from suite.data import load_arrays, load_category
 from suite.methods.base import TrainContext, TrainedMethod, fit_single_stage
 from suite.methods.registry import MethodSpec, register_method, unregister_method
-from suite.pipeline import run_trial
+from suite.pipeline import run_training
 from suite.validation import validation_set
 from suite.scoring import topk_mean
 
@@ -42,9 +42,9 @@ def _key(image: torch.Tensor) -> str:
 
 
 def _mask_lookup(ctx: TrainContext) -> dict[str, torch.Tensor]:
-    """Image bytes -> ground-truth mask (1, H, W) for every image ``run_trial`` will predict on:
+    """Image bytes -> ground-truth mask (1, H, W) for every image ``run_training`` will predict on:
     the test images (masks from disk) and the validation set (held-out normals plus the synthetic
-    anomalies ``run_trial`` paints on them, rebuilt here with the same deterministic call)."""
+    anomalies ``run_training`` paints on them, rebuilt here with the same deterministic call)."""
     cfg = ctx.cfg
     splits = load_category(cfg.data, seed=cfg.runtime.seed)
     test_x, test_m, _ = load_arrays(splits.test, cfg.data.image_size)
@@ -63,7 +63,7 @@ def _mask_lookup(ctx: TrainContext) -> dict[str, torch.Tensor]:
 
 def _oracle_trainer(sign: float):
     """A trainer whose map is ``sign * mask`` of the image it is given (an image it has not seen
-    is an error: run_trial must only predict on the images it evaluates or validates).
+    is an error: run_training must only predict on the images it evaluates or validates).
 
     Image score: the mean of the map, i.e. ``sign`` times the defect's area fraction. With the
     oracle (sign +1) every anomalous image scores > 0 and every good one 0, so I-AUROC is 1. With
@@ -120,7 +120,7 @@ def registered_methods():
 
 
 def test_mask_as_map_scores_one_on_every_metric(registered_methods, tmp_path):
-    record = run_trial(tiny("model.method=oracle_mask", "eval.aupro=true"), tmp_path / "oracle", log=lambda _: None)
+    record = run_training(tiny("model.method=oracle_mask", "eval.aupro=true"), tmp_path / "oracle", log=lambda _: None)
     assert record.status == "ok"
     test = record.metrics["test"]
     assert set(test) == TEST_METRICS
@@ -130,7 +130,7 @@ def test_mask_as_map_scores_one_on_every_metric(registered_methods, tmp_path):
 
 
 def test_negated_mask_as_map_scores_auroc_zero(registered_methods, tmp_path):
-    record = run_trial(tiny("model.method=oracle_inverted", "eval.aupro=true"), tmp_path / "inverted",
+    record = run_training(tiny("model.method=oracle_inverted", "eval.aupro=true"), tmp_path / "inverted",
                        log=lambda _: None)
     assert record.status == "ok"
     test = record.metrics["test"]
@@ -156,13 +156,13 @@ LEARNED_P_AUROC = 0.7
 
 
 def test_rcae_learns_synth_object_and_broken_trainers_do_not_pass(registered_methods, tmp_path):
-    learned = run_trial(tiny(*LEARNING), tmp_path / "rcae", log=lambda _: None)
+    learned = run_training(tiny(*LEARNING), tmp_path / "rcae", log=lambda _: None)
     assert learned.metrics["test"]["p_auroc"] >= LEARNED_P_AUROC, learned.metrics["test"]
 
     # the same threshold rejects a map of noise ...
-    noise = run_trial(tiny(*LEARNING, "model.method=random_maps"), tmp_path / "random", log=lambda _: None)
+    noise = run_training(tiny(*LEARNING, "model.method=random_maps"), tmp_path / "random", log=lambda _: None)
     assert noise.metrics["test"]["p_auroc"] < LEARNED_P_AUROC
     # ... and an RcAE whose weights never move (Adam with lr 1e-12: the initialisation, scored alike)
-    frozen = run_trial(tiny(*LEARNING, "train.stage1.epochs=1", "train.stage1.lr=1e-12"), tmp_path / "untrained",
+    frozen = run_training(tiny(*LEARNING, "train.stage1.epochs=1", "train.stage1.lr=1e-12"), tmp_path / "untrained",
                        log=lambda _: None)
     assert frozen.metrics["test"]["p_auroc"] < LEARNED_P_AUROC

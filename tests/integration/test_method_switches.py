@@ -1,11 +1,11 @@
-"""The method-fidelity switches through run_trial: each changes what it claims, seeds reproduce
+"""The method-fidelity switches through run_training: each changes what it claims, seeds reproduce
 with and without the stage cache, records carry the per-depth signal and every scoring variant."""
 
 import pytest
 import torch
 
 from suite.config import build_config
-from suite.pipeline import run_trial
+from suite.pipeline import run_training
 from suite.methods.registry import method_spec
 from suite.stage_cache import StageCache, stage_key
 from suite.training import load_checkpoint
@@ -28,7 +28,7 @@ def base(tmp_path_factory):
     by the tests below: the reference numbers, the record inspected, and the cache the switches reuse."""
     folder = tmp_path_factory.mktemp("base")
     cache = folder / "cache"
-    return run_trial(tiny(), folder / "run", stage_cache=cache), cache
+    return run_training(tiny(), folder / "run", stage_cache=cache), cache
 
 
 def test_same_seed_same_numbers_whether_earlier_stages_were_cached_or_trained(base, tmp_path):
@@ -37,11 +37,11 @@ def test_same_seed_same_numbers_whether_earlier_stages_were_cached_or_trained(ba
     assert not any(fresh.info[f"{s}_from_cache"] for s in ("stage1", "stage2", "stage3"))
     cache = tmp_path / "cache"
     # Fill the cache with stage 1 only (an RcAE-only rung shares it), then run the full pipeline.
-    run_trial(tiny("model.use_dpn=false", "model.use_crd=false"), tmp_path / "stage1", stage_cache=cache)
-    mixed = run_trial(tiny(), tmp_path / "mixed", stage_cache=cache)
+    run_training(tiny("model.use_dpn=false", "model.use_crd=false"), tmp_path / "stage1", stage_cache=cache)
+    mixed = run_training(tiny(), tmp_path / "mixed", stage_cache=cache)
     assert mixed.info["stage1_from_cache"] is True and mixed.info["stage2_from_cache"] is False
     assert mixed.metrics == fresh.metrics
-    again = run_trial(tiny(), tmp_path / "again", stage_cache=cache)
+    again = run_training(tiny(), tmp_path / "again", stage_cache=cache)
     assert again.info["stage3_from_cache"] is True and again.metrics == fresh.metrics
 
 
@@ -64,7 +64,7 @@ def test_records_carry_per_depth_signal_and_every_scoring_variant(base, tmp_path
     assert record.diagnostics["test"]["crd"]["all"]["p_auroc"] == pytest.approx(
         record.scorings["crd|none"]["test"]["p_auroc"], abs=1e-9
     )
-    convae = run_trial(tiny("model.method=convae"), tmp_path / "c")
+    convae = run_training(tiny("model.method=convae"), tmp_path / "c")
     convae_kinds = ("auto", "residual_final", "residual_centred", "residual_gain", "structure")
     assert convae.diagnostics == {}
     assert set(convae.scorings) == {f"{k}|{s}" for k in convae_kinds for s in ("none", "pixel")}
@@ -73,7 +73,7 @@ def test_records_carry_per_depth_signal_and_every_scoring_variant(base, tmp_path
 
 def test_scoring_statistics_are_fitted_on_held_out_normals(base, tmp_path):
     held_out, _ = base
-    on_train = run_trial(tiny("eval.fit_on=train"), tmp_path / "train")
+    on_train = run_training(tiny("eval.fit_on=train"), tmp_path / "train")
     assert held_out.info["scoring_fit_on"] == "calib" and held_out.info["scoring_fit_n"] == held_out.cost["n_calib"] > 0
     assert on_train.info["scoring_fit_on"] == "train" and on_train.info["scoring_fit_n"] == on_train.cost["n_train"]
     assert held_out.scorings["auto|pixel"] != on_train.scorings["auto|pixel"]
@@ -102,7 +102,7 @@ def test_each_training_switch_changes_its_stage_and_no_earlier_one(base, tmp_pat
     for s in stages:
         same = _key(default, s) == _key(switched, s)
         assert same == (stages.index(s) < stages.index(stage)), (s, override)
-    record = run_trial(switched, tmp_path / "switched", stage_cache=cache)
+    record = run_training(switched, tmp_path / "switched", stage_cache=cache)
     assert record.status == "ok"
     assert record.info[f"{stage}_from_cache"] is False
     store = StageCache(cache)

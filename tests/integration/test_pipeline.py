@@ -1,4 +1,4 @@
-"""run_trial end to end on a tiny synthetic category (no Ray)."""
+"""run_training end to end on a tiny synthetic category (no Ray)."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from suite.config import build_config
-from suite.pipeline import gallery_indices, run_trial
+from suite.pipeline import gallery_indices, run_training
 from suite.records import read_record
 from suite.methods.registry import method_spec
 from suite.stage_cache import StageCache, stage_key
@@ -28,7 +28,7 @@ def tiny(*overrides):
 def test_three_stages_write_a_complete_record(tmp_path):
     cfg = build_config(preset="tiny", overrides=["data.category=synth_object"])
     reports = []
-    record = run_trial(cfg, tmp_path / "t", report=lambda m, d: reports.append((m, d)))
+    record = run_training(cfg, tmp_path / "t", report=lambda m, d: reports.append((m, d)))
     on_disk = read_record(tmp_path / "t" / "record.json")
     assert on_disk.to_dict() == json.loads(json.dumps(record.to_dict()))
     assert record.status == "ok" and record.config_hash == cfg.hash()
@@ -61,7 +61,7 @@ def test_three_stages_write_a_complete_record(tmp_path):
 def test_ablation_switches_and_convae(tmp_path):
     for i, over in enumerate((["model.use_crd=false"], ["model.use_dpn=false", "model.use_crd=false"],
                               ["model.method=convae"])):
-        record = run_trial(tiny(*over), tmp_path / str(i))
+        record = run_training(tiny(*over), tmp_path / str(i))
         assert record.status == "ok"
         expected = {"stage1"} | ({"stage2"} if "model.use_dpn=false" not in over and i == 0 else set())
         assert expected <= set(record.stage_times)
@@ -70,7 +70,7 @@ def test_ablation_switches_and_convae(tmp_path):
 
 def test_periodic_validation_reports_for_schedulers(tmp_path):
     reports = []
-    run_trial(tiny("train.stage1.epochs=4", "train.eval_every=2"), tmp_path / "t",
+    run_training(tiny("train.stage1.epochs=4", "train.eval_every=2"), tmp_path / "t",
               report=lambda m, d: reports.append(m))
     intermediate = [m for m in reports if not m["final"]]
     assert [m["epoch"] for m in intermediate] == [2, 4]
@@ -80,10 +80,10 @@ def test_periodic_validation_reports_for_schedulers(tmp_path):
 
 def test_rerun_resumes_from_stage_checkpoints(tmp_path):
     cfg = tiny()
-    first = run_trial(cfg, tmp_path / "t")
+    first = run_training(cfg, tmp_path / "t")
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "t" / "checkpoints").glob("*.pt")}
     lines = []
-    second = run_trial(cfg, tmp_path / "t", log=lines.append)
+    second = run_training(cfg, tmp_path / "t", log=lines.append)
     # completed stage checkpoints are loaded, not retrained (and not rewritten)
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "t" / "checkpoints").glob("*.pt")}
     assert sum("loaded completed checkpoint" in line for line in lines) == 3
@@ -92,8 +92,8 @@ def test_rerun_resumes_from_stage_checkpoints(tmp_path):
 
 def test_stage_cache_shares_stage1_between_trials(tmp_path):
     cache = tmp_path / "cache"
-    a = run_trial(tiny("train.stage3.epochs=1"), tmp_path / "a", stage_cache=cache)
-    b = run_trial(tiny("train.stage3.epochs=2"), tmp_path / "b", stage_cache=cache)
+    a = run_training(tiny("train.stage3.epochs=1"), tmp_path / "a", stage_cache=cache)
+    b = run_training(tiny("train.stage3.epochs=2"), tmp_path / "b", stage_cache=cache)
     assert a.info["stage1_from_cache"] is False and b.info["stage1_from_cache"] is True
     assert b.info["stage2_from_cache"] is True and b.info["stage3_from_cache"] is False
     assert set(b.step_breakdown) == {"stage3", "eval"}  # stages loaded from the cache trained nothing
@@ -105,7 +105,7 @@ def test_stage_cache_shares_stage1_between_trials(tmp_path):
 
 def test_nan_loss_fails_with_a_clear_reason_and_a_record(tmp_path):
     with pytest.raises(TrainingDiverged, match="stage1"):
-        run_trial(tiny("train.stage1.lr=1e30", "train.stage1.epochs=3"), tmp_path / "t")
+        run_training(tiny("train.stage1.lr=1e30", "train.stage1.epochs=3"), tmp_path / "t")
     record = read_record(tmp_path / "t" / "record.json")
     assert record.status == "failed" and "TrainingDiverged" in record.error
 
@@ -121,7 +121,7 @@ def test_anomaly_map_kinds_share_the_trained_stages(tmp_path):
     cache = tmp_path / "cache"
     scores = {}
     for kind in ("auto", "residual_final", "fused"):
-        record = run_trial(tiny(f"eval.anomaly_map={kind}"), tmp_path / kind, stage_cache=cache)
+        record = run_training(tiny(f"eval.anomaly_map={kind}"), tmp_path / kind, stage_cache=cache)
         assert record.status == "ok"
         scores[kind] = record.metrics["test"]["p_auroc"]
         if kind != "auto":  # scoring-only change: every stage comes from the cache

@@ -22,7 +22,7 @@ ray = pytest.importorskip("ray")
 from suite.config import build_config  # noqa: E402
 from suite.orchestration.env import init_ray, shutdown_ray  # noqa: E402
 from suite.orchestration.driver import SweepOptions, run_sweep  # noqa: E402
-from suite.pipeline import run_trial  # noqa: E402
+from suite.pipeline import run_training  # noqa: E402
 from suite.records import find_records, read_record  # noqa: E402
 from suite.stage_cache import StageCache  # noqa: E402
 
@@ -289,10 +289,10 @@ def test_per_category_studies_run_at_the_same_time_each_with_its_own_trials(loca
     assert set(result["random_trials"]) == {"synth_texture", "synth_object"}
 
 
-def test_ddp_sweep_feeds_asha_rank_0s_reports_and_records_match_run_trial(local_ray, tmp_path):
+def test_ddp_sweep_feeds_asha_rank_0s_reports_and_records_match_run_training(local_ray, tmp_path):
     """One DDP sweep (2 Ray Train workers per trial) under ASHA checked two ways: rank 0's periodic
     reports reach Tune (a stopped trial stopped on one of them), and a completed trial's record has
-    exactly the fields of a plain ``run_trial``."""
+    exactly the fields of a plain ``run_training``."""
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=4", "train.stage2.epochs=1",
                                                  "train.stage3.epochs=1", *FAST])
     opts = SweepOptions(space="noise", trials=3, storage=str(tmp_path), name="ddpasha", num_workers=2, asha=True,
@@ -317,13 +317,13 @@ def test_ddp_sweep_feeds_asha_rank_0s_reports_and_records_match_run_trial(local_
             assert progress.exists() and progress.read_text().strip()
 
     # ASHA lets the first trial to reach each rung go on, so one trial completes: its record is a
-    # full DDP record (world size 2, written by rank 0) with the same fields as run_trial's.
+    # full DDP record (world size 2, written by rank 0) with the same fields as run_training's.
     ddp = next(r for r in records if r.status == "ok")
     assert ddp.node["train_world_size"] == 2 and ddp.node["train_rank"] == 0
     assert ddp.info["train_workers"] == 2
     # each rank trained on its half of every epoch; the trial still went through every stage-1 epoch
     assert [h["epoch"] for h in ddp.history if h.get("stage") == "stage1"] == [1, 2, 3, 4]
-    alone = run_trial(ddp_config(ddp), tmp_path / "alone", log=lambda _: None)
+    alone = run_training(ddp_config(ddp), tmp_path / "alone", log=lambda _: None)
     assert set(ddp.to_dict()) == set(alone.to_dict())
     for split in ("val", "test"):
         assert set(ddp.metrics[split]) == set(alone.metrics[split])

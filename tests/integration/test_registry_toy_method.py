@@ -1,4 +1,4 @@
-"""A method registered inside this test runs through config, run_trial, the stage cache and the
+"""A method registered inside this test runs through config, run_training, the stage cache and the
 report without any file of the suite naming it: the registry is the only place a method lives."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 from suite.config import ConfigError, build_config
 from suite.methods.base import TrainContext, TrainedMethod, fit_single_stage
 from suite.methods.registry import MethodSpec, method_names, register_method, unregister_method
-from suite.pipeline import run_trial
+from suite.pipeline import run_training
 from suite.reporting.report import build_report
 
 
@@ -75,7 +75,7 @@ def toy_method():
     unregister_method(SPEC.name)
 
 
-def test_toy_method_runs_through_run_trial_cache_and_report(toy_method, tmp_path):
+def test_toy_method_runs_through_run_training_cache_and_report(toy_method, tmp_path):
     assert "toy_mean" in method_names()
     overrides = ["model.method=toy_mean", "data.category=synth_object", "eval.cost=false"]
     cfg = build_config(preset="tiny", overrides=overrides)
@@ -84,7 +84,7 @@ def test_toy_method_runs_through_run_trial_cache_and_report(toy_method, tmp_path
         build_config(preset="tiny", overrides=[*overrides, "toy_mean.quantile=2"])
 
     cache = tmp_path / "cache"
-    first = run_trial(cfg, tmp_path / "runs" / "a", stage_cache=cache, log=lambda _: None)
+    first = run_training(cfg, tmp_path / "runs" / "a", stage_cache=cache, log=lambda _: None)
     assert first.status == "ok" and first.method == "toy_mean"
     assert FITS == [first.cost["n_train"]]  # fitted once, on the train normals
     assert first.info["stage1_from_cache"] is False
@@ -93,7 +93,7 @@ def test_toy_method_runs_through_run_trial_cache_and_report(toy_method, tmp_path
 
     # a scoring-only field reuses the fitted stage
     cfg2 = build_config(preset="tiny", overrides=[*overrides, "toy_mean.quantile=0.99"])
-    second = run_trial(cfg2, tmp_path / "runs" / "b", stage_cache=cache, log=lambda _: None)
+    second = run_training(cfg2, tmp_path / "runs" / "b", stage_cache=cache, log=lambda _: None)
     assert second.info["stage1_from_cache"] is True and len(FITS) == 1
     assert second.metrics["test"] != first.metrics["test"]
 

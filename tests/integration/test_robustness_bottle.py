@@ -1,5 +1,5 @@
 """Issue 19, done-when: the report of a run on the darkened bottle shows the data-shift warning and the
-robustness table; on the unshifted bottle no shift warning appears (run_trial, no Ray, tiny preset)."""
+robustness table; on the unshifted bottle no shift warning appears (run_training, no Ray, tiny preset)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from suite.config import SHIFT_NAMES, build_config
-from suite.pipeline import run_trial
+from suite.pipeline import run_training
 from suite.reporting.report import build_report
 from suite.reporting.robustness import WARNING
 
@@ -23,7 +23,7 @@ def _report(tmp_path: Path, name: str, data: list[str]) -> tuple[str, str, list[
     """(summary.md, robustness.md, logged lines) of one tiny-preset trial on ``data``."""
     cfg = build_config("tiny", overrides=[*data, "runtime.device=cpu", "eval.cost=false", "eval.save_maps=0"])
     lines: list[str] = []
-    run_trial(cfg, tmp_path / "runs" / name, log=lines.append)
+    run_training(cfg, tmp_path / "runs" / name, log=lines.append)
     index = build_report([tmp_path / "runs" / name], tmp_path / f"report_{name}")
     return (index.parent / "summary.md").read_text(), (index.parent / "robustness.md").read_text(), lines
 

@@ -124,7 +124,7 @@ def test_no_core_import_runs_back_up():
 def test_the_reader_finds_lazy_imports_but_not_type_checking_ones(tmp_path):
     source = (
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from suite.pipeline import run_trial\n"
+        "if TYPE_CHECKING:\n    from suite.pipeline import run_training\n"
         "def f():\n    from suite.stage_cache import stage_key\n    import suite.training\n"
     )
     path = SUITE / "methods" / "_probe_for_test_core_order.py"

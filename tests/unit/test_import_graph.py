@@ -223,7 +223,7 @@ def test_layer_patterns():
 def test_graph_sees_imports_inside_functions_and_not_type_checking(tmp_path):
     tree = ast.parse(
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from suite.pipeline import run_trial\n"
+        "if TYPE_CHECKING:\n    from suite.pipeline import run_training\n"
         "def f():\n    from suite.config import Config\n    from . import sibling\n"
     )
     names = _imported_names(tree, "suite.orchestration")

@@ -1,4 +1,4 @@
-"""suite.robustness: the data-shift check and the test set under eval.shifts, as run_trial wires them."""
+"""suite.robustness: the data-shift check and the test set under eval.shifts, as run_training wires them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from suite.config import SHIFT_NAMES, DataConfig, EvalConfig, build_config
 from suite.data import load_category
 from suite.data.photometric import SHIFTS, luminance, translate
 from suite.data.streaming import FileImages, ImageCache, read_masks
-from suite.pipeline import evaluate, predict_all, run_trial
+from suite.pipeline import evaluate, predict_all, run_training
 from suite.records import read_record
 from suite.robustness import check_data_shift, data_shift_info, evaluate_under_shifts
 
@@ -111,7 +111,7 @@ def test_a_tiny_run_records_the_shift_check_and_every_requested_shift(tmp_path):
     requested = ["dark8", "blur", "translate"]
     cfg = build_config("tiny", overrides=[f"eval.shifts=[{','.join(requested)}]", "runtime.device=cpu",
                                           "eval.scoring_variants=false", "eval.diagnostics=false", "eval.cost=false"])
-    run_trial(cfg, tmp_path, log=lambda _: None)
+    run_training(cfg, tmp_path, log=lambda _: None)
     record = read_record(tmp_path / "record.json")  # through the schema
     assert sorted(record.shifts) == sorted(requested)
     for values in record.shifts.values():

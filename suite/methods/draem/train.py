@@ -1,4 +1,4 @@
-"""DRAEM trained by ``run_trial``: one joint stage ``stage1`` (both sub-networks together, as in the paper).
+"""DRAEM trained by ``run_training``: one joint stage ``stage1`` (both sub-networks together, as in the paper).
 
 Each batch of clean normals ``I`` gets simulated anomalies (``synthesis.synthesize``: Perlin masks
 filled with textures, probability ``draem.anomaly_prob`` per image) giving ``(I_a, M)``. The

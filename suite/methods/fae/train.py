@@ -1,4 +1,4 @@
-"""FAE baseline ("Noise & Pattern" filtering autoencoder) trained by ``run_trial``: stage 1 only.
+"""FAE baseline ("Noise & Pattern" filtering autoencoder) trained by ``run_training``: stage 1 only.
 
 Training (paper Eq. 1 in its simplified form, with the noise of Eq. 3): each batch of clean normals
 ``x`` is flipped / rotated when ``augment.flip`` / ``augment.rotate`` are on (the paper's

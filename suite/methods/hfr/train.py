@@ -1,4 +1,4 @@
-"""HFR-AE baseline (hierarchical feature reconstruction over a frozen ResNet) trained by ``run_trial``.
+"""HFR-AE baseline (hierarchical feature reconstruction over a frozen ResNet) trained by ``run_training``.
 
 One stage ("stage1"): the ResNet encoder (``hfr.backbone``; weights from ``hfr.backbone_weights``,
 else torchvision's ImageNet weights when ``hfr.pretrained``, else random) stays frozen and the

@@ -227,16 +227,16 @@ def test_predict_all_on_a_stream_equals_a_tensor(samples):
     assert np.array_equal(a[2]["recons"], b[2]["recons"])
 
 
-@pytest.mark.slow  # run_trial twice
-def test_run_trial_results_do_not_depend_on_the_cache_budget(tmp_path):
-    from suite.pipeline import run_trial
+@pytest.mark.slow  # run_training twice
+def test_run_training_results_do_not_depend_on_the_cache_budget(tmp_path):
+    from suite.pipeline import run_training
 
     records = []
     for cache_mb in (0, 2048):
         cfg = build_config(preset="tiny", overrides=[
             "train.stage1.epochs=1", "eval.cost=false", "eval.aupro=false", "runtime.device=cpu",
             "runtime.threads=1", f"runtime.cache_mb={cache_mb}", "eval.save_maps=1"])
-        records.append(run_trial(cfg, tmp_path / f"c{cache_mb}", log=lambda _: None))
+        records.append(run_training(cfg, tmp_path / f"c{cache_mb}", log=lambda _: None))
     uncached, cached = records
     assert uncached.metrics == cached.metrics and uncached.scorings == cached.scorings
     assert [h.get("loss") for h in uncached.history] == [h.get("loss") for h in cached.history]

@@ -44,7 +44,7 @@ def test_shard_bundle_asks_for_cpus_and_a_gpu_only_with_gpu():
 
 @pytest.mark.slow  # measured over 5 s on a loaded 2-core machine
 def test_a_cancelled_shard_leaves_a_stopped_record_not_a_failed_one(tmp_path, monkeypatch):
-    """ray.cancel(force=True) raises SystemExit in the shard; run_trial has then written "failed"."""
+    """ray.cancel(force=True) raises SystemExit in the shard; run_training has then written "failed"."""
     from types import SimpleNamespace
 
     import suite.pipeline
@@ -54,13 +54,13 @@ def test_a_cancelled_shard_leaves_a_stopped_record_not_a_failed_one(tmp_path, mo
 
     cfg = build_config(preset="tiny")
 
-    def cancelled_run_trial(config, out, *args, **kwargs):
+    def cancelled_run_training(config, out, *args, **kwargs):
         write_record(TrialRecord(config=config.to_dict(), config_hash=config.hash(), dataset="synthetic",
                                  category=config.data.category, method="rcae", status="failed",
                                  error="SystemExit: 1"), out / "record.json")
         raise SystemExit(1)
 
-    monkeypatch.setattr(suite.pipeline, "run_trial", cancelled_run_trial)
+    monkeypatch.setattr(suite.pipeline, "run_training", cancelled_run_training)
     plan = SimpleNamespace(tracking=None, stage_cache=None, sweep_name="s", select_on="val")
     with pytest.raises(SystemExit):
         _train_category(plan, cfg, str(tmp_path), "t1", {})

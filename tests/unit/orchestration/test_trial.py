@@ -46,7 +46,7 @@ def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monke
 
     calls = []
 
-    def fake_run_trial(cfg, out, report=None, **kwargs):
+    def fake_run_training(cfg, out, report=None, **kwargs):
         calls.append(kwargs)
         return TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic",
                            category=cfg.data.category,
@@ -56,7 +56,7 @@ def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monke
     monkeypatch.setattr(trial_mod.tune, "get_checkpoint", lambda: None)
     monkeypatch.setattr(trial_mod, "_report_with_checkpoint", lambda *a, **k: False)
     monkeypatch.setattr(trial_mod, "node_facts", lambda: {})
-    monkeypatch.setattr(suite.pipeline, "run_trial", fake_run_trial)
+    monkeypatch.setattr(suite.pipeline, "run_training", fake_run_training)
     plan = make_plan()
     plan.space = load_space("ablation_components")
     plan.records_dir = str(tmp_path)

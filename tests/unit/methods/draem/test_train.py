@@ -57,7 +57,7 @@ def test_training_is_deterministic_under_the_seed(tmp_path):
     maps = []
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     for run in range(2):
-        torch.manual_seed(0)  # model initialisation (run_trial seeds it the same way)
+        torch.manual_seed(0)  # model initialisation (run_training seeds it the same way)
         ctx, _ = tiny_context(tmp_path / f"run{run}", overrides={"train.stage1.epochs": 1})
         method = train(ctx)
         with torch.inference_mode():
