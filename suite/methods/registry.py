@@ -324,9 +324,6 @@ def method_sections() -> dict[str, type]:
     return {s.config_section: s.config_class for s in method_specs() if s.config_section and s.config_class}
 
 
-config_sections = method_sections  # the older name
-
-
 def display_name(name: str) -> str:
     _load_builtins()
     spec = _SPECS.get(name)

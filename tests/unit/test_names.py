@@ -1,9 +1,11 @@
-"""The one-category entry point is ``run_training``; ``run_trial`` stays only as an alias for plugins."""
+"""Names that say what they are: ``run_training`` trains one category (``run_trial`` stays only as an
+alias for plugins); the registry lists method config sections as ``method_sections`` only."""
 
 import re
 from pathlib import Path
 
 from suite import pipeline
+from suite.methods import registry
 
 SUITE = Path(pipeline.__file__).resolve().parent
 
@@ -22,3 +24,9 @@ def test_the_suite_uses_only_the_new_name():
             if old.search(line) and line.strip() != "run_trial = run_training":
                 users.append(f"{path.relative_to(SUITE)}:{number}: {line.strip()}")
     assert users == []
+
+
+def test_the_registry_has_one_name_for_the_method_sections():
+    # Nothing outside the suite used the older name, so no alias was kept.
+    assert not hasattr(registry, "config_sections")
+    assert "draem" in registry.method_sections()
