@@ -183,7 +183,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.stage_cache:
         check_out_dir(args.stage_cache, "--stage-cache")
 
-    from suite.pipeline import format_metrics_table, run_training  # torch
+    from suite.pipeline import format_metrics_table, run_training  # torch: only when training, --help stays fast
 
     out = new_run_dir(args.out, f"{cfg.data.category}-{cfg.model.method}-{cfg.hash()}")
     print(f"[train] config {cfg.hash()} -> {out}")
@@ -194,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from suite.orchestration import optuna_storage  # Optuna
+    from suite.orchestration import optuna_storage  # Optuna: only for a sweep, --help stays fast
     from suite.spaces import check_space, load_space  # pandas (metric names from suite.aggregate)
 
     # watching flags first: a missing [tracking] extra or a malformed URL fails before anything runs
@@ -213,7 +213,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check_data(with_overrides(space_cfg, {"data.category": category}).data)
     check_out_dir(args.storage, "--storage")
 
-    from suite.orchestration.driver import SweepOptions, run_sweep  # Ray
+    from suite.orchestration.driver import SweepOptions, run_sweep  # Ray: only once every input is checked
 
     opts = SweepOptions(
         space=args.space,
@@ -271,7 +271,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.slots is not None:
         slots = args.slots
     elif args.address:
-        from suite.orchestration.plan_cluster import cluster_slots  # Ray
+        from suite.orchestration.plan_cluster import cluster_slots  # Ray: only when planning for a running cluster
 
         slots, resources = cluster_slots(args.address, cpus_per_trial=args.cpus_per_trial,
                                          num_workers=args.num_workers, gpus_per_trial=gpus)
@@ -296,7 +296,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from suite.reporting.report import build_report  # matplotlib, pandas
+    from suite.reporting.report import build_report  # matplotlib, pandas: only for report, --help stays fast
 
     for run_dir in args.run_dirs:
         if not os.path.exists(run_dir):
@@ -308,7 +308,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from suite.demo import run_demo  # Ray
+    from suite.demo import run_demo  # Ray: only for demo, --help stays fast
 
     check_out_dir(args.out)
     index = run_demo(out=args.out, quick=args.quick)

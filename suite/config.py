@@ -270,7 +270,7 @@ RANGES: tuple[tuple[str, float, float, bool, bool], ...] = (
 
 
 def _dataset_names() -> tuple[str, ...]:
-    # Here, not at the top: the dataset loaders pull torch and image decoders into a light path.
+    # Here, not at the top: the dataset readers would pull numpy and PIL into every ``import suite.config``.
     from suite.data.registry import dataset_names
 
     return tuple(dataset_names())
@@ -287,7 +287,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'data.dataset': {d.dataset!r} is not one of {', '.join(datasets)}")
     if cfg.model.method not in method_names():
         raise ConfigError(f"config key 'model.method': {cfg.model.method!r} is not one of {', '.join(method_names())}")
-    from suite.data.registry import dataset_spec  # as in _dataset_names
+    from suite.data.registry import dataset_spec  # numpy and PIL only once a config is validated
 
     if dataset_spec(d.dataset).needs_root and not d.root:
         raise ConfigError(f"config key 'data.root' is required for dataset '{d.dataset}'")

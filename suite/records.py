@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy
+
+from suite import __version__
 from suite.record_schema import MAX_RECORD_BYTES, RECORD_VERSION, RecordError, check_record, parse_record_bytes
 
 __all__ = ["RECORD_VERSION", "RecordError", "TrialRecord", "LoadedRecord", "load_record", "read_record",
@@ -118,10 +121,6 @@ def code_versions() -> dict[str, Any]:
     """Versions of this package, python and the numeric libraries, plus the git commit."""
     global _VERSIONS
     if _VERSIONS is None:
-        import numpy
-
-        from suite import __version__
-
         versions: dict[str, Any] = {
             "rcsuite": __version__,
             "git_commit": git_commit(),

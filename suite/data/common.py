@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import suite
 from suite.data.transforms import image_to_rgb_float, mask_to_binary, resize_mask
 from suite.errors import InputError
 
@@ -107,8 +108,6 @@ def shared_data_dir() -> Path:
     env = os.environ.get(ENV_DATA_DIR)
     if env:
         return Path(env).expanduser()
-    import suite
-
     return Path(suite.__file__).resolve().parents[1].parent / "shared" / "data"
 
 

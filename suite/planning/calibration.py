@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from suite.config import load_yaml, save_yaml, with_overrides
+from suite.data import load_category
+from suite.methods.registry import method_spec
 from suite.planning.simulate import STAGES, Timing
 from suite.planning.timings import peak_gpu_mb
+from suite.stage_cache import stage_key
 
 MARK = "CALIB "  # the subprocess's one result line
 
@@ -56,11 +59,7 @@ def _calibrate_one(cfg: Any, out_dir: Path, max_batches: int, cache_dir: Path,
     """One point: ``run_training`` on a shortened config; per-epoch seconds from the per-epoch
     timestamps scaled to the full training set; stages found in ``built`` (stage key -> its measured
     per-epoch time, validation time and peak memory) are loaded from the cache and keep those figures."""
-    # torch: only in the calibration subprocess, so `plan` and the sweep driver stay light
-    from suite.data import load_category
-    from suite.methods.registry import method_spec
-    from suite.pipeline import run_training
-    from suite.stage_cache import stage_key
+    from suite.pipeline import run_training  # torch: only in the calibration subprocess, `plan` stays light
 
     n_full = max(1, round(len(load_category(cfg.data, seed=cfg.runtime.seed).train)))
     bs1 = cfg.train.stage1.batch_size

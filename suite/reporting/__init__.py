@@ -13,7 +13,7 @@ __all__ = ["build_report"]
 
 def __getattr__(name: str) -> Any:
     if name == "build_report":
-        from suite.reporting.report import build_report
+        from suite.reporting.report import build_report  # matplotlib and pandas only when a report is built
 
         return build_report
     raise AttributeError(f"module 'suite.reporting' has no attribute {name!r}")
