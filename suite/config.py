@@ -158,9 +158,9 @@ class RuntimeConfig:
     # None of the settings below changes results (tests compare weights and metrics): the stage-cache
     # key ignores them and config_hash sees them only when changed from the default.
     # Images stream from disk (suite.data.streaming) through one LRU cache of decoded images (at
-    # data.image_size) per trial process of at most cache_mb MB (0 = decode on every use; the
+    # data.image_size) per training process of at most cache_mb MB (0 = decode on every use; the
     # default holds a whole category at the cpu/demo/tiny sizes); num_workers DataLoader
-    # processes decode the batches (0 = in the trial's process).
+    # processes decode the batches (0 = in the training's process).
     num_workers: int = 0  # DataLoader worker processes decoding training / evaluation batches
     cache_mb: float = 2048.0  # budget of the decoded-image cache in MB (8-bit images take 3*S*S bytes)
     threads: int = 0  # torch intra-op threads (0 = leave torch's default)

@@ -36,7 +36,7 @@ Training memory (``TrainingMemory``, recorded by ``suite.pipeline`` when ``eval.
   MiB — data held in memory, the interpreter and libraries included, not the model alone.
   ``VmHWM`` reset at the start of training where ``/proc/self/clear_refs`` allows (else
   ``ru_maxrss``: the process's lifetime peak, which in a reused worker may come from an earlier
-  trial); ``train_peak_rss_method`` says which.
+  training); ``train_peak_rss_method`` says which.
 * ``train_peak_cuda_mb`` (CUDA only): ``torch.cuda.max_memory_allocated`` during training.
 """
 

@@ -28,7 +28,7 @@ from suite.methods.registry import MethodSpec, method_sections
 STAGE_FORMAT = 4
 
 # Config keys (a section, or a dotted key) that never shape trained weights: scoring and
-# evaluation, validation-set-only data settings, where and how a trial runs. Everything else is
+# evaluation, validation-set-only data settings, where and how a training runs. Everything else is
 # in every stage's key unless the method says it does not read it (``MethodSpec.unused_keys``), so
 # a forgotten field costs a retraining, never a stale hit.
 NOT_WEIGHT_SHAPING: tuple[str, ...] = (

@@ -8,11 +8,11 @@
   and on CUDA the peak allocated / reserved memory and the GPU's busy share. On CUDA the two
   device phases are timed with CUDA events on the current stream (no synchronisation per step),
   the wait for data on the host. ``as_dict`` gives finite non-negative numbers only (the record's
-  ``step_breakdown`` shape); what could not be measured is named in ``notes``. A trial collects
+  ``step_breakdown`` shape); what could not be measured is named in ``notes``. A training collects
   its stages' dicts in one ``BreakdownLog``.
 * ``BusySampler``: NVML's ``utilization.gpu`` (through ``torch.cuda.utilization``, which needs
   pynvml) sampled every 0.2 s by a daemon thread while a stage runs. It is the whole device's
-  share, so trials sharing a GPU see each other's kernels.
+  share, so trainings sharing a GPU see each other's kernels.
 * ``amp_dtype`` (bf16 where the GPU supports it, else float16 with loss scaling) and
   ``inference_batch`` (images per inference chunk for a megapixel budget).
 """
@@ -253,7 +253,7 @@ class StepBreakdown:
 
 
 class BreakdownLog:
-    """A trial's step breakdowns: ``stages`` (stage -> ``StepBreakdown.as_dict()``, the record's
+    """A training's step breakdowns: ``stages`` (stage -> ``StepBreakdown.as_dict()``, the record's
     ``step_breakdown``) and ``notes`` (stage -> what was not measured, for ``record.info``)."""
 
     def __init__(self) -> None:

@@ -3,7 +3,7 @@
 A method (``suite.methods.registry.MethodSpec``) names a ``train(ctx: TrainContext) ->
 TrainedMethod``. Gradient-trained methods go through ``train_single_stage`` (or ``cached_stage``
 with ``suite.training.train_stage``); methods fitted in one pass without gradients (memory banks,
-statistics) go through ``fit_single_stage``. Both share the stage cache and the trial's resume.
+statistics) go through ``fit_single_stage``. Both share the stage cache and the training's resume.
 ``TrainedMethod.predict`` maps a batch of images (B, 3, H, W) in [0, 1] on the device to a dict
 with at least ``"map"`` (B, 1, H, W) and optionally ``"recons"`` / ``"details"`` (B, S, 3, H, W) for
 the gallery; image scores come from ``score``.
@@ -34,14 +34,14 @@ class TrainContext:
     cfg: Config
     device: torch.device
     # (N, 3, H, W) clean normals on the CPU: in run_training an ``ImageSource`` (suite.data.streaming)
-    # that decodes on demand behind the trial's cache budget and indexes like the tensor it replaces
+    # that decodes on demand behind the training's cache budget and indexes like the tensor it replaces
     # (len, shape, [int | slice | index tensor] -> tensor); a plain tensor works too. Read batches
     # (``images[idx]``, ``iter_batches``); ``images[:]`` loads every image at once, for a method
     # that truly needs them together (say so where it does: it costs N*3*H*W*4 bytes).
     train_images: ImagesLike
-    checkpoint_dir: Path  # this trial's own stage checkpoints (resume after a crash)
+    checkpoint_dir: Path  # this training's own stage checkpoints (resume after a crash)
     calib_images: ImagesLike | None = None  # held-out normals for scoring statistics (never trained on)
-    stage_cache: StageCache | None = None  # shared across trials and sweeps
+    stage_cache: StageCache | None = None  # shared across trainings and sweeps
     log: Callable[[str], None] = print
     # Called after each epoch with (stage, epoch, loss, probe); ``probe`` is a TrainedMethod scoring
     # with what is trained so far (or None); run_training uses it for periodic validation reports.
@@ -82,9 +82,9 @@ def cached_stage(
 ) -> tuple[float, bool]:
     """Train ``stage`` via ``run(checkpoint_path)`` or load it from the shared stage cache.
 
-    Returns (seconds, from_cache). The trial's own checkpoint folder is used for resume; a
+    Returns (seconds, from_cache). The training's own checkpoint folder is used for resume; a
     finished stage is published to the cache (key: ``suite.stage_cache.stage_key``) under a lock
-    so concurrent trials train it once. Shared by every method's trainer.
+    so concurrent trainings build it once. Shared by every method's trainer.
     """
     own = ctx.checkpoint_dir / f"{stage}.pt"
     cache = ctx.stage_cache
@@ -99,7 +99,7 @@ def cached_stage(
         ctx.log(f"[{stage}] loaded from stage cache ({key})")
         return time.perf_counter() - t0, True
     with cache.lock(key):
-        if cache.has(key):  # another trial built it while we waited
+        if cache.has(key):  # another training built it while we waited
             load_stage_weights(module, cache.path(key))
             cache.note(key, "hit")
             ctx.log(f"[{stage}] loaded from stage cache after waiting ({key})")
@@ -123,7 +123,7 @@ def activation_checkpointing(cfg: Config) -> bool:
 
 
 def stage_options(ctx: TrainContext, stage: str) -> dict[str, Any]:
-    """The keyword arguments of ``suite.training.train_stage`` that come from the trial context.
+    """The keyword arguments of ``suite.training.train_stage`` that come from the training context.
 
     The generator is the stage's own (``stage_generator``): same seed, same draws, whether earlier
     stages were trained or came from the stage cache.

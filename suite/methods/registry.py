@@ -14,7 +14,7 @@ process (driver, Ray workers, subprocesses):
 ``register_method`` adds a spec at run time in one process only (a toy method inside a test).
 Spec modules stay plain data (a dataclass for the config section, strings naming the trainer; they
 import only this module, ``suite.errors`` and their ``config.py``), so building a ``Config``
-imports no networks; the trainer is imported when a trial runs.
+imports no networks; the trainer is imported when a training runs.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class MethodSpec:
     """Everything the suite needs to know about one method.
 
     ``trainer`` names ``train(ctx: TrainContext) -> TrainedMethod`` as ``"module:function"`` (or is
-    the function itself); it is imported only when a trial runs.
+    the function itself); it is imported only when a training runs.
     """
 
     name: str  # the value of ``model.method``

@@ -14,7 +14,7 @@ after a mean filter (``draem.score_filter``).
 
 Files: ``config`` (the ``draem`` section), ``model`` (networks, torch only), ``synthesis``,
 ``losses``, ``anomaly_map`` (inference maps and scores), ``train`` (the trainer, imported only when
-a trial runs). This module stays light: the config dataclass and the registry only.
+a training runs). This module stays light: the config dataclass and the registry only.
 """
 
 from __future__ import annotations

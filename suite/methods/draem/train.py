@@ -9,10 +9,10 @@ filled with textures, probability ``draem.anomaly_prob`` per image) giving ``(I_
 (``losses.reconstruction_loss`` + ``losses.focal_loss``, gamma ``draem.focal_gamma``). Epochs,
 batch size and Adam's settings come from ``train.stage1``; ``train.lr_schedule`` applies.
 
-Anomaly sources: ``draem.texture_root`` (a DTD-like folder, read once per trial, kept in a small
+Anomaly sources: ``draem.texture_root`` (a DTD-like folder, read once per training, kept in a small
 per-process cache, capped by ``draem.texture_max_count``) or, without a folder, a bank of
-procedural textures (``suite.data.occluders.procedural_textures``) made once per trial from
-``runtime.seed`` plus an offset (its own generator: a resumed trial sees the same bank).
+procedural textures (``suite.data.occluders.procedural_textures``) made once per training from
+``runtime.seed`` plus an offset (its own generator: a resumed training sees the same bank).
 
 Inference: ``map`` = softmax probability of the anomalous class, image score = max of the map
 after a ``draem.score_filter`` mean filter (``anomaly_map``); ``recons`` (B, 1, 3, H, W) is the
@@ -44,7 +44,7 @@ CHANNELS_LAST = torch.channels_last
 
 
 def draem_texture_bank(cfg: Config) -> tuple[torch.Tensor, str]:
-    """The anomaly-source textures of this trial (T, 3, S, S) and where they came from."""
+    """The anomaly-source textures of this training (T, 3, S, S) and where they came from."""
     d = cfg.draem
     return texture_bank(d.texture_root, cfg.data.image_size, cfg.runtime.seed + BANK_SEED_OFFSET,
                         "draem.texture_root", d.texture_max_count)

@@ -13,9 +13,9 @@ the same. Epochs, batch size and Adam's settings come from ``train.stage1``. The
 noise are ``fae``'s own (``fae.noise_std`` etc.); ``augment``'s corruption families and noise are
 RcAE's and unused here (only ``augment.flip`` / ``augment.rotate`` apply).
 
-Texture fills come from ``fae.texture_root`` (a DTD-like folder, read once per trial and kept in a
+Texture fills come from ``fae.texture_root`` (a DTD-like folder, read once per training and kept in a
 small per-process cache) or, without a folder, from a bank of procedural textures made once per
-trial from the seed (its own generator, so a resumed trial sees the same bank).
+training from the seed (its own generator, so a resumed training sees the same bank).
 
 Inference: ``map = M_s^n(d(x, f(x)))`` (``fae_anomaly_map``: discrepancy ``fae.discrepancy``
 smoothed by a ``fae.filter_size`` mean filter ``fae.filter_repeats`` times), image score =
@@ -43,7 +43,7 @@ BANK_SEED_OFFSET = 104_729
 
 
 def fae_texture_bank(cfg: Config) -> tuple[torch.Tensor | None, str]:
-    """The fills for this trial's corruptions and where they came from; None when
+    """The fills for this training's corruptions and where they came from; None when
     ``fae.use_textures`` is off (uniform colour fills need no bank)."""
     fae = cfg.fae
     if not fae.use_textures:

@@ -2,9 +2,9 @@
 
 * ``OffsetNormaliser`` (``rcae.normalise``): moves each image's robust level (median luminance) to
   the train normals' reference level (``suite.data.photometric``), in every stage and in scoring.
-  The reference is computed once per trial from the train normals, kept in the module's buffer
+  The reference is computed once per training from the train normals, kept in the module's buffer
   (so ``TrainedMethod.modules`` carries it) and in ``checkpoints/offset_norm.pt``, which a resumed
-  trial reloads rather than recomputes, so the scorer always uses the level training used.
+  training reloads rather than recomputes, so the scorer always uses the level training used.
 * ``StageInput``: normalisation then photometric jitter (``rcae.jitter*``) of a clean batch, before
   any corruption is drawn, so input and target share the change and no mask can mark it.
 * ``offset_free_maps``: the scorer's ``residual_centred``, ``residual_gain`` and ``structure`` kinds.
@@ -62,8 +62,8 @@ class OffsetNormaliser(nn.Module):
 
 def offset_normaliser(cfg: Config, images: ImagesLike, checkpoint_dir: Path | None, recursive: bool,
                       log=print) -> OffsetNormaliser | None:
-    """The trial's normaliser (None when off or for ConvAE): loaded from ``checkpoint_dir`` when a
-    previous run of this trial stored one, else fitted on ``images`` and stored there."""
+    """The training's normaliser (None when off or for ConvAE): loaded from ``checkpoint_dir`` when a
+    previous run of this training stored one, else fitted on ``images`` and stored there."""
     if not recursive or cfg.rcae.normalise == "none":
         return None
     norm = OffsetNormaliser(cfg.rcae.normalise)
