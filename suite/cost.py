@@ -2,41 +2,24 @@
 
 All numbers are measured, not estimated, on the device the caller names:
 
-* ``params``: number of parameter elements of an ``nn.Module`` (trainable and frozen; a parameter
-  shared by several sub-modules counts once).
-* ``gflops``: GFLOPs of one forward pass on one image, counted by
-  ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add counts as 2 FLOPs; only operators
-  with a FLOP formula - convolutions, matrix products, attention - are counted, element-wise ops
-  are not).
-* ``latency_ms``: median wall time of one forward pass at batch 1, after warm-up, under
-  ``torch.inference_mode`` (CUDA is synchronised around each pass).
-* ``latency_ms_batch`` / ``throughput_ips``: median wall time per image / images per second at the
-  largest batch size.
+* ``params``: parameter elements of an ``nn.Module`` (trainable and frozen; a shared one counts once).
+* ``gflops``: GFLOPs of one forward pass on one image (``torch.utils.flop_counter.FlopCounterMode``;
+  a multiply-add is 2 FLOPs; only operators with a FLOP formula count, element-wise ops do not).
+* ``latency_ms``: median wall time of one forward pass at batch 1 after warm-up, under
+  ``torch.inference_mode`` (CUDA synchronised around each pass); ``latency_ms_batch`` /
+  ``throughput_ips``: median time per image / images per second at the largest batch size.
 * ``peak_mem_mb``: extra memory one inference needs at the largest batch, in MiB; ``mem_method``
-  (a short code) and ``peak_mem_method`` (a sentence) say how it was measured:
-
-  - CUDA (``cuda_max_allocated``): ``torch.cuda.max_memory_allocated`` over the largest-batch
-    passes (peak stats reset before) minus the allocation before.
-  - CPU (``cpu_alloc_peak``): the peak of live tensor bytes handed out by torch's CPU allocator
-    during one forward at the largest batch, above what was allocated before it — the running sum
-    of the allocation (+) and free (-) events ``torch.profiler`` records with
-    ``profile_memory=True``. This is the CPU analogue of ``max_memory_allocated``: it does not
-    depend on what the C allocator kept resident from training (which made the old resident-set
-    figure about zero after training), nor on other threads. It counts tensor memory only (not
-    interpreter objects or a library's private scratch buffers). The profiler's first use in a
-    process costs about 2 s.
-  - Fallback where the profiler gives no memory events (``rss_peak`` / ``rss_delta``): the
-    process's peak resident set size (``VmHWM``, reset through ``/proc/self/clear_refs``), or the
-    resident size, minus the resident size before. Memory the C allocator reuses from earlier work
-    is not seen, so after training this is close to zero; ``None`` where ``/proc`` is unavailable.
+  says how: ``cuda_max_allocated`` (the CUDA peak over those passes minus the allocation before),
+  ``cpu_alloc_peak`` (peak live tensor bytes of torch's CPU allocator, see ``allocator_peak_bytes``),
+  else ``rss_peak`` / ``rss_delta`` (the process's resident set: misses memory the C allocator
+  reuses, so near zero after training; ``None`` without ``/proc``). ``peak_mem_method`` says it in words.
 
 Training memory (``TrainingMemory``, recorded by ``suite.pipeline`` when ``eval.cost`` is on):
 
 * ``train_peak_rss_mb``: the whole process's peak resident set size while the stages trained, in
-  MiB — data held in memory, the interpreter and libraries included, not the model alone.
-  ``VmHWM`` reset at the start of training where ``/proc/self/clear_refs`` allows (else
-  ``ru_maxrss``: the process's lifetime peak, which in a reused worker may come from an earlier
-  training); ``train_peak_rss_method`` says which.
+  MiB (data, interpreter and libraries included). ``VmHWM`` reset at the start of training where
+  ``/proc/self/clear_refs`` allows, else ``ru_maxrss`` (the process's lifetime peak, which in a
+  reused worker may come from an earlier training); ``train_peak_rss_method`` says which.
 * ``train_peak_cuda_mb`` (CUDA only): ``torch.cuda.max_memory_allocated`` during training.
 """
 
@@ -146,7 +129,7 @@ def _peak_resident_bytes() -> int | None:
 
 
 class _MemoryProbe:
-    """Extra memory (MiB) used between ``start`` and ``stop``; see the module docstring."""
+    """Extra memory (MiB) used between ``start`` and ``stop`` (``mem_method``: see the module docstring)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -186,7 +169,12 @@ class _MemoryProbe:
 def allocator_peak_bytes(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> int | None:
     """Peak of live CPU tensor bytes allocated by torch during ``fn(x)``, above the level at the
     start (``torch.profiler`` memory events: +bytes per allocation, -bytes per free, summed in time
-    order). None when the profiler records no memory events (e.g. a build without Kineto)."""
+    order). None when the profiler records no memory events (e.g. a build without Kineto).
+
+    The CPU analogue of ``torch.cuda.max_memory_allocated``: unlike the resident set it does not
+    depend on what the C allocator kept from training, nor on other threads. Tensor memory only
+    (not interpreter objects or a library's private scratch buffers); the profiler's first use in a
+    process costs about 2 s."""
     from torch.profiler import ProfilerActivity, profile
 
     try:

@@ -1,18 +1,15 @@
 """The sweep driver: ``run_sweep`` runs Ray Tune trials that call ``run_training``, sampled by Optuna or a grid.
 
-A sweep reads a declarative space (``suite.spaces``): ``SPACE`` specs are sampled by ``OptunaSearch``
-with a seeded TPE sampler (``suite.orchestration.optuna_search``); ``GRID`` / ``CONFIGS`` points and an
-ablation's ``ROWS`` run through Tune's grid search (``--trials`` then counts seeds per point). Options,
-objectives (validation only: ``val_i_auroc``, ``val_mix``, ``multi`` with a cost) and their checks are
-``suite.orchestration.sweep_options``. ASHA (single objective, SPACE sweeps) stops weak trials on the
-periodic stage-1 validations; grid and list sweeps are tables whose every row must finish.
-
-Modes: *pooled* (default) — each trial trains every category, as concurrent Ray tasks (``--shards
-elastic|reserve``, ``suite.orchestration.shards``) or one after another (``--shards off``; always for
-DDP) and reports their mean; *per-category* — one study per category, all in one Tune experiment
-(``suite.orchestration.studies``). Trials in flight and training slots follow ``suite.sweep_rules``,
-which ``plan`` simulates. Inside a trial: ``suite.orchestration.trial``; records.csv, the trial table,
-Pareto set and best trials: ``suite.orchestration.results`` (no Ray).
+``SPACE`` specs (``suite.spaces``) are sampled by ``OptunaSearch`` with a seeded TPE sampler
+(``suite.orchestration.optuna_search``); ``GRID`` / ``CONFIGS`` points and an ablation's ``ROWS`` run
+through Tune's grid search (``--trials`` then counts seeds per point). Options and objectives
+(validation only): ``suite.orchestration.sweep_options``. ASHA (single objective, SPACE sweeps) stops
+weak trials on the periodic stage-1 validations; every row of a grid or list sweep finishes.
+*Pooled* (default): each trial trains every category, as concurrent Ray tasks
+(``suite.orchestration.shards``) or one after another (``--shards off``; always for DDP), and reports
+their mean; *per-category*: one study per category in one Tune experiment (``...studies``). Trials in
+flight follow ``suite.sweep_rules`` (which ``plan`` simulates); inside a trial:
+``suite.orchestration.trial``; records.csv, Pareto set, best trials: ``suite.orchestration.results``.
 
 Layout under ``<storage>/<name>/``::
 
@@ -24,17 +21,13 @@ Layout under ``<storage>/<name>/``::
     train_runs/                     Ray Train runs (only with --num-workers > 1)
     records.csv                     one row per record (suite.aggregate.records_frame)
     pareto.csv, pareto.json         multi-objective sweeps only
-    tensorboard/<trial>/<category>/ per-epoch event files (--tensorboard only)
+    tensorboard/<trial>/<category>/ per-epoch event files (--tensorboard; MLflow: suite.tracking)
     optuna_importances.json         Optuna's parameter importances per study (--optuna-storage only)
     ../stage_cache/                 stage checkpoints shared by every sweep under the same storage
 
-Fault tolerance: a failed trial is retried from its last Tune checkpoint (``--max-failures``);
-``RecordGaps`` (``suite.orchestration.callbacks``) writes a "stopped" / "failed" record for every
-trial that ended without one. A killed sweep continues with ``--resume`` (``Tuner.restore(...,
-resume_errored=True)``) once its options match ``sweep.json``; ``suite.orchestration.tune_fixes``
-covers what a kill leaves behind (stale temp folders, checkpoints Tune's snapshot still lists).
-Watching (``--mlflow``, ``--tensorboard``, ``--optuna-storage``): ``suite.tracking`` and
-``suite.orchestration.optuna_storage``.
+Faults: a failed trial is retried from its last Tune checkpoint; ``RecordGaps`` (``...callbacks``) writes
+a "stopped" / "failed" record for every trial that ended without one; ``--resume`` (``Tuner.restore(...,
+resume_errored=True)``) continues a killed sweep, after ``...tune_fixes`` clears what the kill left.
 """
 
 from __future__ import annotations

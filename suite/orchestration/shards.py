@@ -1,40 +1,32 @@
 """Category shards: a pooled trial trains its categories at the same time, one Ray task each.
 
-A trial of an all-categories sweep used to train its categories one after another in its own
-process: 15 categories took 15 trainings' time and ASHA's first decisions saw only the first
-category. Here the trial process is a coordinator: it starts one Ray task per category (a *shard*,
+The trial process is a coordinator: it starts one Ray task per category (a *shard*,
 ``cpus_per_trial`` CPUs and ``--gpus-per-trial`` GPUs, a fraction sharing one GPU), follows their
 progress files and reports to Tune the mean over categories at matching epochs
-(``suite.orchestration.progress``), then the final mean.
+(``suite.orchestration.progress``), then the final mean. (One after another, 15 categories took 15
+trainings' time and ASHA's first decisions saw only the first category.)
 
-**Resources: elastic by default** (``--shards elastic``). The trial itself holds no CPU and no GPU
-(it only waits; ``env.COORDINATOR`` is a token amount of Ray's built-in ``memory`` resource, which
-every node has, so a cluster started with a plain ``ray start`` runs it), and each shard asks the cluster for its
-CPUs outside the trial's placement group (``PlacementGroupSchedulingStrategy(placement_group=None)``;
-a child task left in the trial's group would wait for a bundle that does not exist, ray #25239 /
-#38706). Why elastic: a sweep over 15 categories must run on a cluster with fewer than 15 free
-slots (8 GPUs, or this 2-core machine), and slots freed by a short category are taken by the next
-queued shard of any trial instead of idling until the trial's slowest category ends. The price is
-that a trial's shards may start at different times, so its matched reports wait for its slowest
-shard; the driver keeps about ``slots / categories + 1`` trials in flight so the queue stays full.
+``--shards elastic`` (default): the trial holds no CPU or GPU (``env.COORDINATOR`` is a token amount of
+Ray's built-in ``memory`` resource, so a cluster from a plain ``ray start`` runs it), and each shard
+asks for its CPUs outside the trial's placement group (``PlacementGroupSchedulingStrategy(
+placement_group=None)``: a child task left in the group would wait for a bundle that does not exist,
+ray #25239 / #38706). So a 15-category sweep runs on fewer than 15 slots, and a slot a short category
+frees goes to the next queued shard of any trial. The price: a trial's shards may start at different
+times, so its matched reports wait for its slowest shard; the driver keeps about
+``slots / categories + 1`` trials in flight so the queue stays full.
 
-``--shards reserve`` is the other path: the trial reserves a placement group of one empty head
-bundle plus one bundle per category (``PlacementGroupFactory``) and its shards run inside those
-bundles, so a trial starts only when all its shards can, and they run side by side. It needs
-``categories x cpus_per_trial`` CPUs free at once (checked before the sweep starts).
+``--shards reserve``: the trial reserves one empty head bundle plus one per category
+(``PlacementGroupFactory``) and starts only when all its shards can (``categories x cpus_per_trial``
+CPUs free at once, checked before the sweep starts). ``--shards off``: one category after another in
+the trial's process (always so for DDP, ``--num-workers > 1``).
 
-``--shards off`` keeps the one-after-another path (and DDP trials, ``--num-workers > 1``, always
-use it: each category there is already a Train run over several workers).
-
-A shard writes its record, checkpoints and progress file in ``records/<trial>/<category>/`` (the
-sweep's storage is shared by every node). One shard at a time owns a folder: the coordinator
-writes a new token there before it starts a shard, and a shard left over from a trial process
-that died (Ray ends it only once it notices) exits as soon as the token is not its own.
-Stopping: when ASHA stops the trial (``SystemExit`` inside ``tune.report``) or a shard fails, the
-other shards are cancelled (forced: a shard is mid-epoch, and its stage checkpoints are what a
-retry resumes from); ``RecordGaps`` then writes their "stopped"/"failed" records from the driver.
-A shard's task is never retried by Ray (``max_retries=0``): the trial is the unit Tune retries
-from its checkpoint.
+A shard writes its record, checkpoints and progress file in ``records/<trial>/<category>/`` (storage
+every node shares). One shard at a time owns a folder: the coordinator writes a new token there
+before it starts a shard, and a leftover shard of a dead trial process exits once the token is not
+its own. When ASHA stops the trial (``SystemExit`` in ``tune.report``) or a shard fails, the other
+shards are cancelled (forced: their stage checkpoints are what a retry resumes from) and
+``RecordGaps`` writes their records from the driver. Ray never retries a shard (``max_retries=0``):
+Tune retries the trial from its checkpoint.
 """
 
 from __future__ import annotations

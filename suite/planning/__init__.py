@@ -10,34 +10,13 @@ What a sweep costs, in four steps:
 
 1. **Trainings** ``T = trials x categories x seeds``: Optuna spaces run ``--trials`` trials over
    every category; grid / list spaces run ``points x seeds`` rows over every category.
-2. **Per-epoch time per stage** at the target image size, batch size and device (``Timing``):
-   from a timings file (``--timings FILE``, measured elsewhere: ``timings_file``), from earlier records
-   of the same configuration (``timing_from_records``: ``stage_s / epochs``, validations included) or,
-   when neither has them, from a short calibration (``calibration``: a few batches of every enabled
-   stage through the real ``run_training``, every missing point in one subprocess, each distinct stage
-   once, scaled to a full epoch by ``ceil(n_train / batch) / ceil(n_cal / batch)``). A training then takes::
-
-       t = pre + sum_s epochs_s * per_epoch_s + n_val * val_s + post
-
-   with ``pre`` (data loading), ``post`` (test evaluation, cost measurement) and
-   ``n_val = stage1.epochs // eval_every`` periodic validations.
-3. **ASHA's expected stops** (Optuna spaces, single objective): reports ``k = 1 .. R`` come after
-   stage-1 epoch ``k * eval_every`` (plus a final report ``R + 1``), ``max_t = R + 1``,
-   ``grace = max(1, max_t // 3)``, rungs ``grace * 2^j < max_t`` (Ray's ``ASHAScheduler`` with
-   reduction factor 2). At each rung a trial continues with probability 1/2; ``asha_model``:
-   ``"expected"`` (default, deterministic: of the trials reaching a rung in submission order the
-   1st, 3rd, 5th ... continue) or ``"montecarlo"`` (Ray's own rule — stop below the median of the
-   scores recorded so far at the rung — on uniform random scores, seeded, averaged over runs). A
-   stopped trial's trainings end at that rung's epoch: ``pre + m * every * (epoch_1 + val_s /
-   every)``.
-4. **Scheduler simulation** (``simulate``): an event simulation of the slots. A *shard* is one
-   training and holds one slot (``shards=True``, the sharded driver): a trial fans its categories out
-   as shards queued FIFO on free slots, with at most ``trials_in_flight`` trials admitted at once.
-   ``shards=False`` models the older driver where a trial is one slot running its categories one
-   after another. Shared stage-cache keys are honoured: a shard reaching a stage another shard is
-   building waits (holding its slot) and then loads it; one already built costs nothing. Results:
-   ``wall = sweep_start_s + makespan``, ``utilisation = busy slot-seconds / (slots x makespan)``
-   (busy = a shard's whole span, waits included, as the driver's records measure it).
+2. **Per-epoch time per stage** (``Timing``) from a timings file (``--timings FILE``:
+   ``timings_file``), earlier records of the same configuration (``timing_from_records``) or a short
+   calibration (``calibration``: a few batches of every stage through the real ``run_training``).
+   A training then takes ``t = pre + sum_s epochs_s * per_epoch_s + n_val * val_s + post``.
+3. **ASHA's expected stops** (Optuna spaces, single objective): which trials stop at which rung.
+4. **Scheduler simulation**: shards queued on the slots, trials in flight, stages shared through
+   the stage cache; gives ``wall`` and ``utilisation``. Steps 3 and 4: ``simulate``.
 
 CPU-hours = ``sum of training seconds x cpus per slot / 3600``; GPU-hours = ``sum x gpus per slot /
 3600`` (``--gpus-per-trial F`` per worker, ``--use-gpu`` = 1). With ``F < 1`` a GPU holds ``1 / F``

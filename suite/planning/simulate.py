@@ -1,5 +1,24 @@
 """The planner's model of a sweep: per-stage timings, a training's segments, ASHA's expected stops
 and an event simulation of the cluster's slots (steps 2-4 of ``suite.planning``). Pure: no I/O.
+
+A training takes ``pre + sum_s epochs_s * per_epoch_s + n_val * val_s + post``: ``pre`` data loading,
+``post`` test evaluation and cost, ``n_val = stage1.epochs // eval_every`` periodic validations.
+Calibrated per-epoch times are scaled to a full epoch by ``ceil(n_train / batch) / ceil(n_cal / batch)``.
+
+ASHA: reports ``k = 1 .. R`` come after stage-1 epoch ``k * eval_every`` (plus a final report
+``R + 1``), ``max_t = R + 1``, ``grace = max(1, max_t // 3)``, rungs ``grace * 2^j < max_t`` (Ray's
+``ASHAScheduler`` with reduction factor 2). At each rung a trial continues with probability 1/2;
+``asha_model``: ``"expected"`` (default, deterministic: of the trials reaching a rung in submission
+order the 1st, 3rd, 5th ... continue) or ``"montecarlo"`` (Ray's own rule, stop below the median of
+the scores so far at the rung, on uniform random scores, seeded, averaged over runs). A stopped
+trial's trainings end at that rung's epoch: ``pre + m * every * (epoch_1 + val_s / every)``.
+
+Slots: a *shard* is one training and holds one slot (``shards=True``): a trial fans its categories
+out as shards queued FIFO on free slots, at most ``trials_in_flight`` trials admitted at once;
+``shards=False`` models a trial as one slot running its categories one after another. A shard
+reaching a stage another shard is building waits (holding its slot) and then loads it; one already
+built costs nothing. ``wall = sweep_start_s + makespan``, ``utilisation = busy slot-seconds /
+(slots x makespan)`` (busy = a shard's whole span, waits included, as the driver's records measure it).
 """
 
 from __future__ import annotations
