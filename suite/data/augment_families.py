@@ -48,8 +48,9 @@ class Buffers:
     def get(self, name: str, shape, dtype: torch.dtype, device, avoid: Tensor | None = None) -> Tensor:
         """An uninitialised tensor of that shape, dtype and device (never sharing memory with ``avoid``)."""
         held = self._store.get(name)
-        if (held is None or held.shape != torch.Size(shape) or held.dtype != dtype or held.device != torch.device(device)
-                or (avoid is not None and held.untyped_storage().data_ptr() == avoid.untyped_storage().data_ptr())):
+        stale = held is None or held.shape != torch.Size(shape) or held.dtype != dtype
+        if stale or held.device != torch.device(device) or (
+                avoid is not None and held.untyped_storage().data_ptr() == avoid.untyped_storage().data_ptr()):
             held = torch.empty(shape, dtype=dtype, device=device)
             self._store[name] = held
         return held
