@@ -276,7 +276,7 @@ def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> N
                 inside_cols = (steps >= p["c0"][:, None]) & (steps < p["c1"][:, None])
                 inside = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
                 fill = p["colors"].to(images.dtype)[:, :, None, None]
-                changed = ((before != fill) & inside).any(dim=1)
+                changed = (before != fill).any(dim=1).logical_and_(inside[:, 0])
                 after = torch.where(inside, fill, before, out=before)  # in place: no second block-sized tensor
             else:
                 # A side x side window at a valid source position never leaves the image.
