@@ -55,6 +55,22 @@ class Buffers:
             self._store[name] = held
         return held
 
+    def scratch(self, name: str, shape, dtype: torch.dtype, device) -> Tensor:
+        """An uninitialised tensor of that shape viewed from a flat buffer kept across calls and grown
+        when short: for temporaries whose size changes from call to call (touched blocks, line pixels)."""
+        numel = math.prod(shape)
+        held = self._store.get(name)
+        if held is None or held.numel() < numel or held.dtype != dtype or held.device != torch.device(device):
+            held = torch.empty(numel + numel // 4, dtype=dtype, device=device)  # headroom for the next call
+            self._store[name] = held
+        return held[:numel].view(shape)
+
+
+def _scratch(buffers: Buffers | None, name: str, shape, dtype: torch.dtype, device) -> Tensor:
+    if buffers is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    return buffers.scratch(name, shape, dtype, device)
+
 
 def block_size_px(size_at_reference: int, height: int, width: int, reference: int = 1024) -> int:
     """``clamp(round(size * H / reference), 4, min(H, W))``: a block size in px for an H x W image."""
@@ -136,7 +152,7 @@ def corrupt_batch(
     pick = family == LINES
     lines = _line_params(*(g[pick] for g in geometry), channels, height, cfg, gen) if pick.any() else None
 
-    _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste)
+    _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste, buffers)
     if lines is not None:
         _paint_lines(corrupted, images, masks, fam_map, lines)
     return corrupted, masks[:, None].to(images.dtype), _long(fam_map)
@@ -224,16 +240,16 @@ def _piece_starts(image, top, left, side, channels, height, width) -> Tensor:
     return rows * width + left[:, None, None]
 
 
-def _read_windows(source: Tensor, starts: Tensor, side: int) -> Tensor:
+def _read_windows(source: Tensor, starts: Tensor, side: int, out: Tensor) -> Tensor:
     """Row pieces [start, start + side) of a contiguous tensor, (N, side): ``index_select`` over an
     overlapping sliding-window view copies each piece as one run (far faster on CPU than advanced
     indexing, which computes an address per element)."""
     flat = source.reshape(-1)
     windows = flat.as_strided((flat.numel() - side + 1, side), (1, 1))
-    return torch.index_select(windows, 0, starts.reshape(-1))
+    return torch.index_select(windows, 0, starts.reshape(-1), out=out)
 
 
-def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> None:
+def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste, buffers=None) -> None:
     """Colour fills and pasted patches, one gather and one scatter of block rows per distinct block side
     and source. Blocks are disjoint, so what a block reads before writing is the clean image and the
     changed-test is local to the block."""
@@ -270,7 +286,8 @@ def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> N
             if not count:
                 continue
             ids = _piece_starts(p["image"], p["top"], p["left"], side, channels, hp, wp) // side
-            before = rows.index_select(0, ids.reshape(-1)).view(count, channels, side, side)
+            before = _scratch(buffers, "before", (ids.numel(), side), images.dtype, dev)
+            before = torch.index_select(rows, 0, ids.reshape(-1), out=before).view(count, channels, side, side)
             if code == COLOR_BLOCK:
                 inside_rows = (steps >= p["r0"][:, None]) & (steps < p["r1"][:, None])
                 inside_cols = (steps >= p["c0"][:, None]) & (steps < p["c1"][:, None])
@@ -281,7 +298,8 @@ def _paint_blocks(corrupted, images, donors, masks, fam_map, colour, paste) -> N
             else:
                 # A side x side window at a valid source position never leaves the image.
                 starts = _piece_starts(p["source"], p["src_top"], p["src_left"], side, channels, height, width)
-                after = _read_windows(source, starts, side).view(count, channels, side, side)
+                after = _scratch(buffers, "windows", (starts.numel(), side), images.dtype, dev)
+                after = _read_windows(source, starts, side, after).view(count, channels, side, side)
                 changed = (after != before).any(dim=1)  # (T, side, side)
             rows.index_copy_(0, ids.reshape(-1), after.reshape(-1, side))
             mask_ids = _piece_starts(p["image"], p["top"], p["left"], side, 1, hp, wp)[:, 0] // side
