@@ -426,14 +426,17 @@ def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width,
     inside_rows = (a >= 0) & (a < la_size)
     count = torch.where(inside_rows & (last_b >= first_b), last_b - first_b + 1, torch.zeros_like(a)).long()
     # Per row: the flat index of its first covered pixel and the flat step between neighbours along b.
-    # Per pixel only a few full-size tensors are made, updated in place: each new large tensor costs
-    # page faults on CPU that are comparable to the arithmetic itself.
     a_long, b_long = a.long(), first_b.long()
     plane = image.to(device, torch.int64).index_select(0, line) * (height * width)
     row_base = plane + torch.where(major, a_long * width + b_long, b_long * width + a_long)
     row_step = torch.where(major, 1, width)
-    row = torch.repeat_interleave(torch.arange(count.numel(), device=device), count)
-    flat = torch.arange(row.numel(), device=device)
-    flat.sub_((count.cumsum(0) - count).index_select(0, row))  # position within the row
-    flat.mul_(row_step.index_select(0, row)).add_(row_base.index_select(0, row))
-    return flat, line.index_select(0, row)
+    keep = count > 0
+    count, row_base, row_step, line = count[keep], row_base[keep], row_step[keep], line[keep]
+    # Per pixel only three full-size tensors are made: the flat index is a running sum of per-pixel
+    # increments (the row's step, or at a row's first pixel the jump from the previous row's last one),
+    # exact in int64. Each large temporary costs page faults on CPU comparable to the arithmetic itself.
+    jump = row_base.clone()
+    jump[1:] -= row_base[:-1] + (count[:-1] - 1) * row_step[:-1]
+    increments = torch.repeat_interleave(row_step, count)
+    increments.index_copy_(0, count.cumsum(0) - count, jump)
+    return increments.cumsum_(0), torch.repeat_interleave(line, count)
