@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"default threads {default_threads} | stage-1 {stage1_s * 1e3:.1f} ms (target <= "
+    stage1_text = "not timed" if stage1_s is None else f"{stage1_s * 1e3:.1f} ms"
+    print(f"default threads {default_threads} | stage-1 {stage1_text} (target <= "
           f"{TARGET_STAGE1_S * 1e3:.0f}) | speedups pass: {report['all_speedups_pass']} -> {out}")
     if not report["fair_load"]:
         print(f"warning: load average above {FAIR_LOAD} during the run: not a fair measurement, rerun when idle")
