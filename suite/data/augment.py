@@ -59,6 +59,7 @@ from suite.data.augment_families import (
     MIN_BLOCK_PX,
     MIN_LINE_HALF_WIDTH,
     NO_FAMILY,
+    Buffers,
     block_size_px,
     corrupt_batch,
     rasterise_lines,
@@ -104,14 +105,17 @@ def corrupt(
     donors: Tensor | None = None,
     *,
     whole_block_prob: float = WHOLE_BLOCK_PROB,
+    buffers: Buffers | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Corrupt ``images`` (B, C, H, W) in [0, 1]; return (corrupted, masks (B, 1, H, W) in {0., 1.}).
 
     ``mask = 1`` exactly where any channel changed. With ``cfg.enabled`` False, every family
     disabled or coverage 0, the images come back unchanged (a copy) with zero masks. ``donors``
-    (D, C, H, W) are other normal images copy-paste may take patches from.
+    (D, C, H, W) are other normal images copy-paste may take patches from. With ``buffers``
+    (``augment_families.Buffers``) both results are written into tensors the next call reuses.
     """
-    corrupted, masks, _ = _corrupt(images, cfg, generator, donors, whole_block_prob, want_families=False)
+    corrupted, masks, _ = _corrupt(images, cfg, generator, donors, whole_block_prob, want_families=False,
+                                   buffers=buffers)
     return corrupted, masks
 
 
@@ -137,6 +141,7 @@ def pseudo_anomalies(
     *,
     whole_block_prob: float = WHOLE_BLOCK_PROB,
     coverage: Tensor | None = None,
+    buffers: Buffers | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Pseudo-anomalies for validation and stage 3: (images, masks) with every mask nonzero.
 
@@ -146,7 +151,8 @@ def pseudo_anomalies(
     switches stage-1 corruption); if every family is disabled all three are used. Images whose
     mask still comes out empty (e.g. a copy-pasted patch identical to the block) are re-corrupted
     together, up to ``PSEUDO_ATTEMPTS`` times; after that a RuntimeError is raised (only a constant
-    image with copy-paste as the sole family and no donors can get there).
+    image with copy-paste as the sole family and no donors can get there). ``buffers``: as in
+    ``corrupt``.
     """
     check_augment_config(cfg)
     if not 0.0 <= min_coverage <= 1.0:
@@ -157,7 +163,9 @@ def pseudo_anomalies(
         coverage = torch.full((images.shape[0],), float(cfg.coverage), dtype=torch.float64)
     coverage = coverage.to(torch.float64).clamp(min=float(min_coverage))
     donors = _donors_on(images, donors)
-    corrupted, masks, _ = corrupt_batch(images, cfg, generator, donors, coverage, families, 1, whole_block_prob)
+    corrupted, masks, _ = corrupt_batch(
+        images, cfg, generator, donors, coverage, families, 1, whole_block_prob, buffers=buffers
+    )
     for _ in range(PSEUDO_ATTEMPTS):
         empty = (masks.flatten(1).amax(dim=1) == 0).nonzero().flatten()
         if empty.numel() == 0:
@@ -221,17 +229,21 @@ def training_pair(
     cfg: AugmentConfig,
     generator: torch.Generator,
     donors: Tensor | None = None,
+    *,
+    buffers: Buffers | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Stage-1 pair: (input, target, mask).
 
     ``clean = flips/rot90(images)`` (when ``cfg.flip`` / ``cfg.rotate``, shared by input and target),
     ``input = noise(corrupt(clean))``, ``target = noise'(clean)`` if ``cfg.noise_on_target`` else
     ``clean``, with ``noise`` / ``noise'`` independent draws of ``add_noise(., cfg.noise_std)``.
-    ``mask`` marks the structured corruption only (noise is not in it).
+    ``mask`` marks the structured corruption only (noise is not in it). With ``buffers``
+    (``augment_families.Buffers``) the input and mask are written into tensors the next call reuses:
+    a training loop passes one that lives as long as its stage.
     """
     check_augment_config(cfg)
     clean = random_flips_rotations(images, cfg.flip, cfg.rotate, generator)
-    corrupted, mask = corrupt(clean, cfg, generator, donors)
+    corrupted, mask = corrupt(clean, cfg, generator, donors, buffers=buffers)
     if cfg.noise_std > 0:
         corrupted = add_noise(corrupted, cfg.noise_std, generator)
         target = add_noise(clean, cfg.noise_std, generator) if cfg.noise_on_target else clean
@@ -273,7 +285,7 @@ def _donors_on(images: Tensor, donors: Tensor | None) -> Tensor | None:
     return donors.to(images.device, images.dtype)
 
 
-def _corrupt(images, cfg, generator, donors, whole_block_prob, want_families):
+def _corrupt(images, cfg, generator, donors, whole_block_prob, want_families, buffers=None):
     """Stage-1 corruption: per image a clean draw (when ``clean_fraction > 0``) and a coverage draw
     (when ``coverage_sampling == "uniform"``), then the batched families."""
     check_augment_config(cfg)
@@ -290,7 +302,7 @@ def _corrupt(images, cfg, generator, donors, whole_block_prob, want_families):
             coverage = coverage * torch.rand(batch, generator=generator, device=generator.device, dtype=torch.float64)
     corrupted, masks, fam = corrupt_batch(
         images, cfg, generator, _donors_on(images, donors), coverage, families, 0, whole_block_prob, clean,
-        want_families,
+        want_families, buffers,
     )
     if want_families and fam is None:
         fam = torch.zeros_like(masks, dtype=torch.long)
@@ -299,6 +311,7 @@ def _corrupt(images, cfg, generator, donors, whole_block_prob, want_families):
 
 __all__ = [
     "BRIGHT_LEVELS",
+    "Buffers",
     "COLOR_BLOCK",
     "COPY_PASTE",
     "DARK_LEVELS",

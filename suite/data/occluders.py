@@ -17,8 +17,7 @@ corruption and by the stage-3 pseudo-anomalies of the recursive method.
 
 All randomness comes from the given ``torch.Generator``; ``occlude`` draws per batch on the
 generator's device and does the pixel work for the whole batch at once on the images' device
-(``suite.data.occluders_batched``), so results are reproducible for a seed on one device. The
-per-image shape functions below remain the reference for what one shape looks like.
+(``suite.data.occluders_batched``), so results are reproducible for a seed on one device.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 
 from suite.data.common import resolve_inside
 from suite.data.occluders_batched import shape_union, texture_patches
-from suite.scoring import gaussian_blur
+from suite.scoring import gaussian_blur, gaussian_kernel1d
 
 TEXTURE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # An opacity below one 8-bit grey level is invisible; dropping it keeps blurred fringes from
@@ -92,134 +91,14 @@ def _randint(gen: torch.Generator | None, low: int, high: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# shapes
+# shapes: batched in suite.data.occluders_batched (the pre-rewrite per-image functions are the oracle in
+# tests/reference/legacy_occluders.py)
 
 
 def _pixel_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     ys = torch.arange(height, dtype=torch.float32).view(-1, 1).expand(height, width)
     xs = torch.arange(width, dtype=torch.float32).view(1, -1).expand(height, width)
     return xs, ys
-
-
-def elastic_ellipse_mask(height: int, width: int, gen: torch.Generator | None,
-                         params: ShapeParams = DEFAULT_SHAPES) -> torch.Tensor:
-    """A random ellipse warped by a smooth random displacement field; bool (H, W).
-
-    In the ellipse's own frame ``u = R_theta (p - c) / (a, b)`` (the unit disc is the ellipse), a
-    pixel is inside iff ``|u + D(u)| <= 1``, with ``D`` a displacement field bicubically
-    interpolated from a ``elastic_grid^2`` grid of U[-s, s] values over ``u in [-2, 2]^2``
-    (``s = elastic_strength``). Working in the ellipse frame makes the deformation scale with the
-    ellipse, and ``s < 1`` keeps the centre pixel inside, so the mask is never empty.
-    """
-    side = min(height, width)
-    cx, cy = _uniform(gen, 0, width - 1), _uniform(gen, 0, height - 1)
-    a = _uniform(gen, *params.ellipse_axis) * side
-    b = _uniform(gen, *params.ellipse_axis) * side
-    theta = _uniform(gen, 0.0, math.pi)
-    grid_n = max(2, params.elastic_grid)
-    control = (torch.rand(1, 2, grid_n, grid_n, generator=gen) * 2 - 1) * params.elastic_strength
-
-    xs, ys = _pixel_grid(height, width)
-    dx, dy = xs - cx, ys - cy
-    cos, sin = math.cos(theta), math.sin(theta)
-    u = torch.stack([(cos * dx + sin * dy) / max(a, 0.5), (-sin * dx + cos * dy) / max(b, 0.5)], dim=-1)
-    # grid_sample reads the field at u / 2 (the control grid spans [-2, 2] in the ellipse frame).
-    field = F.grid_sample(control, (u / 2.0).unsqueeze(0), mode="bicubic", padding_mode="border", align_corners=True)
-    warped = u + field[0].permute(1, 2, 0)
-    mask = (warped**2).sum(dim=-1) <= 1.0
-    mask[int(round(cy)), int(round(cx))] = True
-    return mask
-
-
-def _disc_offsets(radius: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row and column offsets of the pixels within ``radius`` of the centre (one pixel for 0)."""
-    offsets = torch.arange(-radius, radius + 1)
-    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
-    keep = (dy**2 + dx**2) <= radius**2 + 0.5
-    return dy[keep], dx[keep]
-
-
-def stroke_mask(height: int, width: int, gen: torch.Generator | None,
-                params: ShapeParams = DEFAULT_SHAPES) -> torch.Tensor:
-    """A thin curve of random length and smoothly varying thickness; bool (H, W).
-
-    The centre line is a cubic Bezier from a random start point along a random direction (chord
-    length ``stroke_length``), its inner control points offset from the chord by up to
-    ``stroke_bend`` x the chord. The half-thickness follows
-    ``r(t) = r_lo + (r_hi - r_lo) (1 - cos(2 pi (f t + phi))) / 2`` with ``r_lo, r_hi`` from
-    ``stroke_radius`` and ``f ~ U[0.5, 2]`` cycles, rounded to whole pixels (0 = one pixel wide).
-    The curve is sampled every <= 0.5 px and each sample stamps a disc of its radius.
-    """
-    side = min(height, width)
-    start = torch.tensor([_uniform(gen, 0, width - 1), _uniform(gen, 0, height - 1)])
-    length = _uniform(gen, *params.stroke_length) * side
-    angle = _uniform(gen, 0.0, 2 * math.pi)
-    direction = torch.tensor([math.cos(angle), math.sin(angle)])
-    normal = torch.tensor([-direction[1], direction[0]])
-    end = start + length * direction
-    p1 = start + (end - start) / 3 + normal * _uniform(gen, -params.stroke_bend, params.stroke_bend) * length
-    p2 = start + 2 * (end - start) / 3 + normal * _uniform(gen, -params.stroke_bend, params.stroke_bend) * length
-    control = torch.stack([start, p1, p2, end])
-    # The Bezier curve is no longer than its control polygon; 2 samples per polygon pixel suffice.
-    polygon = float((control[1:] - control[:-1]).norm(dim=1).sum())
-    t = torch.linspace(0.0, 1.0, int(math.ceil(2 * polygon)) + 2).view(-1, 1)
-    points = ((1 - t) ** 3) * start + 3 * ((1 - t) ** 2) * t * p1 + 3 * (1 - t) * (t**2) * p2 + (t**3) * end
-
-    r_a = _uniform(gen, *params.stroke_radius) * side
-    r_b = _uniform(gen, *params.stroke_radius) * side
-    r_lo, r_hi = min(r_a, r_b), max(r_a, r_b)
-    cycles, phase = _uniform(gen, 0.5, 2.0), _uniform(gen, 0.0, 1.0)
-    profile = r_lo + (r_hi - r_lo) * 0.5 * (1 - torch.cos(2 * math.pi * (cycles * t[:, 0] + phase)))
-    radii = profile.round().long()
-
-    cols = points[:, 0].round().long()
-    rows = points[:, 1].round().long()
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    # Stamp a disc at every sample, one radius at a time (index arithmetic, no full-image conv).
-    for radius in torch.unique(radii).tolist():
-        pick = radii == radius
-        dy, dx = _disc_offsets(radius)
-        r = (rows[pick].view(-1, 1) + dy.view(1, -1)).flatten()
-        c = (cols[pick].view(-1, 1) + dx.view(1, -1)).flatten()
-        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-        mask[r[inside], c[inside]] = True
-    return mask
-
-
-def rectangle_mask(height: int, width: int, gen: torch.Generator | None,
-                   params: ShapeParams = DEFAULT_SHAPES) -> torch.Tensor:
-    """An axis-aligned rectangle with sides from ``rect_side``, placed fully inside; bool (H, W)."""
-    side = min(height, width)
-    rect_h = min(height, max(1, int(round(_uniform(gen, *params.rect_side) * side))))
-    rect_w = min(width, max(1, int(round(_uniform(gen, *params.rect_side) * side))))
-    top = _randint(gen, 0, height - rect_h)
-    left = _randint(gen, 0, width - rect_w)
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    mask[top : top + rect_h, left : left + rect_w] = True
-    return mask
-
-
-def occlusion_shape(height: int, width: int, use_shapes: bool, gen: torch.Generator | None,
-                    params: ShapeParams = DEFAULT_SHAPES) -> torch.Tensor:
-    """Union of the occlusion shapes of one image; bool (H, W), never empty.
-
-    ``use_shapes``: ``ellipse_count`` elastic ellipses plus ``stroke_count`` strokes (redrawn until
-    at least one); otherwise ``rect_count`` rectangles (at least one).
-    """
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    if use_shapes:
-        n_ellipses = n_strokes = 0
-        while n_ellipses + n_strokes == 0:
-            n_ellipses = _randint(gen, *params.ellipse_count)
-            n_strokes = _randint(gen, *params.stroke_count)
-        for _ in range(n_ellipses):
-            mask |= elastic_ellipse_mask(height, width, gen, params)
-        for _ in range(n_strokes):
-            mask |= stroke_mask(height, width, gen, params)
-    else:
-        for _ in range(max(1, _randint(gen, *params.rect_count))):
-            mask |= rectangle_mask(height, width, gen, params)
-    return mask
 
 
 # ----------------------------------------------------------------------------------------------
@@ -321,6 +200,24 @@ def procedural_textures(n: int, size: int, gen: torch.Generator | None = None) -
 # corruption and training pairs
 
 
+def _edge_blur(opacity: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``scoring.gaussian_blur(opacity, sigma, padding="replicate")``. On CPU as shifted sums of the padded
+    map, one pass per tap: a one-channel conv2d with a one-row kernel goes through im2col (a taps x pixels
+    matrix) and was about 6x slower at 1024 px; same kernel, padding and products."""
+    if opacity.device.type != "cpu":
+        return gaussian_blur(opacity, sigma, padding="replicate")
+    kernel = gaussian_kernel1d(sigma).tolist()
+    before, after = (len(kernel) - 1) // 2, len(kernel) // 2
+    b, c, h, w = opacity.shape
+    x = opacity.reshape(b * c, 1, h, w)
+    for dim, pad in ((3, (before, after, 0, 0)), (2, (0, 0, before, after))):
+        padded = F.pad(x, pad, mode="replicate")
+        x = torch.zeros_like(x)
+        for tap, weight in enumerate(kernel):
+            x.add_(padded.narrow(dim, tap, x.shape[dim]), alpha=weight)
+    return x.reshape(b, c, h, w)
+
+
 def _check_cfg(cfg: OccluderConfig) -> None:
     if not 0.0 <= cfg.opacity_min <= 1.0:
         raise ValueError(f"occluder opacity_min must be in [0, 1], got {cfg.opacity_min}")
@@ -364,7 +261,7 @@ def occlude(
         opacity = alpha.to(dev, torch.float32)[:, None, None, None] * shape[:, None]
         if cfg.smooth_boundary:
             sigma = max(0.5, params.boundary_sigma * min(height, width))
-            opacity = gaussian_blur(opacity, sigma, padding="replicate").clamp(0.0, 1.0)
+            opacity = _edge_blur(opacity, sigma).clamp(0.0, 1.0)
         opacity = torch.where(opacity < MIN_ALPHA, torch.zeros_like(opacity), opacity)
         if cfg.use_textures:
             source = textures if textures is not None else procedural_textures(count, max(height, width), generator)

@@ -1,12 +1,13 @@
 """Batched occluder shapes and fills behind ``suite.data.occluders.occlude`` (issue 20 item 1).
 
-The same shapes, opacities and fills as the per-image functions in ``suite.data.occluders``
-(``elastic_ellipse_mask``, ``stroke_mask``, ``rectangle_mask``; texture crops as the pre-rewrite
-``_texture_patch`` kept in tests/reference/legacy_occluders.py), with the
+The same shapes, opacities and fills as the pre-rewrite per-image functions kept as the oracle in
+tests/reference/legacy_occluders.py (``elastic_ellipse_mask``, ``stroke_mask``, ``rectangle_mask``,
+``_texture_patch``), with the
 parameters of every shape of the batch drawn at once (on the generator's device) and the pixel work
 done for all of them together on the images' device: one ``grid_sample`` for all ellipses, one disc
 stamp per distinct stroke radius, one broadcast test for all rectangles, one ``grid_sample`` for all
-texture crops. The random stream differs from the per-image functions; the distributions do not.
+texture crops. The random stream differs from the per-image functions; the distributions do not
+(tests/unit/data/test_augment_distributions.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _union(shape: Tensor, owner: Tensor, masks: Tensor) -> None:
 def shape_union(count: int, height: int, width: int, use_shapes: bool, gen: torch.Generator | None,
                 params, device) -> Tensor:
     """Union of the occlusion shapes of ``count`` images; bool (count, H, W), none empty (as
-    ``occluders.occlusion_shape`` per image)."""
+    the legacy ``occlusion_shape`` per image)."""
     gdev = gen.device if gen is not None else torch.device("cpu")
     shape = torch.zeros((count, height, width), dtype=torch.float32, device=device)
     if count == 0:
@@ -61,7 +62,13 @@ def shape_union(count: int, height: int, width: int, use_shapes: bool, gen: torc
 
 
 def _ellipses(shape: Tensor, counts: Tensor, gen, params, gdev) -> None:
-    """Elastic ellipses (see ``occluders.elastic_ellipse_mask``), warped ``ELLIPSE_CHUNK`` at a time."""
+    """Elastic ellipses, warped ``ELLIPSE_CHUNK`` at a time (as the legacy ``elastic_ellipse_mask``).
+
+    In an ellipse's own frame ``u = R_theta (p - c) / (a, b)`` (the unit disc is the ellipse) a pixel is
+    inside iff ``|u + D(u)| <= 1``, ``D`` a displacement field bicubically interpolated from an
+    ``elastic_grid^2`` grid of U[-s, s] values over ``u in [-2, 2]^2`` (``s = elastic_strength``): the
+    deformation scales with the ellipse, and the centre pixel is always set, so no ellipse is empty.
+    """
     _, height, width = shape.shape
     owner = torch.repeat_interleave(torch.arange(counts.numel(), device=gdev), counts)
     n = owner.numel()
@@ -102,8 +109,13 @@ def _disc_offsets(radius: int, device) -> tuple[Tensor, Tensor]:
 
 
 def _strokes(shape: Tensor, counts: Tensor, gen, params, gdev) -> None:
-    """Thin Bezier strokes of varying thickness (see ``occluders.stroke_mask``): every stroke's samples
-    at once, then one disc stamp per distinct rounded radius."""
+    """Thin Bezier strokes of varying thickness (as the legacy ``stroke_mask``): every stroke's samples
+    at once, then one disc stamp per distinct rounded radius.
+
+    A cubic Bezier from a random start along a random direction (chord ``stroke_length``), inner control
+    points off the chord by up to ``stroke_bend`` x the chord; half-thickness
+    ``r(t) = r_lo + (r_hi - r_lo) (1 - cos(2 pi (f t + phi))) / 2`` rounded to whole pixels (0 = one pixel).
+    """
     _, height, width = shape.shape
     owner = torch.repeat_interleave(torch.arange(counts.numel(), device=gdev), counts)
     n = owner.numel()
@@ -150,7 +162,7 @@ def _strokes(shape: Tensor, counts: Tensor, gen, params, gdev) -> None:
 
 
 def _rectangles(shape: Tensor, counts: Tensor, gen, params, gdev) -> None:
-    """Axis-aligned rectangles placed fully inside (see ``occluders.rectangle_mask``)."""
+    """Axis-aligned rectangles placed fully inside (as the legacy ``rectangle_mask``)."""
     _, height, width = shape.shape
     owner = torch.repeat_interleave(torch.arange(counts.numel(), device=gdev), counts)
     n = owner.numel()

@@ -1,28 +1,15 @@
 # PRE-REWRITE REFERENCE (issue 20): suite/data/pseudo.py's crd_training_batch before the batched rewrite,
-# verbatim except that it calls the legacy copies of pseudo_anomalies and occlude (loaded by path).
+# verbatim except that it calls the legacy copies of pseudo_anomalies and occlude (tests/reference/loader.py).
 # Kept only as the oracle for the distribution tests and the speed benchmark. Not used by the suite.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from suite.config import AugmentConfig, PseudoConfig
-
-
-def load_legacy(name: str):
-    """The module tests/reference/``name``.py, loaded once by path (the tests use importlib mode)."""
-    key = f"rcsuite_reference_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
+from tests.reference.loader import load_reference as load_legacy
 
 
 pseudo_anomalies = load_legacy("legacy_augment").pseudo_anomalies

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from suite.config import AugmentConfig, PseudoConfig
-from suite.data.augment import pseudo_anomalies
+from suite.data.augment import Buffers, pseudo_anomalies
 from suite.data.occluders import OccluderConfig, occlude
 from suite.data.photometric import luminance
 
@@ -91,11 +91,14 @@ def crd_training_batch(
     donors: Tensor | None = None,
     textures: Tensor | None = None,
     grey: bool = False,
+    *,
+    buffers: Buffers | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Pseudo-anomalies for one stage-3 batch: ``(corrupted, masks)``, masks (B, 1, H, W) in {0, 1}.
     ``grey``: grey fills (the caller decides, from ``pseudo.colour`` and the train images);
     ``pseudo.size_prior == "small"``: each corruption cut to a small window (``small_windows``). Both
-    run after blending and before the mask, so the mask stays exactly the changed pixels."""
+    run after blending and before the mask, so the mask stays exactly the changed pixels. With
+    ``buffers`` (``augment_families.Buffers``) the results may live in tensors the next call reuses."""
     gdev, dev = generator.device, images.device
     batch = images.shape[0]
     corrupted, masks = None, None
@@ -116,14 +119,22 @@ def crd_training_batch(
         alpha = low + (high - low) * torch.rand(count, generator=generator, device=gdev, dtype=torch.float64)
         whole = count == batch  # every image pending: no gather, and usually no scatter either
         image = images if whole else images[pending.to(dev)]
-        changed = _changed(image, is_augment, coverage, augment, generator, donors, textures)
-        # x + alpha (c - x), in place on the fresh ``changed`` (same arithmetic, no extra full-size copies)
-        blended = changed.sub_(image).mul_(alpha.to(dev, images.dtype)[:, None, None, None]).add_(image)
+        changed, mask = _changed(image, is_augment, coverage, augment, generator, donors, textures,
+                                 buffers if whole else None)
+        alpha = alpha.to(dev, images.dtype)
+        opaque = bool((alpha == 1).all())
+        # x + alpha (c - x), in place on the fresh ``changed`` (same arithmetic, no extra full-size copies);
+        # a product with 1 is exact, so opaque batches skip it
+        blended = changed.sub_(image) if opaque else changed.sub_(image).mul_(alpha[:, None, None, None])
+        blended = blended.add_(image)
         if pseudo.size_prior == "small":
             blended = small_windows(image, blended, generator)
         if grey:
             blended = grey_fill(image, blended)
-        mask = (blended != image).any(dim=1, keepdim=True)
+        if not opaque or pseudo.size_prior == "small" or grey:
+            mask = (blended != image).any(dim=1, keepdim=True)
+        # else: for finite floats, (c - x) + x differs from x exactly where c does (exact by Sterbenz when c
+        # and x are within a factor 2, else it moves x by at least |x| / 2): the corruption's mask is the answer.
         done = mask.flatten(1).any(dim=1)
         if whole and corrupted is None and bool(done.all()):
             return blended, mask.to(images.dtype)
@@ -138,18 +149,20 @@ def crd_training_batch(
     return corrupted, masks
 
 
-def _changed(image, is_augment, coverage, augment, generator, donors, textures) -> Tensor:
-    """The unblended corruption of every image: one batched call per family present."""
+def _changed(image, is_augment, coverage, augment, generator, donors, textures, buffers) -> tuple[Tensor, Tensor]:
+    """The unblended corruption of every image and its mask (B, 1, H, W): one batched call per family present."""
     pick = is_augment.nonzero().flatten()
     if pick.numel() == is_augment.numel():
-        return pseudo_anomalies(image, augment, generator, donors=donors, min_coverage=0.0, coverage=coverage)[0]
+        return pseudo_anomalies(image, augment, generator, donors=donors, min_coverage=0.0, coverage=coverage,
+                                buffers=buffers)
     if pick.numel() == 0:
-        return occlude(image, occluder_config(), generator, textures)[0]
+        return occlude(image, occluder_config(), generator, textures)
     changed = torch.empty_like(image)
+    mask = torch.empty_like(image[:, :1])
     dev = image.device
-    changed[pick.to(dev)], _ = pseudo_anomalies(
+    changed[pick.to(dev)], mask[pick.to(dev)] = pseudo_anomalies(
         image[pick.to(dev)], augment, generator, donors=donors, min_coverage=0.0, coverage=coverage[pick]
     )
     pick = (~is_augment).nonzero().flatten().to(dev)
-    changed[pick], _ = occlude(image[pick], occluder_config(), generator, textures)
-    return changed
+    changed[pick], mask[pick] = occlude(image[pick], occluder_config(), generator, textures)
+    return changed, mask

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from suite.config import Config
-from suite.data.augment import training_pair
+from suite.data.augment import Buffers, training_pair
 from suite.data.occluders import texture_bank
 from suite.methods.base import TrainContext, TrainedMethod, cached_stage, probe_hook, stage_options
 from suite.methods.rcae.losses import all_depths_loss, detail_loss, detection_loss, reconstruction_loss, sample_depth
@@ -36,6 +36,21 @@ def _donors(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return images[torch.randint(0, images.shape[0], (min(DONORS, images.shape[0]),), generator=g)]
 
 
+def augment_device(device: torch.device, g: torch.Generator, make_generator=torch.Generator
+                   ) -> tuple[torch.device, torch.Generator]:
+    """Where a batch's inputs are built and from which generator.
+
+    On CUDA: on ``device``, from a generator there seeded with one draw of ``g``, so the inputs never
+    wait on a CPU loop and the stream stays a function of the seed (reproducible on one device). Anywhere
+    else: on the CPU from ``g`` itself, with no draw taken, so the CPU stream is exactly what it was.
+    ``make_generator(device=...)`` makes the device generator (a test passes a fake).
+    """
+    if device.type != "cuda":
+        return torch.device("cpu"), g
+    seed = int(torch.randint(0, 2**63 - 1, (), generator=g))
+    return device, make_generator(device=device).manual_seed(seed)
+
+
 def _frozen_chunk(cfg: Config) -> int:
     return inference_batch(cfg.data.image_size, cfg.runtime.infer_mpx)
 
@@ -50,11 +65,15 @@ class ReconstructionStageLoss:
                  prep: StageInput | None = None):
         self.cfg, self.images, self.device, self.recursive = cfg, images, device, recursive
         self.prep = prep or StageInput(cfg, None, False)
+        # The inputs of one step are done with when the next step builds its own (suite.training).
+        self.buffers = Buffers()
 
     def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         prep = self.prep
         donors = prep.normalise(_donors(self.images, g))
-        inp, target, _ = training_pair(prep(batch.cpu(), g), self.cfg.augment, g, donors=donors)
+        where, ag = augment_device(self.device, g)
+        inp, target, _ = training_pair(prep(batch.to(where), g), self.cfg.augment, ag, donors=donors,
+                                       buffers=self.buffers)
         return inp.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
 
     def compute(self, model: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> torch.Tensor:
@@ -78,13 +97,15 @@ class DetailStageLoss:
                  prep: StageInput | None = None):
         self.cfg, self.ae, self.images, self.device = cfg, ae, images, device
         self.prep = prep or StageInput(cfg, None, False)
+        self.buffers = Buffers()
 
     def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         batch = self.prep(batch, g)
         inp = batch
         if self.cfg.rcae.dpn_input == "corrupted":
             donors = self.prep.normalise(_donors(self.images, g))
-            inp, _, _ = training_pair(batch.cpu(), self.cfg.augment, g, donors=donors)
+            where, ag = augment_device(self.device, g)
+            inp, _, _ = training_pair(batch.to(where), self.cfg.augment, ag, donors=donors, buffers=self.buffers)
             inp = inp.to(self.device, non_blocking=True)
         return batch, inp
 
@@ -109,12 +130,17 @@ class DetectionStageLoss:
         self.cfg, self.infer, self.images, self.device, self.textures = cfg, infer, images, device, textures
         self.prep = prep or StageInput(cfg, None, False)
         self.grey = cfg.pseudo.colour == "match" and is_grayscale(images)
+        self.buffers = Buffers()
 
     def build_inputs(self, batch: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         cfg, prep = self.cfg, self.prep
         donors = prep.normalise(_donors(self.images, g))
-        corrupted, masks = crd_training_batch(prep(batch.cpu(), g), cfg.augment, cfg.pseudo, g,
-                                              donors=donors, textures=self.textures, grey=self.grey)
+        where, ag = augment_device(self.device, g)
+        if self.textures is not None and self.textures.device != where:
+            self.textures = self.textures.to(where)  # once: the occluders crop from the bank every batch
+        corrupted, masks = crd_training_batch(prep(batch.to(where), g), cfg.augment, cfg.pseudo, ag,
+                                              donors=donors, textures=self.textures, grey=self.grey,
+                                              buffers=self.buffers)
         return corrupted.to(self.device, non_blocking=True), masks.to(self.device, non_blocking=True)
 
     def compute(self, model: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], g: torch.Generator) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Tests for suite/data/augment.py: exact masks, coverage, families, noise, determinism, speed."""
+"""Tests for suite/data/augment.py: exact masks, coverage, families, noise, determinism, buffers, and where
+the training loop builds its inputs (``suite.methods.rcae.train.augment_device``)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ from suite.data.augment import (
     corrupt_with_families,
     pseudo_anomalies,
     rasterise_segments,
+    Buffers,
     training_pair,
 )
+from suite.methods.rcae.pseudo import crd_training_batch
+from suite.methods.rcae.train import augment_device
 
 FAMILY_FLAGS = {COLOR_BLOCK: "color_blocks", COPY_PASTE: "copy_paste", LINES: "lines"}
 
@@ -373,3 +377,71 @@ def test_uniform_coverage_varies_per_image_around_half_of_the_maximum():
     assert fixed_masks.flatten(1).mean(dim=1).std() < 0.02
     assert min(fractions) < 0.1 and max(fractions) > 0.5
     assert abs(sum(fractions) / len(fractions) - 0.3) < 0.05
+
+
+def test_reused_buffers_give_the_same_outputs_and_are_reused():
+    from suite.config import PseudoConfig
+
+    x = torch.rand(4, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    donors = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    cfg = AugmentConfig(reference_size=256, coverage=0.4)
+    buffers = Buffers()
+    for seed in (0, 1):
+        fresh = training_pair(x, cfg, torch.Generator().manual_seed(seed), donors)
+        reused = training_pair(x, cfg, torch.Generator().manual_seed(seed), donors, buffers=buffers)
+        assert all(torch.equal(a, b) for a, b in zip(fresh, reused))
+        assert reused[0].data_ptr() == buffers.get("corrupted", x.shape, x.dtype, "cpu").data_ptr()
+    for pseudo in (PseudoConfig(), PseudoConfig(opacity=[0.4, 0.9]), PseudoConfig(size_prior="small")):
+        fresh = crd_training_batch(x, cfg, pseudo, torch.Generator().manual_seed(5), donors)
+        reused = crd_training_batch(x, cfg, pseudo, torch.Generator().manual_seed(5), donors, buffers=buffers)
+        assert all(torch.equal(a, b) for a, b in zip(fresh, reused))
+    # Images that are the buffer itself (a caller feeding an output back in) never alias the output.
+    again, _ = corrupt(reused[0], cfg, torch.Generator().manual_seed(2), buffers=buffers)
+    assert again.data_ptr() != reused[0].data_ptr()
+
+
+def test_augment_device_keeps_the_cpu_stream_and_seeds_a_device_generator_from_it():
+    g = torch.Generator().manual_seed(7)
+    state = g.get_state()
+    where, used = augment_device(torch.device("cpu"), g)
+    assert where == torch.device("cpu") and used is g
+    assert torch.equal(g.get_state(), state)  # no draw on the CPU path
+
+    class FakeCuda:  # stands for torch.device("cuda:0"); its generators are CPU ones here
+        type = "cuda"
+
+    made = []
+
+    def make(device):
+        made.append(device)
+        return torch.Generator()
+
+    device = FakeCuda()
+    first = [augment_device(device, torch.Generator().manual_seed(s), make) for s in (7, 7, 8)]
+    assert [w for w, _ in first] == [device] * 3 and made == [device] * 3
+    draws = [torch.rand(4, generator=gen) for _, gen in first]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    g = torch.Generator().manual_seed(7)
+    _, a = augment_device(device, g, make)
+    _, b = augment_device(device, g, make)
+    assert not torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))  # a new seed per batch
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_inputs_build_on_cuda_reproducibly():
+    from suite.config import PseudoConfig
+
+    device = torch.device("cuda")
+    x = torch.rand(4, 3, 64, 64, device=device)
+    cfg = AugmentConfig(reference_size=256, coverage=0.5)
+
+    def run(seed):
+        _, gen = augment_device(device, torch.Generator().manual_seed(seed))
+        pair = training_pair(x, cfg, gen)
+        crd = crd_training_batch(x, cfg, PseudoConfig(families=["augment", "occluders"]), gen)
+        return pair + crd
+
+    first, again = run(3), run(3)
+    assert all(t.device.type == "cuda" for t in first)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert first[2].sum() > 0 and (first[-1].flatten(1).amax(dim=1) > 0).all()

@@ -8,9 +8,6 @@ so a broken implementation cannot pass."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,21 +18,10 @@ from suite.config import AugmentConfig, PseudoConfig
 from suite.data import augment as new_augment
 from suite.data.augment import COLOR_BLOCK, COPY_PASTE, LINES
 from suite.methods.rcae.pseudo import crd_training_batch as crd_pseudo_anomalies
+from tests.reference.loader import load_reference as _legacy
 
-REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 SAME = 1e-3  # p-value above which two samples count as one distribution
 DIFFERENT = 1e-4  # p-value below which the power checks must reject
-
-
-def _legacy(name: str):
-    key = f"rcsuite_reference_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, REFERENCE / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
 
 old_augment = _legacy("legacy_augment")
 old_pseudo = _legacy("legacy_pseudo")

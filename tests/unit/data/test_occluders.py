@@ -7,12 +7,11 @@ import torch
 from suite.data.occluders import (
     OccluderConfig,
     ShapeParams,
-    elastic_ellipse_mask,
     occlude,
     load_textures,
     procedural_textures,
-    stroke_mask,
 )
+from suite.data.occluders_batched import shape_union
 
 DTD = Path("/work/shared/data/dtd_small")
 SIZE = 32
@@ -121,17 +120,35 @@ def test_texture_fill_uses_the_given_textures():
         assert torch.allclose(pixels, colour.expand_as(pixels), atol=1e-6)
 
 
+def _shapes(count: int, params: ShapeParams, seed: int, use_shapes: bool = True) -> torch.Tensor:
+    return shape_union(count, 64, 64, use_shapes, _gen(seed), params, "cpu")
+
+
 def test_shapes_are_varied_and_strokes_are_thin():
-    ellipse_areas = [int(elastic_ellipse_mask(64, 64, _gen(s)).sum()) for s in range(8)]
+    one_ellipse = ShapeParams(ellipse_count=(1, 1), stroke_count=(0, 0))
+    ellipse_areas = _shapes(8, one_ellipse, 0).flatten(1).sum(dim=1).tolist()
     assert min(ellipse_areas) > 0 and len(set(ellipse_areas)) > 4
-    thin = ShapeParams(stroke_radius=(0.0, 0.0), stroke_length=(0.3, 0.3))
-    thick = ShapeParams(stroke_radius=(0.05, 0.05), stroke_length=(0.3, 0.3))
-    for s in range(4):
-        thin_area = int(stroke_mask(64, 64, _gen(s), thin).sum())
-        thick_area = int(stroke_mask(64, 64, _gen(s), thick).sum())
-        # a 1-px curve of chord 19 px covers at most its (bent) length; radius 3 px widens it a lot
-        assert 0 < thin_area <= 3 * 0.3 * 64
-        assert thick_area > 2 * thin_area
+    thin = ShapeParams(ellipse_count=(0, 0), stroke_count=(1, 1), stroke_radius=(0.0, 0.0), stroke_length=(0.3, 0.3))
+    thick = replace(thin, stroke_radius=(0.05, 0.05))
+    # The radius is drawn after the stroke's path, so one seed gives the same paths at both thicknesses.
+    thin_areas = _shapes(4, thin, 1).flatten(1).sum(dim=1)
+    thick_areas = _shapes(4, thick, 1).flatten(1).sum(dim=1)
+    # a 1-px curve of chord 19 px covers at most its (bent) length; radius 3 px widens it a lot
+    assert (thin_areas > 0).all() and (thin_areas <= 3 * 0.3 * 64).all()
+    assert (thick_areas > 2 * thin_areas).all()
+
+
+def test_shape_unions_are_never_empty_and_rectangles_lie_inside():
+    params = ShapeParams(ellipse_count=(0, 1), stroke_count=(0, 1))  # both zero happens: counts are redrawn
+    shapes = _shapes(64, params, 2)
+    assert shapes.dtype == torch.bool and shapes.shape == (64, 64, 64)
+    assert (shapes.flatten(1).sum(dim=1) > 0).all()
+    one_rect = ShapeParams(rect_count=(1, 1), rect_side=(0.1, 0.3))
+    for mask in _shapes(16, one_rect, 3, use_shapes=False):
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        height, width = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert int(mask.sum()) == height * width  # a full axis-aligned rectangle
+        assert round(0.1 * 64) <= min(height, width) and max(height, width) <= round(0.3 * 64)
 
 
 def test_bad_values_are_refused():
