@@ -65,3 +65,42 @@ def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monke
     plan.space = load_space("noise")  # not an ablation space: no ids
     trial_mod.run_sweep_trial({"augment.noise_std": 0.1}, plan)
     assert calls[-1]["ablation"] == {}
+
+
+def test_a_retried_trial_trains_only_its_categories_without_a_finished_record(tmp_path, monkeypatch):
+    """A retry or ``--resume`` of a trial reuses each category's finished record; only a category
+    whose record is missing trains again (a resume that retrains everything fails here)."""
+    import suite.orchestration.trial as trial_mod
+    import suite.pipeline
+    from suite.records import RECORD_NAME, TrialRecord, write_record
+
+    class FakeContext:
+        def get_trial_id(self):
+            return "t1"
+
+    trained = []
+
+    def fake_run_training(cfg, out, report=None, **kwargs):
+        trained.append(cfg.data.category)
+        record = TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic",
+                             category=cfg.data.category, method=cfg.model.method, status="ok",
+                             metrics={"val": {"i_auroc": 0.9}})
+        write_record(record, out / RECORD_NAME)  # as run_training does
+        return record
+
+    monkeypatch.setattr(trial_mod.tune, "get_context", lambda: FakeContext())
+    monkeypatch.setattr(trial_mod.tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(trial_mod, "_report_with_checkpoint", lambda *a, **k: False)
+    monkeypatch.setattr(trial_mod, "node_facts", lambda: {})
+    monkeypatch.setattr(suite.pipeline, "run_training", fake_run_training)
+    plan = make_plan()
+    plan.categories = ["synth_texture", "synth_object"]
+    plan.records_dir = str(tmp_path)
+    point = {"augment.noise_std": 0.1}
+    trial_mod.run_sweep_trial(point, plan)
+    assert trained == ["synth_texture", "synth_object"]
+    trial_mod.run_sweep_trial(point, plan)  # the same trial again: both records are finished
+    assert trained == ["synth_texture", "synth_object"]
+    (tmp_path / "t1" / "synth_object" / RECORD_NAME).unlink()  # killed before this category finished
+    trial_mod.run_sweep_trial(point, plan)
+    assert trained == ["synth_texture", "synth_object", "synth_object"]
