@@ -13,6 +13,7 @@ from scipy import stats
 
 from suite.data.val_anomalies import HARD_DEFECTS, hard_defects
 from tests.reference.loader import load_reference
+from tests.unit.data.scenes import scenes
 
 SAME = 1e-3  # p-value above which two samples count as one distribution
 DIFFERENT = 1e-4  # p-value below which the power checks must reject
@@ -21,22 +22,7 @@ SIZE = 48
 legacy = load_reference("legacy_val_anomalies")
 
 
-def scenes(n: int, seed: int) -> np.ndarray:
-    """Structured float32 images in [0.1, 0.9]: tilted stripes plus a disc of another colour."""
-    rng = np.random.default_rng(seed)
-    ys, xs = (np.mgrid[0:SIZE, 0:SIZE] + 0.5) / SIZE
-    out = np.empty((n, 3, SIZE, SIZE))
-    for i in range(n):
-        f, phase = rng.uniform(2, 6, size=2), rng.uniform(0, 2 * np.pi)
-        stripes = np.sin(2 * np.pi * (f[0] * xs + f[1] * ys) + phase)
-        base = rng.uniform(0.35, 0.55, size=3)[:, None, None] + 0.15 * stripes[None]
-        cx, cy, r = *rng.uniform(0.3, 0.7, size=2), rng.uniform(0.15, 0.3)
-        disc = (np.hypot(xs - cx, ys - cy) < r)[None]
-        out[i] = np.where(disc, rng.uniform(0.15, 0.85, size=(3, 1, 1)), base)
-    return np.clip(out, 0.1, 0.9).astype(np.float32)
-
-
-IMAGES, DONORS = scenes(60, 0), scenes(4, 1)
+IMAGES, DONORS = scenes(60, size=SIZE, seed=0), scenes(4, size=SIZE, seed=1)
 
 
 def measures(fn, kind: str, seeds, difficulty: float = 0.5) -> dict[str, list[float]]:

@@ -35,14 +35,25 @@ def test_trial_configs_get_category_seed_offset_and_threads():
     assert cfg.runtime.seed == plan.base_cfg.runtime.seed + 2 and cfg.runtime.threads == 1
 
 
-def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monkeypatch):
+def _outside_tune(monkeypatch, fake_run_training) -> None:
+    """Run ``run_sweep_trial`` without Tune: trial id "t1", no checkpoint, no report, ``fake_run_training``."""
     import suite.orchestration.trial as trial_mod
     import suite.pipeline
-    from suite.records import TrialRecord
 
     class FakeContext:
         def get_trial_id(self):
             return "t1"
+
+    monkeypatch.setattr(trial_mod.tune, "get_context", lambda: FakeContext())
+    monkeypatch.setattr(trial_mod.tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(trial_mod, "_report_with_checkpoint", lambda *a, **k: False)
+    monkeypatch.setattr(trial_mod, "node_facts", lambda: {})
+    monkeypatch.setattr(suite.pipeline, "run_training", fake_run_training)
+
+
+def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monkeypatch):
+    import suite.orchestration.trial as trial_mod
+    from suite.records import TrialRecord
 
     calls = []
 
@@ -52,11 +63,7 @@ def test_a_trial_of_an_ablation_row_passes_its_ids_to_the_record(tmp_path, monke
                            category=cfg.data.category,
                            method=cfg.model.method, metrics={"val": {"i_auroc": 0.9}})
 
-    monkeypatch.setattr(trial_mod.tune, "get_context", lambda: FakeContext())
-    monkeypatch.setattr(trial_mod.tune, "get_checkpoint", lambda: None)
-    monkeypatch.setattr(trial_mod, "_report_with_checkpoint", lambda *a, **k: False)
-    monkeypatch.setattr(trial_mod, "node_facts", lambda: {})
-    monkeypatch.setattr(suite.pipeline, "run_training", fake_run_training)
+    _outside_tune(monkeypatch, fake_run_training)
     plan = make_plan()
     plan.space = load_space("ablation_components")
     plan.records_dir = str(tmp_path)
@@ -71,12 +78,7 @@ def test_a_retried_trial_trains_only_its_categories_without_a_finished_record(tm
     """A retry or ``--resume`` of a trial reuses each category's finished record; only a category
     whose record is missing trains again (a resume that retrains everything fails here)."""
     import suite.orchestration.trial as trial_mod
-    import suite.pipeline
     from suite.records import RECORD_NAME, TrialRecord, write_record
-
-    class FakeContext:
-        def get_trial_id(self):
-            return "t1"
 
     trained = []
 
@@ -88,11 +90,7 @@ def test_a_retried_trial_trains_only_its_categories_without_a_finished_record(tm
         write_record(record, out / RECORD_NAME)  # as run_training does
         return record
 
-    monkeypatch.setattr(trial_mod.tune, "get_context", lambda: FakeContext())
-    monkeypatch.setattr(trial_mod.tune, "get_checkpoint", lambda: None)
-    monkeypatch.setattr(trial_mod, "_report_with_checkpoint", lambda *a, **k: False)
-    monkeypatch.setattr(trial_mod, "node_facts", lambda: {})
-    monkeypatch.setattr(suite.pipeline, "run_training", fake_run_training)
+    _outside_tune(monkeypatch, fake_run_training)
     plan = make_plan()
     plan.categories = ["synth_texture", "synth_object"]
     plan.records_dir = str(tmp_path)
