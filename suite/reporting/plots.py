@@ -44,6 +44,15 @@ RESPONSE_KEYS = ("model.depth", "augment.coverage", "augment.noise_std")
 DPI = 110
 
 
+def save_figure(fig, out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """Write ``fig`` to ``out_dir/<stem>.png`` (at ``DPI``) and ``.svg``, close it, return both paths."""
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    fig.savefig(png, dpi=DPI)
+    fig.savefig(svg)
+    plt.close(fig)
+    return png, svg
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("_")[:80] or "x"
 
@@ -354,9 +363,6 @@ def per_depth_figures(
         fig.suptitle(textwrap.fill(title, 100), fontsize=8)
         fig.tight_layout()
         stem = f"per_depth_{slug(dataset)}_{slug(label)}_{slug(category)}"  # labels hold dots: no with_suffix
-        png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
-        fig.savefig(png, dpi=DPI)
-        fig.savefig(svg)
-        plt.close(fig)
+        png, svg = save_figure(fig, out_dir, stem)
         figures.append(Figure(title, png, svg))
     return figures

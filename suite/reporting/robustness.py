@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from suite import aggregate as agg  # noqa: E402
 from suite.reporting.footer import uncertainty_text  # noqa: E402
-from suite.reporting.plots import DPI, Figure, method_colour, slug  # noqa: E402
+from suite.reporting.plots import Figure, method_colour, save_figure, slug  # noqa: E402
 from suite.reporting.table import MISSING, Table, fmt, fmt_interval, label_order, pct  # noqa: E402
 
 WARNING = "⚠ shift"
@@ -153,9 +153,6 @@ def robustness_figures(frame: pd.DataFrame, out_dir: str | Path, max_datasets: i
         fig.suptitle(title, fontsize=8)
         fig.tight_layout()
         stem = f"robustness_{slug(dataset)}"
-        png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
-        fig.savefig(png, dpi=DPI)
-        fig.savefig(svg)
-        plt.close(fig)
+        png, svg = save_figure(fig, out_dir, stem)
         figures.append(Figure(title, png, svg))
     return figures
