@@ -169,10 +169,14 @@ class LocalCluster:
     def _wait_all(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while True:
-            for node in self.nodes:
-                node.popen.poll()  # reap our direct children, or they stay zombies
             if not self.alive_pids():
-                return True
+                # A node can exit between a poll and the check above: a zombie counts as stopped
+                # there, so reap once more afterwards, or its Popen keeps returncode None.
+                if all(node.popen.poll() is not None for node in self.nodes):
+                    return True
+            else:
+                for node in self.nodes:
+                    node.popen.poll()  # reap our direct children, or they stay zombies
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.2)
