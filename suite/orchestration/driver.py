@@ -54,7 +54,7 @@ from suite.orchestration.results import best_trials, trial_table, utilisation, w
 from suite.orchestration.shards import shard_bundle
 from suite.orchestration.studies import STUDY_KEY, MultiStudySearch, PerStudyScheduler
 from suite.orchestration.temp_dirs import remove_stale_temp_dirs
-from suite.orchestration.tune_fixes import tolerate_missing_checkpoints
+from suite.orchestration.tune_fixes import restore_from_existing_checkpoints, tolerate_missing_checkpoints
 from suite.orchestration.sweep_options import (
     COST_METRICS,
     OBJECTIVES,
@@ -227,6 +227,7 @@ def run_sweep(cfg: Config, opts: SweepOptions) -> dict[str, Any]:
     check_options(opts)
     remove_stale_temp_dirs()  # what a killed sweep left in /tmp (its Ray folder, checkpoint staging)
     tolerate_missing_checkpoints()
+    restore_from_existing_checkpoints()
     # Each report carries a checkpoint and CheckpointConfig(num_to_keep) then forces state snapshots;
     # they are what makes --resume exact, so silence Tune's warning about their frequency.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

@@ -24,8 +24,11 @@ def _uses_cluster(item) -> bool:
     return FIXTURE in getattr(item, "fixturenames", ())
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns xdist_group marks into node IDs
 def pytest_collection_modifyitems(session, config, items):
     users = [item for item in items if _uses_cluster(item)]
+    for item in users:  # under `pytest -n N --dist loadgroup` one worker runs them all, on one cluster
+        item.add_marker(pytest.mark.xdist_group(FIXTURE))
     if len(users) < 2:
         return
     first = items.index(users[0])

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,51 @@ def test_a_restored_checkpoint_list_with_deleted_entries_does_not_raise(tmp_path
         assert [r.checkpoint.path for r in manager._checkpoint_results] == [str(tmp_path / "checkpoint_000003")]
     finally:
         cm._delete_fs_path = original
+
+
+def test_a_restored_trial_whose_listed_checkpoint_is_gone_restores_from_one_that_exists(tmp_path, capsys):
+    from ray.train import Checkpoint, CheckpointConfig
+    from ray.train._internal import checkpoint_manager as cm
+    from ray.train._internal.session import _TrainingResult
+
+    from suite.orchestration.tune_fixes import existing_checkpoint_result
+
+    def result(folder: Path, i: int, exists: bool) -> _TrainingResult:
+        path = folder / f"checkpoint_{i:06d}"
+        if exists:
+            path.mkdir(parents=True, exist_ok=True)
+        return _TrainingResult(checkpoint=Checkpoint.from_directory(str(path)), metrics={"i": i})
+
+    def restored_manager(folder: Path, listed: list[tuple[int, bool]]) -> cm._CheckpointManager:
+        manager = cm._CheckpointManager(CheckpointConfig(num_to_keep=2))
+        manager._checkpoint_results = [result(folder, i, exists) for i, exists in listed]
+        manager._latest_checkpoint_result = manager._checkpoint_results[-1]
+        return manager
+
+    # the snapshot lists 0 and 1; both were deleted after it, when 2 and 3 were written
+    later = tmp_path / "later"
+    result(later, 2, True), result(later, 3, True)
+    manager = restored_manager(later, [(0, False), (1, False)])
+    chosen = existing_checkpoint_result(manager)
+    assert chosen.checkpoint.path == str(later / "checkpoint_000003") and chosen.metrics == {"i": 1}
+    assert manager.latest_checkpoint_result is chosen and manager._checkpoint_results == [chosen]
+    assert "restoring from" in capsys.readouterr().out
+
+    # nothing left: the trial starts without a checkpoint (Tune then runs it from its records)
+    manager = restored_manager(tmp_path / "none", [(0, False), (1, False)])
+    assert existing_checkpoint_result(manager) is None
+    assert manager.latest_checkpoint_result is None and manager._checkpoint_results == []
+
+    # an existing checkpoint is left alone
+    manager = restored_manager(tmp_path / "fine", [(0, True), (1, True)])
+    listed = list(manager._checkpoint_results)
+    assert existing_checkpoint_result(manager) is listed[-1] and manager._checkpoint_results == listed
+
+
+def test_tunes_trial_restore_goes_through_the_check():
+    from ray.tune.execution.tune_controller import TuneController
+
+    from suite.orchestration.tune_fixes import restore_from_existing_checkpoints
+
+    assert restore_from_existing_checkpoints() and restore_from_existing_checkpoints()  # idempotent
+    assert TuneController._schedule_trial_restore.restores_existing
