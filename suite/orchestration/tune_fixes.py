@@ -47,14 +47,20 @@ def _skip_missing(delete: Callable[..., Any]) -> Callable[..., Any]:
     return delete_if_present
 
 
-def tolerate_missing_checkpoints() -> bool:
-    """Install the check (idempotent); returns whether it is in place."""
-    current = getattr(_checkpoint_manager, "_delete_fs_path", None)
+def _wrap_once(owner: Any, name: str, wrap: Callable[..., Any], marker: str) -> bool:
+    """Replace ``owner.name`` by ``wrap(owner.name)`` unless already wrapped (the wrapper carries
+    ``marker``); False when Ray no longer has that name."""
+    current = getattr(owner, name, None)
     if current is None:
         return False
-    if not getattr(current, "skips_missing", False):
-        _checkpoint_manager._delete_fs_path = _skip_missing(current)
+    if not getattr(current, marker, False):
+        setattr(owner, name, wrap(current))
     return True
+
+
+def tolerate_missing_checkpoints() -> bool:
+    """Install the check (idempotent); returns whether it is in place."""
+    return _wrap_once(_checkpoint_manager, "_delete_fs_path", _skip_missing, "skips_missing")
 
 
 def _exists(result: _TrainingResult) -> bool:
@@ -99,9 +105,4 @@ def _restore_existing(schedule_restore: Callable[..., Any]) -> Callable[..., Any
 
 def restore_from_existing_checkpoints() -> bool:
     """Install the check on Tune's trial restore (idempotent); returns whether it is in place."""
-    current = getattr(TuneController, "_schedule_trial_restore", None)
-    if current is None:
-        return False
-    if not getattr(current, "restores_existing", False):
-        TuneController._schedule_trial_restore = _restore_existing(current)
-    return True
+    return _wrap_once(TuneController, "_schedule_trial_restore", _restore_existing, "restores_existing")

@@ -169,14 +169,10 @@ class LocalCluster:
     def _wait_all(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while True:
-            if not self.alive_pids():
-                # A node can exit between a poll and the check above: a zombie counts as stopped
-                # there, so reap once more afterwards, or its Popen keeps returncode None.
-                if all(node.popen.poll() is not None for node in self.nodes):
-                    return True
-            else:
-                for node in self.nodes:
-                    node.popen.poll()  # reap our direct children, or they stay zombies
+            # Reap after the check: a node that exits between a poll and the check is a zombie,
+            # which counts as stopped there, and its Popen would keep returncode None.
+            if not self.alive_pids() and all(node.popen.poll() is not None for node in self.nodes):
+                return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.2)
