@@ -41,6 +41,7 @@ import torch
 from suite.config import AugmentConfig, PseudoConfig
 from suite.data.augment import Buffers, training_pair
 from suite.data.occluders import texture_bank
+from suite.data.val_anomalies import HARD_DEFECTS, hard_defects
 from suite.methods.rcae.pseudo import crd_training_batch
 from tests.reference.loader import load_reference
 
@@ -111,6 +112,13 @@ def run_cases(stage1, stage3, donors, textures, threads: int, repeats: int, occl
             seeded(crd_training_batch, stage3, augment, occluding, donors=donors, textures=textures,
                    buffers=Buffers()), repeats, False,
         ))
+    # Informational (no target): the validation set's hard defects, one of each kind, legacy per-image
+    # windows vs batched full-image painting.
+    images, donor_array = stage1[: len(HARD_DEFECTS)].numpy(), donors.numpy()
+    legacy_val = load_reference("legacy_val_anomalies")
+    cases.append(case("validation_hard_defects_info",
+                      lambda seed: legacy_val.hard_defects(images, donor_array, seed=seed),
+                      lambda seed: hard_defects(images, donor_array, seed=seed), repeats, False))
     for c in cases:
         c["torch_threads"] = threads
     return cases

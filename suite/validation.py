@@ -36,7 +36,8 @@ def validation_anomalies(
     if cfg.data.val_anomalies == "hard":
         with _donor_array(donors) as donor_array:
             defective, defect_masks = hard_defects(
-                src.numpy(), donor_array, seed=cfg.runtime.seed + 7919, difficulty=cfg.data.val_difficulty
+                src.numpy(), donor_array, seed=cfg.runtime.seed + 7919, difficulty=cfg.data.val_difficulty,
+                device=cfg.runtime.device,
             )
         return torch.from_numpy(defective), torch.from_numpy(defect_masks)
     if cfg.data.val_anomalies == "natural":

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite.data import val_anomalies
+from suite.data import defect_windows, val_anomalies
 from suite.data.val_anomalies import HARD_DEFECTS, VISIBLE_CHANGE, defect_kinds, hard_defects
 from tests.unit.data.scenes import scenes
 
@@ -155,8 +155,45 @@ def test_works_at_256_px():
     assert (masks.mean(axis=(1, 2, 3)) < 0.1).all()  # local defects
 
 
-def test_module_is_pure_numpy_scipy():
-    tree = ast.parse(Path(val_anomalies.__file__).read_text())
-    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert roots <= {"__future__", "math", "collections", "numpy", "scipy"}, roots
+@pytest.mark.parametrize("module", [val_anomalies, defect_windows])
+def test_modules_import_only_numpy_torch_and_each_other(module):
+    tree = ast.parse(Path(module.__file__).read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    roots = {name.split(".")[0] for name in names if name != "suite.data.defect_windows"}
+    assert roots <= {"__future__", "math", "collections", "numpy", "torch"}, roots
+
+
+def test_chunks_paint_what_one_call_paints(monkeypatch):
+    """Chunking (``CHUNK_PIXELS``) and the per-kind batches change nothing: one image per chunk gives
+    the same images and masks as the whole batch at once."""
+    images, donors = scenes(n=7), scenes(n=3, seed=2)
+    whole, whole_masks = hard_defects(images, donors, seed=5, difficulty=0.3)
+    monkeypatch.setattr(val_anomalies, "CHUNK_PIXELS", 1)
+    single, single_masks = hard_defects(images, donors, seed=5, difficulty=0.3)
+    assert np.array_equal(whole, single) and np.array_equal(whole_masks, single_masks)
+
+
+def test_memory_mapped_donors_give_the_same_defects(tmp_path):
+    images = scenes(n=5)
+    donors = scenes(n=4, seed=6)
+    np.save(tmp_path / "donors.npy", donors)
+    mapped = np.load(tmp_path / "donors.npy", mmap_mode="r")
+    a, ma = hard_defects(images, donors, seed=8, kinds=["misplaced_part"])
+    b, mb = hard_defects(images, mapped, seed=8, kinds=["misplaced_part"])
+    assert np.array_equal(a, b) and np.array_equal(ma, mb)
+
+
+def test_each_kind_is_painted_for_its_whole_batch_at_once(monkeypatch):
+    """Batched, not a per-image loop: twelve images of one kind reach its painter as one batch of
+    twelve (a redraw would add a smaller batch, never twelve single calls)."""
+    batches = []
+    original = val_anomalies._PAINTERS["faint_spot"]
+
+    def counting(clean, *args):
+        batches.append(len(clean))
+        return original(clean, *args)
+
+    monkeypatch.setitem(val_anomalies._PAINTERS, "faint_spot", counting)
+    hard_defects(scenes(n=12), None, seed=0, difficulty=0.0, kinds=["faint_spot"])
+    assert batches[0] == 12 and len(batches) <= val_anomalies.MAX_ATTEMPTS
