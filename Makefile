@@ -8,6 +8,9 @@ TORCH_SPEC ?= torch>=2.2,<2.14
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rcsuite-installed
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist). Two on the 2-core reference machine: the Ray tests set num_cpus
+# themselves, and tests sharing one simulated cluster run in one process (xdist_group, --dist loadgroup).
+TEST_WORKERS ?= 2
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 export PYTHONDONTWRITEBYTECODE ?= 1
@@ -29,11 +32,11 @@ demo: setup
 # Full test suite (CI runs exactly this through .ci/run); the 20 slowest tests are listed at the end,
 # so a test that eats the time budget shows up in the CI log.
 test: setup
-	$(PY) -m pytest --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 $(PYTEST_ARGS)
 
 # Quick subset while working: everything not marked slow (no Ray sweeps, no subprocess interpreters).
 test-quick: setup
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/metrics_speed.py

@@ -78,18 +78,6 @@ def test_periodic_validation_reports_for_schedulers(tmp_path):
     assert [m["iteration"] for m in reports] == [1, 2, 3]
 
 
-def test_rerun_resumes_from_stage_checkpoints(tmp_path):
-    cfg = tiny()
-    first = run_training(cfg, tmp_path / "t")
-    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "t" / "checkpoints").glob("*.pt")}
-    lines = []
-    second = run_training(cfg, tmp_path / "t", log=lines.append)
-    # completed stage checkpoints are loaded, not retrained (and not rewritten)
-    assert stamps == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "t" / "checkpoints").glob("*.pt")}
-    assert sum("loaded completed checkpoint" in line for line in lines) == 3
-    assert second.metrics["test"] == first.metrics["test"]
-
-
 def test_stage_cache_shares_stage1_between_trials(tmp_path):
     cache = tmp_path / "cache"
     a = run_training(tiny("train.stage3.epochs=1"), tmp_path / "a", stage_cache=cache)

@@ -7,6 +7,8 @@ hand against ``ray start --head`` with token auth on (see the strings below).
 
 from __future__ import annotations
 
+import os
+
 import socket
 import time
 
@@ -204,6 +206,17 @@ def test_runtime_env_never_carries_the_token(monkeypatch):
     assert "RAY_AUTH_TOKEN" not in env_vars
     assert env_vars["RCSUITE_PROBE"] == "1" and env_vars["EXTRA"] == "x"
 
+
+
+def test_runtime_env_keeps_the_callers_pythonpath_after_the_repo(monkeypatch, tmp_path):
+    """A plugin method importable only through the caller's PYTHONPATH must import on every node
+    (the quick-suite guard for integration/test_method_plugins_ray.py)."""
+    plugins, more = tmp_path / "plugins", tmp_path / "more"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(plugins), "", str(env.REPO_ROOT), str(more)]))
+    paths = env.worker_runtime_env()["env_vars"]["PYTHONPATH"].split(os.pathsep)
+    assert paths == [str(env.REPO_ROOT), str(plugins), str(more)]
+    monkeypatch.delenv("PYTHONPATH")
+    assert env.worker_runtime_env()["env_vars"]["PYTHONPATH"] == str(env.REPO_ROOT)
 
 # --- the local cluster's stop (suite/tools/local_cluster.py), without Ray: it lives here
 # because it is the other half of "joining a cluster started with `ray start`".

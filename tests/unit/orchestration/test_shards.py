@@ -66,3 +66,43 @@ def test_a_cancelled_shard_leaves_a_stopped_record_not_a_failed_one(tmp_path, mo
         _train_category(plan, cfg, str(tmp_path), "t1", {})
     record = read_record(tmp_path / "record.json")
     assert record.status == "stopped" and "cancelled by its trial" in record.error and record.selection == "val"
+
+
+def test_a_shard_trains_through_the_sweeps_stage_cache(tmp_path, monkeypatch):
+    """The quick-suite guard for the sweep test that counts stage builds: a shard hands the sweep's
+    stage cache to run_training (without it every trial retrains stage 1)."""
+    from types import SimpleNamespace
+
+    import suite.pipeline
+    from suite.config import build_config
+    from suite.orchestration.shards import _train_category
+
+    seen = {}
+
+    def fake_run_training(config, out, *args, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(1)  # stop right there: only the call's arguments matter
+
+    monkeypatch.setattr(suite.pipeline, "run_training", fake_run_training)
+    plan = SimpleNamespace(tracking=None, stage_cache=str(tmp_path / "cache"), sweep_name="s", select_on="val")
+    with pytest.raises(SystemExit):
+        _train_category(plan, build_config(preset="tiny"), str(tmp_path / "cat"), "t1", {})
+    assert seen["stage_cache"] == plan.stage_cache and seen["trial_id"] == "t1" and seen["sweep"] == "s"
+
+
+def test_elastic_shards_leave_the_trials_placement_group_and_reserved_ones_stay_in_it(monkeypatch):
+    """The quick-suite guard for "shards pinned to the coordinator's node": elastic shards are scheduled
+    outside the trial's placement group (anywhere on the cluster); reserved shards inside it."""
+    from types import SimpleNamespace
+
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from suite.orchestration import shards
+
+    trials_group = object()
+    monkeypatch.setattr(ray.util, "get_current_placement_group", lambda: trials_group)
+    elastic = shards._strategy(SimpleNamespace(shards="elastic"))
+    reserve = shards._strategy(SimpleNamespace(shards="reserve"))
+    assert isinstance(elastic, PlacementGroupSchedulingStrategy) and elastic.placement_group is None
+    assert isinstance(reserve, PlacementGroupSchedulingStrategy) and reserve.placement_group is trials_group
