@@ -8,9 +8,11 @@ TORCH_SPEC ?= torch>=2.2,<2.14
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rcsuite-installed
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist). Two on the 2-core reference machine: the Ray tests set num_cpus
-# themselves, and tests sharing one simulated cluster run in one process (xdist_group, --dist loadgroup).
-TEST_WORKERS ?= 2
+# Test processes (pytest-xdist; 0 = one process, the CI default). `make test TEST_WORKERS=2` took 403-618 s
+# here against about 600 s serial, but two Ray instances at once on 2 cores made one ASHA test flaky
+# (2026-12-05), so CI stays serial until the Ray tests share one instance. Tests sharing the simulated
+# cluster already run in one process under --dist loadgroup (xdist_group).
+TEST_WORKERS ?= 0
 
 export RAY_USAGE_STATS_ENABLED ?= 0
 export PYTHONDONTWRITEBYTECODE ?= 1

@@ -1,44 +1,29 @@
 """Hard synthetic anomalies for model selection: subtle, realistic defects with a difficulty knob.
 
-``hard_defects(images, donors, seed, difficulty)`` paints one defect on each image, the kinds
-cycling in the order of ``HARD_DEFECTS``:
+``hard_defects(images, donors, seed, difficulty)`` paints one defect per image, the kinds cycling
+in the order of ``HARD_DEFECTS``: ``faint_spot`` (soft irregular blob, low-contrast darker, lighter
+or tinted shift), ``thin_scratch`` (thin curved anti-aliased line fading at its ends),
+``deformation`` (local bulge, pinch or shear of the content), ``misplaced_part`` (an irregular piece
+of another normal image from a different location) and ``missing_part`` (a region smoothed away
+from its surroundings). They are unlike the methods' training corruptions and unlike
+``synthetic.natural_defects``, which saturate the validation metrics.
 
-* ``faint_spot``: a small soft-edged irregular blob whose colour shifts by a low contrast
-  (darker, lighter or tinted);
-* ``thin_scratch``: a thin, slightly curved (quadratic Bezier), anti-aliased, low-contrast line
-  whose contrast fades towards its ends;
-* ``deformation``: a local warp of the image content (bulge, pinch or shear) with a smooth,
-  compactly supported falloff, resampled bilinearly;
-* ``misplaced_part``: an irregular soft-edged piece of another normal image (a donor), taken from a
-  *different* location, pasted here;
-* ``missing_part``: an irregular region whose content is smoothed away (an inpainting-like fill
-  from the surrounding pixels).
+Difficulty ``d`` in [0, 1]: each size / contrast range is interpolated geometrically between its
+``d = 0`` (clearly visible, medium sized) and ``d = 1`` (small and faint, sizes floored in pixels)
+ends, and a parameter is ``lo(d) + u (hi(d) - lo(d))`` for a draw ``u`` independent of ``d``: for
+a fixed seed the defects stay in place and only shrink and fade. Lengths are fractions of the side.
 
-They are unlike the methods' training corruptions (RcAE: solid colour blocks, same-size copy-paste
-patches, straight lines; the occluders: textured elastic ellipses and strokes) and unlike
-``synthetic.natural_defects`` (large, high-contrast stains, holes and scratches), which saturate
-the validation metrics.
+Masks: exactly the pixels where some channel changed by more than ``VISIBLE_CHANGE`` (2/255),
+computed in float64 from the returned arrays; every other pixel keeps its input value. A draw
+changing fewer than ``MIN_DEFECT_PIXELS`` pixels is redrawn up to ``MAX_ATTEMPTS`` times, then
+replaced by a clearly visible spot, so no mask is empty.
 
-Difficulty ``d`` in [0, 1]: each size / contrast range ``[lo, hi]`` is interpolated geometrically
-between its ``d = 0`` and ``d = 1`` values (``lo(d) = lo0 * (lo1 / lo0) ** d``, same for ``hi``)
-and a parameter is ``lo(d) + u * (hi(d) - lo(d))`` for a uniform draw ``u`` that does not depend on
-``d``: for a fixed seed the defects sit at the same places and only shrink and fade as ``d`` grows.
-``d = 0`` is clearly visible and medium sized, ``d = 1`` small and faint (peak contrast around
-10-25 grey levels, sizes floored in pixels). Lengths are fractions of the image side ``S``.
-
-Masks: exactly the pixels whose value changed by more than ``VISIBLE_CHANGE`` (2/255) in any
-channel, computed in float64 from the returned arrays; every other pixel keeps its input value. A
-draw changing fewer than ``MIN_DEFECT_PIXELS`` pixels (e.g. a warp of a flat region) is redrawn up
-to ``MAX_ATTEMPTS`` times, then replaced by a clearly visible spot, so no mask is empty.
-
-Batched (issue 20): every uniform draw comes from one ``(N, MAX_ATTEMPTS + 1, slots)`` array of
-``np.random.default_rng(seed)``, so image ``i``'s defect depends only on the seed and row ``i``
-(the first ``k`` images of a call equal a call on those ``k``). Each kind is painted for all its
-images at once in torch on ``device``, on one window per image (``suite.data.defect_windows``: the
-cost follows the defect's size, not the image's), in chunks of at most ``CHUNK_PIXELS`` pixels;
-only the images whose draw showed too little are painted again. The pre-rewrite per-image
-generator is the oracle (tests/reference/legacy_val_anomalies.py): same distributions, tested in
-tests/unit/data/test_val_anomalies_distributions.py.
+Batched (issue 20): all uniform draws come from one ``(N, MAX_ATTEMPTS + 1, slots)`` array of
+``np.random.default_rng(seed)`` (row ``i`` is image ``i``: the first ``k`` images of a call equal a
+call on those ``k``); each kind is painted for all its images at once in torch on ``device``, on one
+window per image (``suite.data.defect_windows``: the cost follows the defect's size), in chunks of
+at most ``CHUNK_PIXELS`` pixels. Same distributions as the pre-rewrite per-image painter
+(tests/reference/legacy_val_anomalies.py; tests/unit/data/test_val_anomalies_distributions.py).
 """
 
 from __future__ import annotations
@@ -100,7 +85,8 @@ def _blob_alpha(u: Tensor, win: Windows, cx: Tensor, cy: Tensor, radius: Tensor,
                 softness: float) -> Tensor:
     """Soft irregular blob on the windows (B, side, side): with ``rho`` the elliptic radius in units
     of ``radius`` (minor axis ``aspect * radius``, ``aspect ~ U(0.55, 1)``, rotated by
-    ``angle ~ U(0, pi)``) and polar angle ``theta``, the rim is ``rim(theta) = 1 + sum_k a_k cos(k theta + phi_k)`` (k = 2, 3, 4,
+    ``angle ~ U(0, pi)``) and polar angle ``theta``, the rim is
+    ``rim(theta) = 1 + sum_k a_k cos(k theta + phi_k)`` (k = 2, 3, 4,
     ``a_k ~ U(0, 0.13)``, ``phi_k ~ U(0, 2 pi)``) and the opacity
     ``smoothstep((rim - rho) / (softness * rim))``: 1 in the core, falling smoothly to 0 at the rim."""
     b = u[:, _BLOB:_BLOB + 8]

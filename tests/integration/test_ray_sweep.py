@@ -311,8 +311,8 @@ def test_ddp_sweep_feeds_asha_rank_0s_reports_and_records_match_run_training(loc
         periodic = [(r["stage"], r["epoch"]) for r in reports if not r["final"]]
         assert periodic and periodic == [("stage1", e) for e in range(1, len(periodic) + 1)], record.trial_id
         assert all("val_i_auroc" in r for r in reports)
-        if record.status == "stopped":  # stopped from a periodic validation, before the end of stage 1
-            assert not any(r["final"] for r in reports) and len(periodic) < 4
+        if record.status == "stopped":  # stopped from a periodic validation (at the latest stage 1's last one)
+            assert not any(r["final"] for r in reports) and len(periodic) <= 4
             progress = tmp_path / "ddpasha" / "records" / record.trial_id / record.category / "progress.jsonl"
             assert progress.exists() and progress.read_text().strip()
 
