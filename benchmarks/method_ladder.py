@@ -40,6 +40,24 @@ METRICS = ("i_auroc", "p_auroc", "aupro")
 TRAIN_STAGES = ("stage1", "stage2", "stage3")
 
 
+def as_overrides(settings: dict) -> list[str]:
+    """``{"a.b": value}`` as ``key=json`` config overrides."""
+    return [f"{k}={json.dumps(v)}" for k, v in settings.items()]
+
+
+def timed_training(preset: str, overrides: list[str], work: Path, name: str, seed: int):
+    """``run_training`` of one (name, seed) in ``work`` (sharing ``work/stage_cache``); returns the
+    record, its wall time and the summary fields every benchmark stores for a run."""
+    cfg = build_config(preset=preset, overrides=overrides)
+    t0 = time.perf_counter()
+    record = run_training(cfg, work / f"{name}-s{seed}-{cfg.hash()}", stage_cache=work / "stage_cache")
+    wall = time.perf_counter() - t0
+    fields = {"val": record.metrics.get("val", {}), "test": record.metrics.get("test", {}),
+              "scorings": record.scorings, "scoring": record.info.get("scoring"), "wall_s": wall,
+              "config_hash": record.config_hash}
+    return record, wall, fields
+
+
 def mean_std(values: list[float]) -> dict[str, float]:
     values = [v for v in values if v is not None]
     if not values:
@@ -117,18 +135,13 @@ def main() -> None:
         for name in args.rungs.split(","):
             over = {"data.dataset": args.dataset, "data.root": os.path.abspath(args.root),
                     "data.category": args.category, "runtime.seed": seed, **RUNGS[name]}
-            cfg = build_config(preset=args.preset, overrides=[f"{k}={json.dumps(v)}" for k, v in over.items()]
-                               + list(args.overrides))
-            t0 = time.perf_counter()
-            record = run_training(cfg, work / f"{name}-s{seed}-{cfg.hash()}", stage_cache=work / "stage_cache")
-            wall = time.perf_counter() - t0
+            record, wall, fields = timed_training(args.preset, as_overrides(over) + list(args.overrides), work,
+                                                  name, seed)
             # Training time of the rung: stages loaded from the cache count with the time they took
             # when they were built (looked up from the rung that built them in this benchmark).
             runs.setdefault(name, {})[seed] = {
-                "test": record.metrics.get("test", {}), "val": record.metrics.get("val", {}),
-                "scorings": record.scorings, "scoring": record.info.get("scoring"), "wall_s": wall,
-                "stage_times": record.stage_times, "cached": {k: v for k, v in record.info.items() if "cache" in k},
-                "config_hash": record.config_hash, "cost": record.cost,
+                **fields, "stage_times": record.stage_times,
+                "cached": {k: v for k, v in record.info.items() if "cache" in k}, "cost": record.cost,
             }
             if name == "RcAE+DPN+CRD":
                 diagnostics[seed] = record.diagnostics

@@ -21,18 +21,15 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from method_ladder import mean_std  # noqa: E402
+from method_ladder import as_overrides, mean_std, timed_training  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from suite.config import build_config  # noqa: E402
-from suite.pipeline import run_training  # noqa: E402
 from suite.records import atomic_write_json, code_versions  # noqa: E402
 from suite.spaces import load_ablations  # noqa: E402
 
@@ -90,16 +87,11 @@ def main() -> None:
             row = ablation.row(row_id)
             over = {"data.dataset": "folder", "data.root": os.path.abspath(args.root),
                     "data.category": args.category, "runtime.seed": seed, **ablation.base}
-            cfg = build_config(preset=args.preset,
-                               overrides=[f"{k}={json.dumps(v)}" for k, v in over.items()] + list(args.overrides)
-                               + [f"{k}={json.dumps(v)}" for k, v in row.overrides.items()])
-            t0 = time.perf_counter()
-            record = run_training(cfg, work / f"{row_id}-s{seed}-{cfg.hash()}", stage_cache=work / "stage_cache")
-            wall = time.perf_counter() - t0
+            record, wall, fields = timed_training(
+                args.preset, as_overrides(over) + list(args.overrides) + as_overrides(row.overrides), work, row_id,
+                seed)
             runs.setdefault(row_id, {})[seed] = {
-                "val": record.metrics.get("val", {}), "test": record.metrics.get("test", {}),
-                "scorings": record.scorings, "scoring": record.info.get("scoring"), "wall_s": wall,
-                "shifts": getattr(record, "shifts", {}), "config_hash": record.config_hash,
+                **fields, "shifts": getattr(record, "shifts", {}),
                 "score_brightness_spearman": record.info.get("score_brightness_spearman"),
             }
             val, test = record.metrics.get("val", {}), record.metrics.get("test", {})

@@ -395,7 +395,13 @@ def _paint(out: np.ndarray, masks: np.ndarray, donors, donor_of, kind_of: list[s
     changed = torch.from_numpy(masks).to(device)
     clean = result  # each image is pasted once, after its last read, so one tensor serves both
     u = torch.as_tensor(draws, device=device)
-    structure = _structure(clean) if any(k in _NEEDS_STRUCTURE for k in kind_of) else None
+    needs = [i for i, k in enumerate(kind_of) if k in _NEEDS_STRUCTURE]
+    structure = None
+    if needs:  # only for the images whose kind places its defect by structure
+        need = torch.tensor(needs, device=device)
+        grids = _structure(clean[need])
+        structure = grids.new_zeros((len(clean), *grids.shape[1:]))
+        structure[need] = grids
     pending = {kind: [i for i, k in enumerate(kind_of) if k == kind] for kind in dict.fromkeys(kind_of)}
     for attempt in range(MAX_ATTEMPTS + 1):
         last = attempt == MAX_ATTEMPTS
