@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from suite.config_aliases import legacy_keys, upgrade_keys
+from suite.config_aliases import expand_shorthands, legacy_keys, upgrade_keys
 from suite.config_presets import PRESETS, SHIFT_NAMES
 from suite.config_types import check_range, coerce
 from suite.errors import ConfigError
@@ -32,6 +32,13 @@ from suite.methods.registry import aliases, method_names, method_sections, metho
 # Bumped when what ``config_hash`` covers changes meaning (2: only values that differ from the
 # defaults are hashed, so a field added with a default leaves existing hashes unchanged).
 HASH_SCHEMA = 2
+# Defaults that changed after HASH_SCHEMA 2 (key -> the value the hash still measures against): a record
+# made under the old default keeps its hash, and a config under the new default gets a new one instead of
+# being mistaken for a finished run of the old behaviour (issue 19's photometric defaults, 2026-12-05).
+HASH_BASELINE: dict[str, Any] = {
+    "rcae.normalise": "none", "rcae.jitter": False, "rcae.fuse": ["residual_final", "crd"],
+    "eval.anomaly_map": "auto", "data.val_shifts": [],
+}
 
 
 @dataclass
@@ -51,7 +58,10 @@ class DataConfig:
     # they saturate) | augment (RcAE's own training corruption families)
     val_anomalies: Literal["hard", "natural", "augment"] = "hard"
     val_difficulty: float = 0.5  # hard validation anomalies: 0 = clearly visible .. 1 = very subtle
-    val_shifts: list[Literal["gain0.92", "gain1.08", "gamma0.9", "gamma1.1"]] = field(default_factory=list)
+    # photometrically shifted copies of the held-out normals, labelled normal (suite.data.val_shifts): a
+    # brightness-sensitive configuration scores lower on validation (issue 19; [] = none)
+    val_shifts: list[Literal["gain0.92", "gain1.08", "gamma0.9", "gamma1.1"]] = field(
+        default_factory=lambda: ["gain0.92", "gain1.08", "gamma0.9", "gamma1.1"])
 
 
 @dataclass
@@ -135,9 +145,10 @@ class EvalConfig:
     smooth_sigma: float = 2.0  # Gaussian smoothing of pixel maps (0 = off)
     # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD, else |I - I_D^N| of
     # the last depth, as the paper's rungs) | residual_final (|I - I_D^N|) | residual_mean (over all depths) | crd |
-    # fused (mean of the standardised rcae.fuse kinds) | offset-blind: residual_centred, residual_gain, structure
+    # fused (mean of the standardised rcae.fuse kinds the model has; the default since issue 19, chosen on
+    # validation: README "Photometric robustness") | offset-blind: residual_centred, residual_gain, structure
     anomaly_map: Literal["auto", "residual_final", "residual_mean", "crd", "fused", "residual_centred", "residual_gain",
-                         "structure"] = "auto"
+                         "structure"] = "fused"
     # applied to whichever map the rung uses, CRD included: none | pixel (per-pixel z-score by
     # statistics of held-out normals)
     standardize: Literal["none", "pixel"] = "pixel"
@@ -230,7 +241,7 @@ def _merge_into(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
     if not isinstance(updates, dict):
         raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {updates!r}")
     if isinstance(obj, Config):
-        updates = upgrade_keys(updates)
+        updates = upgrade_keys(expand_shorthands(updates))
     types_ = _field_types(obj)
     for key, value in updates.items():
         full = f"{prefix}{key}"
@@ -419,11 +430,11 @@ def config_hash(cfg: Config | dict[str, Any], length: int = 10) -> str:
 
     For a ``Config`` only the values that differ from the defaults are hashed (with
     ``HASH_SCHEMA``), so a field added in a later version with its default, or a method registered
-    with its defaults, leaves the hashes of existing configurations and records unchanged. A dict
-    is hashed as it is.
+    with its defaults, leaves the hashes of existing configurations and records unchanged; a default
+    that changed is measured against its old value (``HASH_BASELINE``). A dict is hashed as it is.
     """
     if isinstance(cfg, Config):
-        defaults = legacy_keys(flatten(json.loads(canonical_json(Config().to_dict()))))
+        defaults = {**legacy_keys(flatten(json.loads(canonical_json(Config().to_dict())))), **HASH_BASELINE}
         values = legacy_keys(flatten(json.loads(canonical_json(cfg.to_dict()))))
         changed = {k: v for k, v in values.items() if k not in defaults or defaults[k] != v}
         data: Any = {"schema": HASH_SCHEMA, "values": changed}

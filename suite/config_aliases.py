@@ -11,7 +11,29 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from suite.config_presets import SHORTHANDS
+from suite.errors import ConfigError
 from suite.methods.registry import aliases, method_specs
+
+
+def expand_shorthands(updates: dict[str, Any]) -> dict[str, Any]:
+    """Nested updates with each shorthand key (``config_presets.SHORTHANDS``, e.g.
+    ``rcae.photometric``) replaced by the keys it stands for; a key given in the same mapping wins."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in updates.items()}
+    for key, choices in SHORTHANDS.items():
+        section, _, name = key.partition(".")
+        node = out.get(section)
+        if not isinstance(node, dict) or name not in node:
+            continue
+        value = node.pop(name)
+        if value not in choices:
+            raise ConfigError(f"config key '{key}': {value!r} is not one of {', '.join(sorted(choices))}")
+        for flat_key, flat_value in choices[value].items():
+            dest_section, _, dest_name = flat_key.partition(".")
+            dest = out.setdefault(dest_section, {})
+            if isinstance(dest, dict):
+                dest.setdefault(dest_name, copy.deepcopy(flat_value))
+    return out
 
 
 def upgrade_keys(updates: dict[str, Any]) -> dict[str, Any]:

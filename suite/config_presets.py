@@ -16,6 +16,19 @@ from typing import Any
 # them by default, none at the paper preset.
 SHIFT_NAMES = ("dark8", "bright8", "contrast90", "blur", "noise", "translate")
 
+# One-key switches between whole behaviours (``suite.config_aliases.expand_shorthands``): the key is
+# replaced by the flat keys it stands for as the config is read; a key given beside it wins, and
+# records store only the expanded keys. ``rcae.photometric=paper`` is the paper's photometric
+# behaviour (no normalisation, no jitter, the rung's own map: README "Photometric robustness").
+SHORTHANDS: dict[str, dict[str, dict[str, Any]]] = {
+    "rcae.photometric": {
+        "paper": {"rcae.normalise": "none", "rcae.jitter": False, "eval.anomaly_map": "auto",
+                  "rcae.fuse": ["residual_final", "crd"]},
+        "robust": {"rcae.normalise": "gain", "rcae.jitter": True, "eval.anomaly_map": "fused",
+                   "rcae.fuse": ["residual_gain", "structure", "crd"]},
+    },
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The RcAE paper's setup (Training Setup section): 1024 px, N=5, Adam(1e-4, 0.9/0.999, 1e-8),
     # 1500/400/300 epochs for stages 1/2/3.

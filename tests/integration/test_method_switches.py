@@ -65,10 +65,13 @@ def test_records_carry_per_depth_signal_and_every_scoring_variant(base, tmp_path
         record.scorings["crd|none"]["test"]["p_auroc"], abs=1e-9
     )
     convae = run_training(tiny("model.method=convae"), tmp_path / "c")
-    convae_kinds = ("auto", "residual_final", "residual_centred", "residual_gain", "structure")
+    convae_kinds = ("auto", "residual_final", "residual_centred", "residual_gain", "structure", "fused")
     assert convae.diagnostics == {}
     assert set(convae.scorings) == {f"{k}|{s}" for k in convae_kinds for s in ("none", "pixel")}
-    assert convae.info["scoring"] == "residual_final|pixel"
+    # the default fused map without a CRD fuses the other kinds of rcae.fuse, and the record names them
+    assert convae.info["scoring"] == "fused|pixel" and convae.info["fused"] == ["residual_gain", "structure"]
+    assert record.info["scoring"] == "fused|pixel" and record.info["fused"] == ["residual_gain", "structure", "crd"]
+    assert convae.scorings["fused|pixel"] != convae.scorings["residual_gain|pixel"]
 
 
 def test_scoring_statistics_are_fitted_on_held_out_normals(base, tmp_path):

@@ -126,7 +126,7 @@ def test_validation_set_kinds_have_exact_masks():
 
     val = torch.rand(4, 3, 32, 32) * 0.5 + 0.25
     for kind in ("hard", "natural", "augment"):
-        images, masks, labels = validation_set(val, val, tiny(f"data.val_anomalies={kind}"))
+        images, masks, labels = validation_set(val, val, tiny(f"data.val_anomalies={kind}", "data.val_shifts=[]"))
         assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
         assert torch.equal(images[:4], val) and masks[:4].sum() == 0
         assert ((images[4:] != val).any(dim=1) == (masks[4:, 0] > 0)).all()

@@ -223,12 +223,20 @@ def test_config_hashes_did_not_change_with_the_move():
         (None, ("model.use_crd=false", "eval.crd_output=sigmoid")): "47f293212f",
         ("tiny", ("model.crd_steps=[1,2]",)): "7422541eb3",
     }
+    # issue 19 changed five defaults (config.HASH_BASELINE): the old behaviour keeps its hash, the new one gets another
+    old_behaviour = ("rcae.photometric=paper", "data.val_shifts=[]")
     for (preset, overrides), value in expected.items():
-        assert build_config(preset, overrides=list(overrides)).hash() == value, (preset, overrides)
+        assert build_config(preset, overrides=[*overrides, *old_behaviour]).hash() == value, (preset, overrides)
+        assert build_config(preset, overrides=list(overrides)).hash() != value, (preset, overrides)
     # written with the new keys: the same configuration, the same hash
-    assert build_config("tiny", overrides=["rcae.depth=3", "convae.depth=3"]).hash() == "02d052c6d5"
+    assert build_config("tiny", overrides=["rcae.depth=3", "convae.depth=3", *old_behaviour]).hash() == "02d052c6d5"
     # only RcAE's depth changed is another configuration
-    assert build_config("tiny", overrides=["rcae.depth=3"]).hash() != "02d052c6d5"
+    assert build_config("tiny", overrides=["rcae.depth=3", *old_behaviour]).hash() != "02d052c6d5"
+    # each changed default on its own makes another configuration
+    hashes = {build_config("tiny", overrides=list(old_behaviour) + [f"{k}={v}"]).hash()
+              for k, v in (("rcae.normalise", "gain"), ("rcae.jitter", "true"), ("eval.anomaly_map", "fused"),
+                           ("rcae.fuse", "[residual_gain,structure,crd]"), ("data.val_shifts", "[gain0.92]"))}
+    assert len(hashes) == 5 and "e65a72b859" not in hashes
 
 
 

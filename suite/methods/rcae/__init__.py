@@ -81,7 +81,9 @@ SPEC = MethodSpec(
     aliases=ALIASES,
     stages=("stage1", "stage2", "stage3"),
     presets={
-        "paper": {"depth": 5, "crd_pool": 1, "crd_output": "sigmoid"},
+        # the paper's photometric behaviour too (config_presets.SHORTHANDS["rcae.photometric"]["paper"])
+        "paper": {"depth": 5, "crd_pool": 1, "crd_output": "sigmoid", "normalise": "none", "jitter": False,
+                  "fuse": ["residual_final", "crd"]},
         "cpu": {"depth": 5, "width": 16, "crd_pool": 2},
         # 300 stage-3 steps at least: the demo's 12 epochs (72 steps on 48 images) left the CRD at its mean
         # (validation P-AUROC 0.05 / 0.63 on synth_object / synth_texture; 0.64-0.70 from 200 steps on, README)

@@ -123,7 +123,8 @@ class RcAEScorer:
     mean_n mean_c |I - I_D^n|, ``crd`` = the CRD's logits (or sigmoid, ``rcae.crd_output``).
     ``pixel`` standardisation: z = (m - mu) / (sigma + floor) per pixel, mu and sigma over the
     held-out normals' maps (``ResidualStandardizer``). ``fused`` = mean of z(k) over the kinds k of
-    ``rcae.fuse`` (default residual_final and crd) with per-pixel z under ``pixel`` and one global
+    ``rcae.fuse`` that the model has (default residual_gain, structure and crd; a model without a CRD
+fuses the others) with per-pixel z under ``pixel`` and one global
     mean/std per map under ``none``; ``residual_centred`` / ``residual_gain`` / ``structure`` compare
     I with I_D^N ignoring a global offset (``photometric_switches.offset_free_maps``). Every map is
     then smoothed by a Gaussian of ``eval.smooth_sigma``.
@@ -135,8 +136,9 @@ class RcAEScorer:
         self.kinds = [k for k in MAP_KINDS if self.has_crd or k != "crd"]
         if len(infer.steps) == 1:
             self.kinds = [k for k in self.kinds if k != "residual_mean"]
-        self.fuse = list(cfg.rcae.fuse)
-        if not set(self.fuse) <= set(self.kinds):
+        # a rung without a CRD (ConvAE, RcAE without stage 3) fuses the kinds it has; info["fused"] names them
+        self.fuse = [k for k in cfg.rcae.fuse if k in self.kinds]
+        if not self.fuse:
             self.kinds.remove("fused")
         self.pixel: dict[str, ResidualStandardizer] = {}
         self.global_: dict[str, tuple[float, float]] = {}

@@ -255,6 +255,8 @@ def train_reconstruction(ctx: TrainContext, nets: dict[str, nn.Module], steps: l
     kind = scorer.resolve(cfg.eval.anomaly_map)
     info.update({"scoring": f"{kind}|{cfg.eval.standardize}", "scoring_fit_on": fitted_on,
                  "scoring_fit_n": len(normals)})
+    if kind == "fused":
+        info["fused"] = list(scorer.fuse)
     modules = nets if norm is None else {**nets, "offset_norm": norm}  # the reference travels with the model
     return TrainedMethod(predict=scorer.predict, extra_maps=scorer.extra_maps, score=scorer.score, modules=modules,
                          stage_times=times, info=info, steps=steps)

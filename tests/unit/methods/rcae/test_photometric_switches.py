@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from suite import metrics as M
-from suite.config import AugmentConfig, PseudoConfig, build_config, with_overrides
+from suite.config import AugmentConfig, ConfigError, PseudoConfig, build_config, load_yaml, with_overrides
 from suite.methods.rcae.networks import build_networks
 from suite.methods.rcae.photometric_switches import (
     OFFSET_NORM_FILE,
@@ -56,7 +56,8 @@ def test_reference_is_stored_with_the_trial_and_reloaded(tmp_path):
     again = offset_normaliser(cfg, scene() * 0.5, tmp_path, recursive=True, log=lambda _: None)  # resumed: not refitted
     assert float(again.reference) == float(first.reference)
     assert offset_normaliser(cfg, scene(), tmp_path, recursive=False) is None  # ConvAE never reads it
-    assert offset_normaliser(build_config(preset="tiny"), scene(), tmp_path, recursive=True) is None
+    paper = build_config(preset="tiny", overrides=["rcae.photometric=paper"])
+    assert offset_normaliser(paper, scene(), tmp_path, recursive=True) is None
 
 
 class Capture(torch.nn.Module):
@@ -80,7 +81,7 @@ def test_jitter_is_identical_on_input_and_target_and_never_in_a_mask():
                                   torch.Generator().manual_seed(2))
     clean = masks.flatten(1).amax(dim=1) == 0
     assert clean.any() and not torch.equal(jittered, batch)  # jittered yet clean: an empty mask
-    off = StageInput(build_config(preset="tiny"), None, recursive=True)
+    off = StageInput(build_config(preset="tiny", overrides=["rcae.jitter=false"]), None, recursive=True)
     assert torch.equal(off(batch, torch.Generator().manual_seed(0)), batch)
 
 
@@ -118,7 +119,7 @@ def test_stage3_iterations_and_floor():
 
 
 def test_shifted_normals_join_validation_as_normals():
-    cfg = build_config(preset="tiny", overrides=["data.val_anomalies=augment"])
+    cfg = build_config(preset="tiny", overrides=["data.val_anomalies=augment", "data.val_shifts=[]"])
     val = scene(n=3)
     images, masks, labels = validation_set(val, scene(n=4, seed=1), cfg)
     shifted_cfg = with_overrides(cfg, {"data.val_shifts": ["gain0.92", "gamma1.1"]})
@@ -166,13 +167,35 @@ def test_scorer_normalises_its_input_and_fuses_the_configured_kinds():
     assert torch.allclose(expected, gaussian_blur(torch.stack(parts).mean(0), cfg.eval.smooth_sigma), atol=1e-5)
 
 
-def test_defaults_keep_the_paper_behaviour():
-    # the demo preset's one change: a floor of 300 CRD steps (its 72 left the CRD at its mean, README)
+def test_defaults_are_the_validated_switches_and_the_paper_keeps_its_behaviour():
+    # chosen on validation (3 seeds, demo preset; README "Photometric robustness"); the paper preset and the
+    # one-key shorthand rcae.photometric=paper keep the paper's behaviour
+    robust = ("gain", True, ["residual_gain", "structure", "crd"], "fused")
+    paper = ("none", False, ["residual_final", "crd"], "auto")
     floors = {"paper": 0, "cpu": 0, "demo": 300, "tiny": 0}
     for preset, floor in floors.items():
         cfg = build_config(preset=preset)
         r = cfg.rcae
-        assert (r.normalise, r.jitter, r.crd_input, r.crd_iterations, r.crd_min_iterations) == \
-            ("none", False, "paper", 0, floor)
-        assert r.fuse == ["residual_final", "crd"] and cfg.data.val_shifts == []
+        assert (r.normalise, r.jitter, r.fuse, cfg.eval.anomaly_map) == (paper if preset == "paper" else robust)
+        assert cfg.data.val_shifts == ["gain0.92", "gain1.08", "gamma0.9", "gamma1.1"]
+        assert (r.crd_input, r.crd_iterations, r.crd_min_iterations) == ("paper", 0, floor)
+        back = build_config(preset=preset, overrides=["rcae.photometric=paper"])
+        assert (back.rcae.normalise, back.rcae.jitter, back.rcae.fuse, back.eval.anomaly_map) == paper
+        there = build_config(preset=preset, overrides=["rcae.photometric=robust"])
+        assert (there.rcae.normalise, there.rcae.jitter, there.rcae.fuse, there.eval.anomaly_map) == robust
         assert dataclasses.astuple(cfg.pseudo)[-2:] == ("any", "none")
+
+
+def test_photometric_shorthand_expands_in_order_a_key_beside_it_wins_and_a_bad_value_names_the_key(tmp_path):
+    cfg = build_config(preset="tiny", overrides=["rcae.photometric=paper", "eval.anomaly_map=crd"])
+    assert (cfg.rcae.normalise, cfg.eval.anomaly_map) == ("none", "crd")  # the later override wins
+    cfg = build_config(preset="tiny", overrides=["eval.anomaly_map=crd", "rcae.photometric=paper"])
+    assert cfg.eval.anomaly_map == "auto"  # overrides apply in order
+    cfg = build_config(base={"rcae": {"photometric": "paper", "jitter": True}})
+    assert (cfg.rcae.normalise, cfg.rcae.jitter) == ("none", True)  # a key in the same mapping wins
+    assert "photometric" not in cfg.to_dict()["rcae"]  # records keep only the expanded keys
+    path = tmp_path / "c.yaml"
+    path.write_text("rcae:\n  photometric: paper\n")
+    assert load_yaml(path).rcae.normalise == "none"
+    with pytest.raises(ConfigError, match="'rcae.photometric'.*paper, robust"):
+        build_config(overrides=["rcae.photometric=papr"])

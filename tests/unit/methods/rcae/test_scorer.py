@@ -36,7 +36,7 @@ def image(i):
 def test_variants_agree_when_normals_have_no_per_pixel_structure():
     """Constant normal statistics make every standardisation a monotone transform: the pixel
     ranking (P-AUROC) is the same under none and pixel; the CRD oracle map (= the mask) scores 1."""
-    cfg = build_config(preset="tiny", overrides=["eval.smooth_sigma=0"])
+    cfg = build_config(preset="tiny", overrides=["eval.smooth_sigma=0", "rcae.photometric=paper"])
     mask = torch.zeros(1, 8, 8)
     mask[0, 2:4, 2:4] = 1
     rng = torch.Generator().manual_seed(0)
@@ -63,7 +63,7 @@ def test_variants_agree_when_normals_have_no_per_pixel_structure():
 def test_pixel_standardisation_removes_structure_that_every_normal_has():
     """Normals leave a strong residual on one edge column; pixel z-scores divide it out, so a
     weaker defect elsewhere outranks it (none ranks the edge first)."""
-    cfg = build_config(preset="tiny", overrides=["eval.smooth_sigma=0"])
+    cfg = build_config(preset="tiny", overrides=["eval.smooth_sigma=0", "rcae.photometric=paper"])
     rng = torch.Generator().manual_seed(1)
     table = {}
     for i in range(8):
@@ -77,6 +77,9 @@ def test_pixel_standardisation_removes_structure_that_every_normal_has():
     variants = scorer.variants({"residual_final": test.unsqueeze(0), "residual_mean": test.unsqueeze(0)})
     top = {s: int(variants[f"residual_final|{s}"].flatten().argmax()) for s in ("none", "pixel")}
     assert top["pixel"] == 3 * 8 + 3 and top["none"] % 8 == 7
-    assert set(variants) == {f"{k}|{s}" for k in ("auto", "residual_final", "residual_mean") for s in ("none", "pixel")}
+    # no CRD: "fused" fuses what the model has (here residual_final alone, so it is that map)
+    kinds = ("auto", "residual_final", "residual_mean", "fused")
+    assert set(variants) == {f"{k}|{s}" for k in kinds for s in ("none", "pixel")} and scorer.fuse == ["residual_final"]
+    assert torch.allclose(variants["fused|pixel"], variants["residual_final|pixel"])
     with pytest.raises(ValueError, match="not available"):
         scorer.resolve("crd")
