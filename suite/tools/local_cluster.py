@@ -348,7 +348,8 @@ def start_local_cluster(
 
 TINY_SPACE = ('"""two stage-1 settings: one 1-CPU trial per node"""\n'
               'CONFIGS = [{"augment.coverage": 0.2}, {"augment.coverage": 0.4}]\n')
-TINY_OVERRIDES = ("train.stage1.epochs=2", "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1")
+TINY_OVERRIDES = ("train.stage1.epochs=2", "eval.aupro=false", "eval.save_maps=0", "runtime.threads=1",
+                  "eval.shifts=[]", "data.val_shifts=[]")  # a smoke sweep: no shifted copies
 
 
 def run_tiny_sweep(

@@ -75,7 +75,7 @@ DRIVER = textwrap.dedent(
 
     space, storage, address = sys.argv[1:4]
     cfg = build_config(preset="tiny", overrides=["model.method={NAME}", "eval.aupro=false", "eval.save_maps=0",
-                                                 "eval.cost=false"])
+                                                 "eval.cost=false", "eval.shifts=[]", "data.val_shifts=[]"])
     run_sweep(cfg, SweepOptions(space=space, storage=storage, name="plugin", concurrent=2, cpus_per_trial=1,
                                 address=address, verbose=0))
     '''

@@ -55,7 +55,7 @@ def test_quarter_gpus_run_four_trainings_at_once_on_a_plain_cluster(plain_gpu_no
     space.write_text('"""five stage-1 settings"""\nCONFIGS = [' +
                      ", ".join(f'{{"augment.coverage": {c}}}' for c in (0.1, 0.2, 0.3, 0.4, 0.5)) + "]\n")
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=6", "eval.aupro=false", "eval.save_maps=0",
-                                                 "runtime.device=cpu"])
+                                                 "runtime.device=cpu", "eval.shifts=[]", "data.val_shifts=[]"])
     opts = SweepOptions(space=str(space), categories=["synth_texture"], storage=str(tmp_path / "shared"),
                         name="quarters", address=plain_gpu_node.address, gpus_per_trial=0.25, verbose=0,
                         use_stage_cache=False)

@@ -23,7 +23,8 @@ def test_concurrent_trials_run_on_both_nodes(two_node_cluster, tmp_path):
     assert desc["num_nodes"] == 2 and desc["cpus"] == 2
     space = tmp_path / "space.py"
     space.write_text('"""two stage-1 settings"""\nCONFIGS = [{"augment.coverage": 0.2}, {"augment.coverage": 0.4}]\n')
-    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=3", "eval.aupro=false", "eval.save_maps=0"])
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=3", "eval.aupro=false", "eval.save_maps=0",
+                                                 "eval.shifts=[]", "data.val_shifts=[]"])
     opts = SweepOptions(space=str(space), storage=str(tmp_path / "shared"), name="nodes", concurrent=2,
                         cpus_per_trial=1, address=two_node_cluster.address, verbose=0)
     run_sweep(cfg, opts)
@@ -45,7 +46,8 @@ def test_a_pooled_trials_categories_train_at_once_on_both_nodes(two_node_cluster
     space = tmp_path / "space.py"
     space.write_text('"""one point"""\nCONFIGS = [{"augment.coverage": 0.3}]\n')
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=3", "train.eval_every=1", "eval.aupro=false",
-                                                 "eval.save_maps=0"])
+                                                 "eval.save_maps=0",
+                                                 "eval.shifts=[]", "data.val_shifts=[]"])
     opts = SweepOptions(space=str(space), categories=["synth_texture", "synth_object"], shards=shards,
                         storage=str(tmp_path / "shared"), name="shards", address=two_node_cluster.address, verbose=0)
     result = run_sweep(cfg, opts)

@@ -28,7 +28,8 @@ from suite.stage_cache import StageCache  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-FAST = ["eval.aupro=false", "eval.save_maps=0", "runtime.threads=1"]
+# Sweep mechanics only: no AUPRO, no shifted test or validation copies (they triple every evaluation).
+FAST = ["eval.aupro=false", "eval.save_maps=0", "runtime.threads=1", "eval.shifts=[]", "data.val_shifts=[]"]
 
 
 @pytest.fixture(scope="module")
