@@ -24,6 +24,16 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns xdist_group marks into node IDs
+def pytest_collection_modifyitems(session, config, items):
+    """Under ``pytest -n N --dist loadgroup`` every test marked ``ray`` runs on one worker, one after
+    another: two Ray instances at once on 2 cores made timing-sensitive sweeps flaky (2026-12-05),
+    while the other worker runs everything else beside them."""
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture
 def bottle_root() -> Path:
     """Root of the real MVTec AD bottle data (``<shared data>/mvtec_bottle_256``); skips if absent."""

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 import pytest
 
 FIXTURE = "two_node_cluster"
+RAY_GROUP = "ray"  # the xdist group of every test marked ``ray`` (tests/conftest.py)
 
 
 class _Shared:
@@ -27,8 +28,8 @@ def _uses_cluster(item) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns xdist_group marks into node IDs
 def pytest_collection_modifyitems(session, config, items):
     users = [item for item in items if _uses_cluster(item)]
-    for item in users:  # under `pytest -n N --dist loadgroup` one worker runs them all, on one cluster
-        item.add_marker(pytest.mark.xdist_group(FIXTURE))
+    for item in users:  # under `pytest -n N --dist loadgroup` the one worker that runs Ray (tests/conftest.py)
+        item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
     if len(users) < 2:
         return
     first = items.index(users[0])

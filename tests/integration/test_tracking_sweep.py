@@ -1,13 +1,14 @@
 """Watching a sweep end to end: a tiny Optuna sweep (2 trials) with ``--mlflow file:``,
-``--tensorboard`` and ``--optuna-storage sqlite:///`` is killed (the CLI and its Ray instance, by
-pid) and ``--resume``d; then MLflow holds one finished run per (trial, category) with the
-validation and test metrics (the runs started before the kill continued, none duplicated), the
-TensorBoard event files parse with per-epoch scalars and no replayed step, and the Optuna study
-holds each trial once with its value. The same run also checks the resume itself (it was
-tests/integration/test_ray_resume.py): each trial trains its two categories as concurrent shards, and
-after the resume every (trial, category) has a record and no stage was trained twice (counted from the
-stage cache's "build" events). The same kill + resume with a journal-file storage whose lock a killed
-writer left behind."""
+``--tensorboard`` and ``--optuna-storage journal://`` is killed (the CLI and its Ray instance, by
+pid), left with the journal lock a killed writer holds, and ``--resume``d; then the stale lock was
+removed, MLflow holds one finished run per (trial, category) with the validation and test metrics (the
+runs started before the kill continued, none duplicated), the TensorBoard event files parse with
+per-epoch scalars and no replayed step, and the Optuna study holds each trial once with its value.
+The same run also checks the resume itself (it was tests/integration/test_ray_resume.py): each trial
+trains its two categories as concurrent shards, and after the resume every (trial, category) has a
+record and no stage was trained twice (counted from the stage cache's "build" events). One sweep
+serves all of it (a killed and resumed sweep costs about 40 s); restoring the SQLite storage after a
+kill is checked without a sweep in tests/unit/orchestration/test_optuna_search.py."""
 
 from __future__ import annotations
 
@@ -90,12 +91,14 @@ def test_killed_and_resumed_sweep_retrains_nothing_and_keeps_one_run_per_trial_a
     import optuna
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    storage, mlruns, study_db = tmp_path / "st", tmp_path / "mlruns", tmp_path / "optuna.db"
+    from suite.orchestration.optuna_storage import make_optuna_storage
+
+    storage, mlruns, journal = tmp_path / "st", tmp_path / "mlruns", tmp_path / "shared" / "study.log"
     command = [
         sys.executable, str(REPO / "run_suite.py"), "sweep", "--space", "noise", "--trials", "2",
         "--storage", str(storage), "--name", "watched", "--categories", "synth_texture,synth_object",
         "--num-cpus", "2", "--concurrent", "1", "--no-asha", "--preset", "tiny",
-        "--mlflow", f"file:{mlruns}", "--tensorboard", "--optuna-storage", f"sqlite:///{study_db}", *OVERRIDES,
+        "--mlflow", f"file:{mlruns}", "--tensorboard", "--optuna-storage", f"journal://{journal}", *OVERRIDES,
     ]
     sweep_dir = storage / "watched"
     kill_after_first_record(command, env, sweep_dir / "records", tmp_path / "first.log", kill_session)
@@ -106,8 +109,17 @@ def test_killed_and_resumed_sweep_retrains_nothing_and_keeps_one_run_per_trial_a
               for ref in (sweep_dir / "records").rglob("mlflow_run.json")}
     assert before, "no MLflow run before the kill"
     assert len(ok_records(sweep_dir / "records")) < 4, "every training finished before the kill; nothing to resume"
+    # the kill came while a writer held the journal's lock: it stays behind
+    lock = Path(f"{journal}.lock")
+    if not os.path.lexists(lock):
+        os.symlink(journal, lock)
+    old = time.time() - 600
+    os.utime(lock, (old, old), follow_symlinks=False)
 
+    started = time.monotonic()
     output = resume(command, env, tmp_path / "resume.log", kill_session)
+    assert "removed a stale journal lock" in output and not os.path.lexists(lock)
+    assert time.monotonic() - started < 300
     # the resume itself: shards again, and Tune's restored snapshot may list checkpoints deleted after
     # it: skipped, not an error (tune_fixes)
     assert "category shard(s) started" in output
@@ -158,7 +170,7 @@ def test_killed_and_resumed_sweep_retrains_nothing_and_keeps_one_run_per_trial_a
         assert [e.step for e in acc.Scalars("stage1/loss")] == [1, 2, 3]
 
     # Optuna: the same study, each Tune trial once, with its value
-    study = optuna.load_study(study_name="watched", storage=f"sqlite:///{study_db}")
+    study = optuna.load_study(study_name="watched", storage=make_optuna_storage(f"journal://{journal}"))
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs["tune_trial_id"] for t in complete) == sorted({t for t, _ in pairs})
     assert all(t.values and 0.0 <= t.values[0] <= 1.0 for t in complete)
@@ -168,37 +180,3 @@ def test_killed_and_resumed_sweep_retrains_nothing_and_keeps_one_run_per_trial_a
     importances = json.loads((sweep_dir / "optuna_importances.json").read_text())
     assert importances["studies"][0]["study"] == "watched"
     assert "Optuna parameter importances" in output
-
-
-def test_journal_storage_resumes_after_a_kill_that_left_its_lock(tmp_path, env, kill_session):
-    import optuna
-
-    from suite.orchestration.optuna_storage import make_optuna_storage
-
-    storage, journal = tmp_path / "st", tmp_path / "shared" / "study.log"
-    command = [
-        sys.executable, str(REPO / "run_suite.py"), "sweep", "--space", "noise", "--trials", "2",
-        "--storage", str(storage), "--name", "journaled", "--categories", "synth_texture", "--num-cpus", "2",
-        "--concurrent", "1", "--no-asha", "--preset", "tiny", "--optuna-storage", f"journal://{journal}",
-        *OVERRIDES, "eval.save_maps=0", "eval.cost=false",
-    ]
-    kill_after_first_record(command, env, storage / "journaled" / "records", tmp_path / "first.log", kill_session)
-    # the kill came while a writer held the journal's lock: it stays behind
-    lock = Path(f"{journal}.lock")
-    if not os.path.lexists(lock):
-        os.symlink(journal, lock)
-    old = time.time() - 600
-    os.utime(lock, (old, old), follow_symlinks=False)
-
-    started = time.monotonic()
-    output = resume(command, env, tmp_path / "resume.log", kill_session)
-    assert "removed a stale journal lock" in output
-    assert time.monotonic() - started < 300
-
-    records = ok_records(storage / "journaled" / "records")
-    assert len(records) == 2
-    study = optuna.load_study(study_name="journaled", storage=make_optuna_storage(f"journal://{journal}"))
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert sorted(t.user_attrs["tune_trial_id"] for t in complete) == sorted(r.trial_id for r in records)
-    assert all(t.state.name == "FAIL" and "orphaned" in t.user_attrs for t in study.trials if t not in complete)
-    assert not os.path.lexists(lock)
