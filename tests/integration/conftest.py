@@ -13,7 +13,6 @@ from contextlib import ExitStack
 import pytest
 
 FIXTURE = "two_node_cluster"
-RAY_GROUP = "ray"  # the xdist group of every test marked ``ray`` (tests/conftest.py)
 
 
 class _Shared:
@@ -25,11 +24,8 @@ def _uses_cluster(item) -> bool:
     return FIXTURE in getattr(item, "fixturenames", ())
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns xdist_group marks into node IDs
 def pytest_collection_modifyitems(session, config, items):
     users = [item for item in items if _uses_cluster(item)]
-    for item in users:  # under `pytest -n N --dist loadgroup` the one worker that runs Ray (tests/conftest.py)
-        item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
     if len(users) < 2:
         return
     first = items.index(users[0])
