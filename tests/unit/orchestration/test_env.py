@@ -207,6 +207,14 @@ def test_runtime_env_never_carries_the_token(monkeypatch):
     assert env_vars["RCSUITE_PROBE"] == "1" and env_vars["EXTRA"] == "x"
 
 
+def test_runtime_env_names_the_plugin_modules_to_every_worker(monkeypatch):
+    """The quick-suite guard for the ``RCSUITE_METHOD_MODULES`` half of integration/test_method_plugins_ray.py:
+    a method listed only there must be found in the trial workers too."""
+    from suite.methods.registry import MODULES_ENV
+
+    monkeypatch.setenv(MODULES_ENV, "toy_plugin_a,toy_plugin_b")
+    assert env.worker_runtime_env()["env_vars"][MODULES_ENV] == "toy_plugin_a,toy_plugin_b"
+
 
 def test_runtime_env_keeps_the_callers_pythonpath_after_the_repo(monkeypatch, tmp_path):
     """A plugin method importable only through the caller's PYTHONPATH must import on every node
