@@ -20,14 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from suite.data.common import resolve_inside  # noqa: E402
-from suite.errors import SuiteError  # noqa: E402
+from suite.data.common import resolve_inside
+from suite.errors import SuiteError
 
 REQUIRED = ("images", "maps", "masks", "scores", "labels", "names")
 DPI = 90
@@ -106,6 +102,13 @@ def gallery_figure(
     map_range: tuple[float, float] | None = None,
 ) -> Path:
     """Write the figure of image ``index`` of a loaded gallery to ``out_path`` (PNG)."""
+    # Here, not at the top: every training process writes gallery.npz through this module, and importing
+    # pyplot there cost each of them about 0.3 CPU-seconds for a figure only reports draw.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     recons = data.get("recons")
     details = data.get("details")
     n_steps = recons.shape[1] if recons is not None else (details.shape[1] if details is not None else 0)

@@ -320,21 +320,26 @@ def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
     The float mask doubles as the owner map: ``amax`` of ``segment + 2`` (above the 0/1 mask values,
     exact in float32) leaves the last segment covering each pixel. Every candidate then takes its
     pixel's owner colour, so pixels covered twice get the same value from both writes and the result
-    does not depend on the order of the writes.
+    does not depend on the order of the writes. Per-segment tables are looked up with ``segment + 2``
+    directly (two padding rows in front), which saves a pass over the line pixels.
     """
     batch, channels, height, width = images.shape
     dev = images.device
-    flat, segment = _rasterise(
+    flat, run_line, run_count = _rasterise(
         lines["image"], lines["start_y"], lines["start_x"], lines["delta_y"], lines["delta_x"], lines["radius"],
         height, width, dev,
     )
     owner = masks.view(-1)
-    owner.scatter_reduce_(0, flat, segment.to(torch.float32).add_(2), reduce="amax")
-    segment = owner.index_select(0, flat).sub_(2).long()
+    tags = torch.repeat_interleave(run_line.to(torch.float32).add_(2), run_count)
+    owner.scatter_reduce_(0, flat, tags, reduce="amax")
+    winner = owner.index_select(0, flat).long()  # segment + 2 of the pixel's last segment
     plane = height * width
+    pad = torch.zeros(2, dtype=torch.long, device=dev)
     # flat = image * H * W + pixel; channel c of that pixel sits at (image * C + c) * H * W + pixel.
-    index = flat + lines["image"].to(dev).index_select(0, segment).mul_((channels - 1) * plane)
-    values = lines["colors"].to(dev, images.dtype).t().contiguous().index_select(1, segment)  # (C, N)
+    channel_shift = torch.cat([pad, lines["image"].to(dev) * ((channels - 1) * plane)])
+    index = channel_shift.index_select(0, winner).add_(flat)
+    colours = torch.cat([torch.zeros((2, channels), device=dev), lines["colors"].to(dev, torch.float32)])
+    values = colours.to(images.dtype).t().contiguous().index_select(1, winner)  # (C, N)
     out, clean = corrupted.view(-1), images.reshape(-1)
     changed = torch.zeros(flat.shape, dtype=torch.bool, device=dev)
     for c in range(channels):
@@ -366,12 +371,14 @@ def rasterise_lines(
     coordinates (pixel centres at integers); pixel p is covered when ``dist(p, segment_i) <= radius_i``.
     """
     owner = torch.full((batch * height * width,), -1, dtype=torch.long, device=device)
-    flat, segment = _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width, device)
-    return owner.scatter_reduce_(0, flat, segment, reduce="amax")
+    flat, run_line, run_count = _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width, device)
+    return owner.scatter_reduce_(0, flat, torch.repeat_interleave(run_line, run_count), reduce="amax")
 
 
 def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width, device):
-    """Flat pixel index (image * H * W + y * W + x) and segment index of every covered (pixel, segment).
+    """Flat pixel index (image * H * W + y * W + x) of every covered (pixel, segment), in runs: the
+    pixels of run ``k`` belong to segment ``run_line[k]`` and there are ``run_count[k]`` of them
+    (``repeat_interleave(run_line, run_count)`` gives the segment of every pixel).
 
     The covered set of a segment is a capsule (the points within ``radius`` of it), which is convex,
     so each pixel row across the segment's major axis meets it in one interval: the union of the
@@ -381,7 +388,7 @@ def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width,
     """
     empty = torch.zeros(0, dtype=torch.long, device=device)
     if start_y.numel() == 0:
-        return empty, empty
+        return empty, empty, empty
     # Work in each segment's (major, minor) frame: distances are the same, the axes only swap.
     major_is_y = delta_y.abs() >= delta_x.abs()
     a0 = torch.where(major_is_y, start_y, start_x).double()
@@ -439,4 +446,4 @@ def _rasterise(image, start_y, start_x, delta_y, delta_x, radius, height, width,
     jump[1:] -= row_base[:-1] + (count[:-1] - 1) * row_step[:-1]
     increments = torch.repeat_interleave(row_step, count)
     increments.index_copy_(0, count.cumsum(0) - count, jump)
-    return increments.cumsum_(0), torch.repeat_interleave(line, count)
+    return increments.cumsum_(0), line, count
