@@ -13,7 +13,7 @@ STAMP := $(VENV)/.rcsuite-installed
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist; 0 = one process). Two by default: the Ray test files run in two lanes,
 # one per worker, and the other tests fill the gaps (the scheduler is in tests/conftest.py). On 2 cores
-# pytest took 377-393 s this way against 620-634 s in one process (2026-12-06; 479-543 s on a slower VM): CPU-bound.
+# pytest took 377-393 s this way against 620-634 s in one process (2026-12-06; 479-595 s on a slower VM): CPU-bound.
 TEST_WORKERS ?= 2
 
 export RAY_USAGE_STATS_ENABLED ?= 0
