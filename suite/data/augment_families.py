@@ -334,12 +334,13 @@ def _paint_lines(corrupted, images, masks, fam_map, lines) -> None:
     owner.scatter_reduce_(0, flat, tags, reduce="amax")
     winner = owner.index_select(0, flat).long()  # segment + 2 of the pixel's last segment
     plane = height * width
-    pad = torch.zeros(2, dtype=torch.long, device=dev)
+    no_shift = torch.zeros(2, dtype=torch.long, device=dev)  # the two padding rows
     # flat = image * H * W + pixel; channel c of that pixel sits at (image * C + c) * H * W + pixel.
-    channel_shift = torch.cat([pad, lines["image"].to(dev) * ((channels - 1) * plane)])
+    channel_shift = torch.cat([no_shift, lines["image"].to(dev) * ((channels - 1) * plane)])
     index = channel_shift.index_select(0, winner).add_(flat)
-    colours = torch.cat([torch.zeros((2, channels), device=dev), lines["colors"].to(dev, torch.float32)])
-    values = colours.to(images.dtype).t().contiguous().index_select(1, winner)  # (C, N)
+    no_colour = torch.zeros((2, channels), dtype=images.dtype, device=dev)
+    colours = torch.cat([no_colour, lines["colors"].to(dev, images.dtype)])
+    values = colours.t().contiguous().index_select(1, winner)  # (C, N)
     out, clean = corrupted.view(-1), images.reshape(-1)
     changed = torch.zeros(flat.shape, dtype=torch.bool, device=dev)
     for c in range(channels):
