@@ -102,3 +102,28 @@ def test_existing_categories_are_kept_and_the_repository_is_refused(written, tmp
     assert not (REPO / "benchmarks" / "results" / "stress").exists()
     with pytest.raises(ValueError, match="unknown stress"):
         stress.write_stress_categories(tmp_path, source.parent, names=["sepia"])
+
+
+def test_scoring_sweep_reuses_stages_only_across_identical_train_images(written, tmp_path):
+    spec = importlib.util.spec_from_file_location("rcsuite_scoring_sweep", REPO / "benchmarks" / "scoring_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    source, categories = written
+    dark, gray = categories["bottle_dark8"], categories["bottle_gray"]
+    assert sweep.train_digest(source.parent, "bottle") == sweep.train_digest(dark.parent, dark.name)
+    assert sweep.train_digest(source.parent, "bottle") != sweep.train_digest(gray.parent, gray.name)
+
+    def overrides(dataset, folder):
+        return [f"data.dataset={dataset}", f"data.root={folder.parent}", f"data.category={folder.name}"]
+
+    cache = tmp_path / "stage_cache"
+    cache.mkdir()
+    src, dst = overrides("mvtec", source), overrides("folder", dark)
+    cfg_src, cfg_dst = (sweep.build_config(preset="tiny", overrides=o) for o in (src, dst))
+    method = sweep.method_spec(cfg_src.model.method)
+    for stage in method.stages:
+        (cache / f"{sweep.stage_key(cfg_src, stage, method)}.pt").write_bytes(stage.encode())
+    sweep.link_stages("tiny", src, dst, cache)
+    for stage in method.stages:
+        target = cache / f"{sweep.stage_key(cfg_dst, stage, method)}.pt"
+        assert target.read_bytes() == stage.encode()  # the source's checkpoint under the copy's key
