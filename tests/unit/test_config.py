@@ -41,6 +41,14 @@ def test_paper_preset_matches_the_paper_setup():
         assert stage.lr == 1e-4 and stage.betas == [0.9, 0.999] and stage.eps == 1e-8
 
 
+def test_cpu_preset_smooths_more_and_its_runs_get_their_own_hash():
+    cpu = build_config(preset="cpu")
+    assert cpu.eval.smooth_sigma == 4.0 and build_config().eval.smooth_sigma == 2.0
+    assert build_config(preset="demo").eval.smooth_sigma == build_config(preset="tiny").eval.smooth_sigma == 2.0
+    # a cpu-preset run scored with the old sigma is a different configuration
+    assert cpu.hash() != build_config(preset="cpu", overrides=["eval.smooth_sigma=2"]).hash()
+
+
 def test_overrides_are_typed_and_applied():
     cfg = build_config(overrides=["model.depth=3", "augment.coverage=0.5", "model.crd_steps=[1,3]", "data.root=null"])
     assert cfg.rcae.depth == 3 and cfg.augment.coverage == 0.5 and cfg.rcae.crd_steps == [1, 3]
