@@ -6,7 +6,8 @@ an earlier ``method_ladder.py`` run (same ``--work``) and only re-runs inference
 in the cache is trained first. The pick: the grid value with the highest validation P-AUROC of the
 configured map (seed mean), unless its validation I-AUROC falls below the best value's by more than
 that value's seed std; the test columns are printed beside it, never used. Test-set shifts, cost and
-per-depth diagnostics are switched off (inference only, about a minute per point on one thread).
+per-depth diagnostics are switched off (inference only, about a minute per point on one thread;
+``eval.diagnostics=true`` among the overrides brings the per-depth signal back into the JSON).
 
     python benchmarks/method_ladder.py --rungs RcAE+DPN+CRD --seeds 0 --work /tmp/ladder runtime.threads=1
     python benchmarks/scoring_sweep.py --grid eval.smooth_sigma=1,2,3,4 --seeds 0 --work /tmp/ladder \\
@@ -93,7 +94,7 @@ def main() -> None:
         for value in grid:
             over = as_overrides({**base, **INFERENCE_ONLY, key: value}) + list(args.overrides)
             record, wall, fields = timed_training(args.preset, over, work, f"sweep-{args.rung}", seed)
-            runs.setdefault(json.dumps(value), {})[seed] = fields
+            runs.setdefault(json.dumps(value), {})[seed] = {**fields, "diagnostics": record.diagnostics}
             val, test = fields["val"], fields["test"]
             print(f"[sweep] seed {seed} {key}={value}: val I {val.get('i_auroc', float('nan')):.3f} "
                   f"P {val.get('p_auroc', float('nan')):.3f} | test I {test.get('i_auroc', float('nan')):.3f} "
