@@ -35,6 +35,8 @@ sys.path.insert(0, str(REPO))
 
 import dataclasses  # noqa: E402
 
+from benchmarks.method_ladder import benchmark_parser  # noqa: E402
+
 from suite.config import build_config  # noqa: E402
 from suite.data import shared_data_dir  # noqa: E402
 from suite.methods.registry import method_spec, method_specs  # noqa: E402
@@ -132,11 +134,7 @@ def run_method(method: str, args: argparse.Namespace, work: Path) -> dict[str, A
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(shared_data_dir() / "mvtec_bottle_256"))
-    ap.add_argument("--dataset", default="mvtec")
-    ap.add_argument("--category", default="bottle")
-    ap.add_argument("--preset", default="cpu")
+    ap = benchmark_parser(__doc__)
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registered baselines")
     ap.add_argument("--textures", default=str(shared_data_dir() / "dtd_small"),
                     help="FAE texture folder ('' = procedural textures)")

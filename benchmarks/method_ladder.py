@@ -98,12 +98,18 @@ def print_tables(summary: dict[str, dict]) -> None:
             print(f"{rung:14s} " + "  ".join(f"{cells[m]['mean']:.3f} ± {cells[m]['std']:.3f}  " for m in METRICS))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every bottle benchmark shares: which category, from where, at which preset."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(shared_data_dir() / "mvtec_bottle_256"))
     ap.add_argument("--dataset", default="mvtec")
     ap.add_argument("--category", default="bottle")
     ap.add_argument("--preset", default="cpu")
+    return ap
+
+
+def main() -> None:
+    ap = benchmark_parser(__doc__)
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds ('' with --merge: only merge)")
     ap.add_argument("--rungs", default=",".join(RUNGS), help="comma-separated subset of " + ",".join(RUNGS))
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_ladder"))

@@ -21,7 +21,6 @@ stages under this category's keys; it refuses otherwise.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -31,9 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.method_ladder import RUNGS, as_overrides, mean_std, timed_training  # noqa: E402
+from benchmarks.method_ladder import RUNGS, as_overrides, benchmark_parser, mean_std, timed_training  # noqa: E402
 from suite.config import build_config  # noqa: E402
-from suite.data import shared_data_dir  # noqa: E402
 from suite.methods.registry import method_spec  # noqa: E402
 from suite.records import atomic_write_json, code_versions  # noqa: E402
 from suite.stage_cache import stage_key  # noqa: E402
@@ -64,11 +62,7 @@ def link_stages(preset: str, source: list[str], target: list[str], cache: Path) 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(shared_data_dir() / "mvtec_bottle_256"))
-    ap.add_argument("--dataset", default="mvtec")
-    ap.add_argument("--category", default="bottle")
-    ap.add_argument("--preset", default="cpu")
+    ap = benchmark_parser(__doc__)
     ap.add_argument("--rung", default="RcAE+DPN+CRD", choices=list(RUNGS))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--grid", required=True, help="key=v1,v2,... (values as JSON)")
