@@ -81,7 +81,8 @@ def main() -> None:
         if args.stages_like:
             root, dataset, category = args.stages_like.split(",")
             if train_digest(root, category) != train_digest(args.root, args.category):
-                raise SystemExit(f"--stages-like {args.stages_like}: train/good differs from {args.root}/{args.category}")
+                raise SystemExit(f"--stages-like {args.stages_like}: train/good differs from "
+                                 f"{args.root}/{args.category}")
             source = {**base, "data.dataset": dataset, "data.root": os.path.abspath(root), "data.category": category}
             link_stages(args.preset, as_overrides(source) + args.overrides, as_overrides(base) + args.overrides,
                         work / "stage_cache")
