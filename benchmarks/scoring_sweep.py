@@ -75,14 +75,14 @@ def main() -> None:
     grid = [json.loads(v) for v in values.split(",")]
     work = Path(args.work)
     runs: dict[str, dict[int, dict]] = {}
+    if args.stages_like:
+        root, dataset, category = args.stages_like.split(",")
+        if train_digest(root, category) != train_digest(args.root, args.category):
+            raise SystemExit(f"--stages-like {args.stages_like}: train/good differs from {args.root}/{args.category}")
     for seed in [int(s) for s in args.seeds.split(",")]:
         base = {"data.dataset": args.dataset, "data.root": os.path.abspath(args.root),
                 "data.category": args.category, "runtime.seed": seed, **RUNGS[args.rung]}
         if args.stages_like:
-            root, dataset, category = args.stages_like.split(",")
-            if train_digest(root, category) != train_digest(args.root, args.category):
-                raise SystemExit(f"--stages-like {args.stages_like}: train/good differs from "
-                                 f"{args.root}/{args.category}")
             source = {**base, "data.dataset": dataset, "data.root": os.path.abspath(root), "data.category": category}
             link_stages(args.preset, as_overrides(source) + args.overrides, as_overrides(base) + args.overrides,
                         work / "stage_cache")

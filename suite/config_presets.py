@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "augment": {"coverage": 0.5, "coverage_sampling": "uniform", "clean_fraction": 0.1},
         "pseudo": {"families": ["augment", "occluders"], "clean_fraction": 0.25, "opacity": [0.3, 1.0]},
         # Smoothing of the maps at 128 px, picked on validation P-AUROC over sigma 1-6 (3 bottle seeds,
-        # benchmarks/scoring_sweep.py; README "The defaults at the cpu preset"); other presets keep 2.
+        # benchmarks/scoring_sweep.py; README "Map smoothing at the cpu preset"); other presets keep 2.
         "eval": {"smooth_sigma": 4.0},
         "train": {
             "stage1": {"epochs": 150, "lr": 1e-3, "batch_size": 16},
