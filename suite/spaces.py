@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.aggregate import METRICS  # the metric names records carry
 from suite.config import Config, ConfigError, with_overrides
+from suite.metrics import METRICS  # the metric names records carry
 
 SPEC_TYPES = ("int", "float", "categorical")
 KINDS = ("optuna", "grid", "list")

@@ -8,6 +8,7 @@ from typing import Any
 
 from suite.data.registry import dataset_names, dataset_spec, dataset_specs
 from suite.methods.registry import display_name, method_specs
+from suite.metrics import METRICS  # the metric names records carry
 
 SPLITS = ("val", "test")
 DIAG_FAMILIES = ("recon", "detail", "crd")
@@ -16,7 +17,6 @@ SCORING_PREFIX = "scoring."
 SATURATION_THRESHOLD = 0.98  # a validation metric at or above this cannot tell configurations apart
 FIDELITY_MIN_CONFIGURATIONS = 3
 FIDELITY_WARN_BELOW = 0.5
-METRICS = ("i_auroc", "p_auroc", "aupro", "i_ap", "p_ap", "i_f1max", "p_f1max")
 COSTS = ("params", "gflops", "latency_ms", "latency_ms_batch", "throughput_ips", "peak_mem_mb")
 STAGES = ("stage1", "stage2", "stage3")
 STATUSES = ("ok", "failed", "stopped")

@@ -16,10 +16,10 @@ Statistics per image (``image_statistics``; luminance ``Y`` as in ``suite.data.p
   ``rg = R - G``, ``yb = (R + G) / 2 - B`` (0 for a grey image and for 1-channel images).
 
 For each statistic (``compare_statistics``): the share of test images outside the train range,
-and a two-sided two-sample Kolmogorov-Smirnov test (scipy's ``ks_2samp``), its p-value
-Bonferroni-corrected over the statistics (``min(1, p · n_stats)``). The train range is the train
-images' [1 %, 99 %] quantile range ``[lo, hi]`` widened by ``margin`` (0.25) times its width on
-each side: ``[lo - 0.25 w, hi + 0.25 w]``, ``w = hi - lo``. The 1 % and 99 % quantiles of a
+and a two-sided two-sample Kolmogorov-Smirnov test (``suite.rank_statistics.ks_two_sample``, equal to
+scipy's ``ks_2samp``), its p-value Bonferroni-corrected over the statistics (``min(1, p · n_stats)``).
+The train range is the train images' [1 %, 99 %] quantile range ``[lo, hi]`` widened by ``margin``
+(0.25) times its width on each side: ``[lo - 0.25 w, hi + 0.25 w]``, ``w = hi - lo``. The 1 % and 99 % quantiles of a
 hundred or two train images are their 2nd or 3rd most extreme values, and the margin keeps that
 estimation noise from counting as a shift.
 
@@ -44,10 +44,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats as scipy_stats
 from torch import Tensor
 
 from suite.data.photometric import background_level, luminance
+from suite.rank_statistics import ks_two_sample, spearman
 
 STATISTICS = ("brightness", "background", "contrast", "sharpness", "colourfulness")
 RANGE_QUANTILES = (0.01, 0.99)
@@ -195,8 +195,7 @@ def compare_statistics(
         if np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0]:
             ks, p = 0.0, 1.0  # identical constants (e.g. colourfulness of grey images): nothing to test
         else:
-            test_result = scipy_stats.ks_2samp(a, b)
-            ks, p = float(test_result.statistic), float(test_result.pvalue)
+            ks, p = ks_two_sample(a, b)
         p_corrected = min(1.0, p * len(STATISTICS))
         result.statistics.append(
             StatisticShift(
@@ -231,4 +230,4 @@ def score_brightness_correlation(scores, images_or_brightness) -> float:
         raise ValueError(f"{s.shape[0]} scores for {brightness.shape[0]} images")
     if np.ptp(s) == 0 or np.ptp(brightness) == 0:
         return float("nan")
-    return float(scipy_stats.spearmanr(s, brightness).statistic)
+    return spearman(s, brightness)
