@@ -17,7 +17,6 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from suite.orchestration.env import init_ray, shutdown_ray  # noqa: E402
 from suite.tools.local_cluster import (  # noqa: E402
     HEAD_IP,
     REPO_ROOT,
@@ -32,20 +31,9 @@ from suite.tools.local_cluster import (  # noqa: E402
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-@pytest.fixture
-def bystander_ray():
-    """A Ray instance of this process that the cluster's stop must leave alone."""
-    info = None
-    if not ray.is_initialized():
-        info = init_ray(num_cpus=1)
-    try:
-        yield
-    finally:
-        if info is not None:
-            shutdown_ray(info)
-
-
-def test_two_node_cluster_with_token_auth_runs_a_sweep_and_stops_only_its_processes(bystander_ray, tmp_path):
+def test_two_node_cluster_with_token_auth_runs_a_sweep_and_stops_only_its_processes(two_node_cluster, tmp_path):
+    """The bystander the stop must leave alone is the simulated two-node cluster this process joined
+    (tests/integration/conftest.py); a Ray instance of its own cost this test about 12 CPU-seconds."""
     if ray_cli() is None:
         pytest.skip("the `ray` command is not installed in this environment (it comes with ray[default])")
     t0 = time.monotonic()
@@ -88,8 +76,9 @@ def test_two_node_cluster_with_token_auth_runs_a_sweep_and_stops_only_its_proces
     assert not [pid for pid, start in pids.items() if _is_running(pid, start)], "a started process survived stop"
     assert all(n.popen.returncode is not None for n in cluster.nodes)
     assert not cluster.root.exists()
-    # this process's own Ray was not touched
+    # this process's own Ray was not touched: both of its nodes are alive and run a task
     assert ray.is_initialized() and ray.get(ray.remote(lambda: 7).remote(), timeout=60) == 7
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     assert os.getpid() not in pids
     print(f"local cluster test: {time.monotonic() - t0:.0f}s, sweep {result['seconds']:.0f}s, "
           f"refusal {refused_s:.0f}s, {len(pids)} processes started and stopped")

@@ -303,35 +303,27 @@ def test_per_category_studies_run_at_the_same_time_each_with_its_own_trials(loca
 
 
 def test_ddp_sweep_feeds_asha_rank_0s_reports_and_records_match_run_training(local_ray, tmp_path):
-    """One DDP sweep (2 Ray Train workers per trial) under ASHA checked two ways: rank 0's periodic
-    reports reach Tune (a stopped trial stopped on one of them), and a completed trial's record has
-    exactly the fields of a plain ``run_training``."""
+    """One DDP trial (2 Ray Train workers) in an ASHA sweep checked two ways: rank 0's periodic
+    reports reach Tune, and its record has exactly the fields of a plain ``run_training``.
+    One trial: a second one cost about 30 CPU-seconds (two Train workers and a trial process) and
+    checked ASHA stopping a DDP trial only when the noise levels happened to rank that way;
+    test_optuna_sweep_with_asha_writes_records_and_csv checks ASHA stops on one-worker trials."""
     cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=4", "train.stage2.epochs=1",
                                                  "train.stage3.epochs=1", *FAST])
-    opts = SweepOptions(space="noise", trials=2, storage=str(tmp_path), name="ddpasha", num_workers=2, asha=True,
+    opts = SweepOptions(space="noise", trials=1, storage=str(tmp_path), name="ddpasha", num_workers=2, asha=True,
                         verbose=0)
     run_sweep(cfg, opts)
 
-    records = records_of(tmp_path / "ddpasha")
-    assert len(records) == 2 and {r.status for r in records} <= {"ok", "stopped"}
-    # What ASHA decides on: every trial's rank 0 reported its periodic stage-1 validations to Tune,
-    # epoch by epoch, before its final report. (Whether a given run stops a trial depends on how the
-    # noise levels happen to rank at the rungs, so stopping itself is checked only where it happened;
-    # test_optuna_sweep_with_asha_writes_records_and_csv checks ASHA stops on one-worker trials.)
-    for record in records:
-        (result_json,) = (tmp_path / "ddpasha").glob(f"tune-*/{record.trial_id}/result.json")
-        reports = [json.loads(line) for line in result_json.read_text().splitlines()]
-        periodic = [(r["stage"], r["epoch"]) for r in reports if not r["final"]]
-        assert periodic and periodic == [("stage1", e) for e in range(1, len(periodic) + 1)], record.trial_id
-        assert all("val_i_auroc" in r for r in reports)
-        if record.status == "stopped":  # stopped from a periodic validation (at the latest stage 1's last one)
-            assert not any(r["final"] for r in reports) and len(periodic) <= 4
-            progress = tmp_path / "ddpasha" / "records" / record.trial_id / record.category / "progress.jsonl"
-            assert progress.exists() and progress.read_text().strip()
+    (ddp,) = records_of(tmp_path / "ddpasha")
+    assert ddp.status == "ok"  # ASHA never stops the only trial at a rung
+    # What ASHA decides on: rank 0 reported every periodic stage-1 validation to Tune, epoch by
+    # epoch, then its final report.
+    (result_json,) = (tmp_path / "ddpasha").glob(f"tune-*/{ddp.trial_id}/result.json")
+    reports = [json.loads(line) for line in result_json.read_text().splitlines()]
+    assert [(r["stage"], r["epoch"]) for r in reports if not r["final"]] == [("stage1", e) for e in (1, 2, 3, 4)]
+    assert reports[-1]["final"] and all("val_i_auroc" in r for r in reports)
 
-    # ASHA lets the first trial to reach each rung go on, so one trial completes: its record is a
-    # full DDP record (world size 2, written by rank 0) with the same fields as run_training's.
-    ddp = next(r for r in records if r.status == "ok")
+    # a full DDP record (world size 2, written by rank 0) with the same fields as run_training's
     assert ddp.node["train_world_size"] == 2 and ddp.node["train_rank"] == 0
     assert ddp.info["train_workers"] == 2
     # each rank trained on its half of every epoch; the trial still went through every stage-1 epoch
