@@ -34,15 +34,28 @@ def ray_test_files(tests_dir: Path = REPO_ROOT / "tests", root: Path = REPO_ROOT
 # The Ray test files in two lanes of about equal length (2026-12-06, serial: test_ray_sweep.py about
 # 140 s; the other five about 170 s). Each lane runs on one worker, file after file.
 RAY_LANE_A = {"tests/integration/test_ray_sweep.py"}
+# Folders whose tests share a session fixture (the reporting tests' fake run folders): one unit, so
+# it is built once rather than once per worker.
+ONE_UNIT_FOLDERS = ("tests/unit/reporting/",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The Ray test files first, each file's tests in their order (tests/integration/conftest.py has
+    already put the two-node cluster's tests back to back): the scheduler below hands out work in
+    this order."""
+    ray_files = ray_test_files()
+    items[:] = sorted(items, key=lambda item: item.nodeid.split("::", 1)[0] not in ray_files)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """Under ``pytest -n N`` the test files marked ``ray`` run in two lanes, each on one worker and
-    each a whole unit, started first; the other tests fill the gaps. So at most two Ray instances run
-    at once, the two-node cluster's tests share one cluster, and a module's Ray instance serves all of
-    its tests. One lane for all of them took 498 s of pytest on 2 cores against 393 s with two: the
-    sweeps wait on process starts and polls, and a second sweep fills those waits (2026-12-06).
+    each a whole unit, started first; the other tests fill the gaps, a file at a time (a folder of
+    ``ONE_UNIT_FOLDERS`` at a time), so a module- or session-scoped fixture is built once, not once
+    per worker. So at most two Ray instances run at once, the two-node cluster's tests share one
+    cluster, and a module's Ray instance serves all of its tests. One lane for all of them took 498 s
+    of pytest on 2 cores against 393 s with two: the sweeps wait on process starts and polls, and a
+    second sweep fills those waits (2026-12-06).
     ``--dist loadgroup`` cannot express this: pytest 9.2 builds a node ID from ``Node._id``, so
     pytest-xdist 3.8's ``@group`` suffix (set on ``_nodeid``) never reaches its scheduler.
     tests/unit/test_style.py checks that the files found here are exactly those whose tests carry the
@@ -50,12 +63,14 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     ray_files = ray_test_files()
+    # collection order (Ray lanes first), not pytest-xdist's default of the units with most tests first
+    config.option.loadscopereorder = False
 
     class RayLanes(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             if path not in ray_files:
-                return nodeid
+                return next((folder for folder in ONE_UNIT_FOLDERS if path.startswith(folder)), path)
             return "ray-a" if path in RAY_LANE_A else "ray-b"
 
     return RayLanes(config, log)
