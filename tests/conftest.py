@@ -14,6 +14,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+# The same one thread (see pytest_configure) for every process the tests start: CLI subprocesses,
+# gpu_check.py's trainings, Ray nodes and their workers. Two trainings at once with torch's default of
+# two threads each on 2 cores spent 63 CPU-seconds on gpu_check.py's dry run against 35 with one
+# (2026-12-07). Set before anything is started; a value in the environment is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than ~5 s; deselect with -m 'not slow'")
