@@ -242,7 +242,7 @@ def _region_labels(masks: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components of each (H, W) mask; ids are unique over the stack (0 = normal)."""
     # A 3x3x3 structure whose only non-zero plane is the middle one connects the 8 neighbours in
     # the same image and nothing across images, so the whole stack is labelled in one call.
-    from scipy import ndimage  # here: scipy costs every training process ~0.5 CPU-s to import, AUPRO alone needs it
+    from scipy import ndimage  # here: AUPRO alone needs it, and each training process saves ~0.3 CPU-s
 
     structure = np.zeros((3, 3, 3), dtype=bool)
     structure[1] = True

@@ -19,9 +19,9 @@ For each statistic (``compare_statistics``): the share of test images outside th
 and a two-sided two-sample Kolmogorov-Smirnov test (``suite.rank_statistics.ks_two_sample``, equal to
 scipy's ``ks_2samp``), its p-value Bonferroni-corrected over the statistics (``min(1, p · n_stats)``).
 The train range is the train images' [1 %, 99 %] quantile range ``[lo, hi]`` widened by ``margin``
-(0.25) times its width on each side: ``[lo - 0.25 w, hi + 0.25 w]``, ``w = hi - lo``. The 1 % and 99 % quantiles of a
-hundred or two train images are their 2nd or 3rd most extreme values, and the margin keeps that
-estimation noise from counting as a shift.
+(0.25) times its width on each side: ``[lo - 0.25 w, hi + 0.25 w]``, ``w = hi - lo``. The 1 % and
+99 % quantiles of a hundred or two train images are their 2nd or 3rd most extreme values, and the
+margin keeps that estimation noise from counting as a shift.
 
 Rule: the check **fires** when some statistic has a corrected p-value below ``alpha`` (0.01) **and**
 at least ``min_outside`` (20 %) of the test images outside the widened train range. Both are needed:
