@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 def test_two_node_cluster_with_token_auth_runs_a_sweep_and_stops_only_its_processes(two_node_cluster, tmp_path):
     """The bystander the stop must leave alone is the simulated two-node cluster this process joined
-    (tests/integration/conftest.py); a Ray instance of its own cost this test about 12 CPU-seconds."""
+    (tests/integration/conftest.py); a Ray instance of its own cost this test about 5 CPU-seconds."""
     if ray_cli() is None:
         pytest.skip("the `ray` command is not installed in this environment (it comes with ray[default])")
     t0 = time.monotonic()
