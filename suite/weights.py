@@ -2,7 +2,7 @@
 
 A file that holds more than tensors and plain containers (a pickle that could run code when
 loaded) is refused, and the refusal is the suite's own error naming the file. Torch's message is
-not passed on: it advises loading with ``weights_only=False``, which would run the file's code.
+not passed on: it advises turning ``weights_only`` off, which would run the file's code.
 """
 
 from __future__ import annotations
