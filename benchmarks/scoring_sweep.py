@@ -65,14 +65,15 @@ def main() -> None:
     ap = benchmark_parser(__doc__)
     ap.add_argument("--rung", default="RcAE+DPN+CRD", choices=list(RUNGS))
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--grid", required=True, help="key=v1,v2,... (values as JSON)")
+    ap.add_argument("--grid", required=True, help="key=v1,v2,... (values as JSON; separated by ';' instead where "
+                                                  "a value holds commas: key=[\"a\",\"b\"];[\"a\"])")
     ap.add_argument("--work", required=True, help="the method_ladder.py --work folder holding stage_cache")
     ap.add_argument("--stages-like", help="ROOT,DATASET,CATEGORY of a category with the same train images")
     ap.add_argument("--out", required=True, help="JSON file")
     ap.add_argument("overrides", nargs="*", help="extra config overrides key.sub=value")
     args = ap.parse_args()
     key, _, values = args.grid.partition("=")
-    grid = [json.loads(v) for v in values.split(",")]
+    grid = [json.loads(v) for v in values.split(";" if ";" in values else ",")]
     work = Path(args.work)
     runs: dict[str, dict[int, dict]] = {}
     if args.stages_like:

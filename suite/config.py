@@ -143,6 +143,9 @@ class TrainConfig:
 class EvalConfig:
     top_k: float = 0.01  # image score = mean of the top-k pixels; <1 = fraction of pixels, >=1 = count
     smooth_sigma: float = 2.0  # Gaussian smoothing of pixel maps in pixels (0 = off); 4 at the cpu preset
+    # RcAE/ConvAE maps: smooth the raw maps before the standardisation statistics are fitted and applied,
+    # instead of smoothing the standardised map (README "Map smoothing")
+    smooth_first: bool = False
     # pixel map of the methods with ``uses_eval_map`` (RcAE/ConvAE): auto (the CRD map with CRD, else |I - I_D^N| of
     # the last depth, as the paper's rungs) | residual_final (|I - I_D^N|) | residual_mean (over all depths) | crd |
     # fused (mean of the standardised rcae.fuse kinds the model has; the default since issue 19, chosen on

@@ -127,7 +127,8 @@ class RcAEScorer:
 fuses the others) with per-pixel z under ``pixel`` and one global
     mean/std per map under ``none``; ``residual_centred`` / ``residual_gain`` / ``structure`` compare
     I with I_D^N ignoring a global offset (``photometric_switches.offset_free_maps``). Every map is
-    then smoothed by a Gaussian of ``eval.smooth_sigma``.
+    then smoothed by a Gaussian of ``eval.smooth_sigma``; under ``eval.smooth_first`` the raw maps are
+    smoothed instead, before the statistics are fitted and applied (z of the smoothed map).
     """
 
     def __init__(self, infer: RcAEInference, cfg: Config):
@@ -179,14 +180,25 @@ fuses the others) with per-pixel z under ``pixel`` and one global
                     maps[k].append(raw[k].float().cpu())
         for k in kinds:
             stacked = torch.cat(maps[k])
+            if self.cfg.eval.smooth_first:
+                stacked = gaussian_blur(stacked, self.cfg.eval.smooth_sigma)
             self.pixel[k] = ResidualStandardizer().fit(stacked)
             self.global_[k] = (stacked.mean().item(), stacked.std().item() + 1e-6)
         return self
 
+    def _source(self, raw: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+        """The raw map of ``kind`` as the statistics saw it: smoothed once per batch under ``eval.smooth_first``."""
+        if not self.cfg.eval.smooth_first:
+            return raw[kind]
+        key = f"smoothed:{kind}"
+        if key not in raw:
+            raw[key] = gaussian_blur(raw[kind], self.cfg.eval.smooth_sigma)
+        return raw[key]
+
     def _standardised(self, raw: dict[str, torch.Tensor], kind: str, standardize: str) -> torch.Tensor:
         if standardize == "pixel":
-            return self.pixel[kind](raw[kind])
-        return raw[kind]
+            return self.pixel[kind](self._source(raw, kind))
+        return self._source(raw, kind)
 
     def variant_map(self, raw: dict[str, torch.Tensor], kind: str, standardize: str) -> torch.Tensor:
         kind = self.resolve(kind)
@@ -194,14 +206,14 @@ fuses the others) with per-pixel z under ``pixel`` and one global
             parts = []
             for part in self.fuse:
                 if standardize == "pixel":
-                    parts.append(self.pixel[part](raw[part]))
+                    parts.append(self._standardised(raw, part, standardize))
                 else:
                     mean, std = self.global_[part]
-                    parts.append((raw[part] - mean) / std)
+                    parts.append((self._source(raw, part) - mean) / std)
             amap = torch.stack(parts).mean(dim=0)
         else:
             amap = self._standardised(raw, kind, standardize)
-        return gaussian_blur(amap, self.cfg.eval.smooth_sigma)
+        return amap if self.cfg.eval.smooth_first else gaussian_blur(amap, self.cfg.eval.smooth_sigma)
 
     def variants(self, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every variant's map, plus ``auto|...`` aliases of the rung's own map."""

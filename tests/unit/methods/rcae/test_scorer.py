@@ -83,3 +83,37 @@ def test_pixel_standardisation_removes_structure_that_every_normal_has():
     assert torch.allclose(variants["fused|pixel"], variants["residual_final|pixel"])
     with pytest.raises(ValueError, match="not available"):
         scorer.resolve("crd")
+
+
+def test_smooth_first_fits_the_statistics_on_smoothed_maps_and_tames_a_patch_that_never_varied():
+    """Normals: noise everywhere but a 3x3 patch that is the same in all of them (its σ is 0, so only
+    the floor divides it). A test map with an ordinary noise level in that patch and a blob elsewhere:
+    z of the raw map, smoothed afterwards, ranks the patch first; z of the smoothed map (whose σ there
+    comes from the neighbours' noise) ranks the blob first, and equals the explicit computation."""
+    from suite.scoring import ResidualStandardizer, gaussian_blur
+
+    rng = torch.Generator().manual_seed(0)
+    n = 16
+    table = {}
+    for i in range(n):
+        m = torch.rand(1, 16, 16, generator=rng)
+        m[0, 3:6, 3:6] = 0.5
+        table[i] = {"residual_final": m, "residual_mean": m.clone()}
+    test = torch.rand(1, 16, 16, generator=rng)
+    test[0, 3:6, 3:6] = 0.8
+    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    test = test + 0.8 * torch.exp(-((yy - 11) ** 2 + (xx - 11) ** 2) / 4.0)
+    raw = {"residual_final": test.unsqueeze(0), "residual_mean": test.unsqueeze(0)}
+    normals = torch.stack([image(i) for i in range(n)])
+    top, maps = {}, {}
+    for first in (False, True):
+        cfg = build_config(preset="tiny", overrides=["eval.smooth_sigma=1.5", "rcae.photometric=paper",
+                                                     f"eval.smooth_first={str(first).lower()}"])
+        scorer = HandMadeScorer(cfg, table, with_crd=False).fit(normals, torch.device("cpu"))
+        maps[first] = scorer.variants({k: v.clone() for k, v in raw.items()})["residual_final|pixel"]
+        top[first] = divmod(int(maps[first].flatten().argmax()), 16)
+    assert max(abs(top[False][0] - 4), abs(top[False][1] - 4)) <= 1, top  # the patch that never varied
+    assert max(abs(top[True][0] - 11), abs(top[True][1] - 11)) <= 1, top  # the blob
+    stacked = gaussian_blur(torch.stack([table[i]["residual_final"] for i in range(n)]), 1.5)
+    expected = ResidualStandardizer().fit(stacked)(gaussian_blur(raw["residual_final"], 1.5))
+    assert torch.allclose(maps[True], expected, atol=1e-6)
