@@ -186,6 +186,8 @@ def test_defaults_are_the_validated_switches_and_the_paper_keeps_its_behaviour()
         there = build_config(preset=preset, overrides=["rcae.photometric=robust"])
         assert (there.rcae.normalise, there.rcae.jitter, there.rcae.fuse, there.eval.anomaly_map) == robust
         assert dataclasses.astuple(cfg.pseudo)[-2:] == ("any", "none")
+        # the cpu preset's structure map is SSIM-based (validation, 3 bottle seeds); the others keep gradients
+        assert r.structure == ("ssim" if preset == "cpu" else "gradient")
 
 
 def test_photometric_shorthand_expands_in_order_a_key_beside_it_wins_and_a_bad_value_names_the_key(tmp_path):
