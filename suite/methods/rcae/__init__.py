@@ -87,7 +87,7 @@ SPEC = MethodSpec(
         # the CRD map left out of the fused map: validation preferred it on all 3 bottle seeds (I / P-AUROC
         # 0.61 / 0.72 without, 0.46 / 0.68 with; README "The defaults at the cpu preset")
         # and its structure map SSIM-based: validation P-AUROC 0.795 vs 0.734 with gradients, higher on all
-        # 3 bottle seeds, I-AUROC 0.603 vs 0.598 (README "Map smoothing at the cpu preset")
+        # 3 bottle seeds, I-AUROC 0.603 vs 0.598 (README "Structure map at the cpu preset")
         "cpu": {"depth": 5, "width": 16, "crd_pool": 2, "fuse": ["residual_gain", "structure"], "structure": "ssim"},
         # 300 stage-3 steps at least: the demo's 12 epochs (72 steps on 48 images) left the CRD at its mean
         # (validation P-AUROC 0.05 / 0.63 on synth_object / synth_texture; 0.64-0.70 from 200 steps on, README)
