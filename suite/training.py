@@ -27,15 +27,11 @@ from tqdm.auto import tqdm
 
 from suite.config import StageConfig
 from suite.data.streaming import ImagesLike, iter_batches
-from suite.errors import SuiteError
+from suite.errors import TrainingDiverged
 from suite.models.ops import set_activation_checkpointing, to_channels_last
 from suite.records import code_versions
 from suite.throughput import BreakdownLog, StepBreakdown, amp_dtype, prefetched
 from suite.weights import CheckpointError, load_tensors
-
-
-class TrainingDiverged(RuntimeError, SuiteError):
-    """The loss became NaN or infinite."""
 
 
 def resolve_device(device: str) -> torch.device:

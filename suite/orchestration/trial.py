@@ -35,6 +35,7 @@ from typing import Any
 from ray import tune
 
 from suite.config import Config
+from suite.errors import TrainingDiverged
 from suite.orchestration.category_run import finished_record, node_facts, record_metrics, tracked_training
 from suite.orchestration.pooled import answer_from_records, pooled_metrics
 from suite.orchestration.shards import run_shards
@@ -134,8 +135,6 @@ def _category_state(plan: TrialPlan, trial_id: str, cat: str, cfg: Config, out: 
     with ``answered_from.json`` saying which, and nothing trained or evaluated again. A category
     that diverged fails again at once (divergence is deterministic given the checkpoint).
     """
-    from suite.training import TrainingDiverged  # torch: the sweep driver imports this module too
-
     previous = finished_record(out, cfg)
     if previous is not None and previous.status == "ok":
         print(f"[{trial_id}/{cat}] already finished, not retrained", flush=True)

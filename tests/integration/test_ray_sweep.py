@@ -20,6 +20,7 @@ import torch
 ray = pytest.importorskip("ray")
 
 from suite.config import build_config  # noqa: E402
+from suite.orchestration import env as env_module  # noqa: E402
 from suite.orchestration.env import init_ray, shutdown_ray  # noqa: E402
 from suite.orchestration.driver import SweepOptions, run_sweep  # noqa: E402
 from suite.pipeline import run_training  # noqa: E402
@@ -33,13 +34,20 @@ FAST = ["eval.aupro=false", "eval.save_maps=0", "runtime.threads=1", "eval.shift
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(tmp_path_factory):
+    """The module's Ray instance; ``["ddp_trace"]`` is the folder whose existence turns on the DDP
+    ranks' epoch traces (``epoch_tracer``, installed in every worker of the instance)."""
     if ray.is_initialized():
         ray.shutdown()
-    info = init_ray(num_cpus=2)  # its own short /tmp/rcs-XXXX temp folder, removed by shutdown_ray
+    trace = tmp_path_factory.mktemp("ddp") / "trace"
+    runtime_env = env_module.worker_runtime_env
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(env_module, "worker_runtime_env",
+                      lambda: {**runtime_env(), "worker_process_setup_hook": epoch_tracer(str(trace))})
+        info = init_ray(num_cpus=2)  # its own short /tmp/rcs-XXXX temp folder, removed by shutdown_ray
     try:
         assert info["started"]
-        yield info
+        yield {**info, "ddp_trace": trace}
     finally:
         shutdown_ray(info)
 
@@ -129,66 +137,83 @@ def ddp_config(record):
     return from_dict(record.config)
 
 
-def tracing_worker(trace_dir: str):
-    """The suite's Ray Train worker (``train_driver._train_worker``) with ``suite.training._train_epoch``
-    wrapped, so each rank saves per stage and epoch: the sha1 of every image its loss was fed, of
-    every row of the stage's training tensor, and its parameters before and after the epoch's
-    optimiser steps. A closure, so Ray ships it by value (the test module is not importable there)."""
+def epoch_tracer(trace_dir: str):
+    """A Ray ``worker_process_setup_hook``: in every worker process of the module's Ray instance,
+    ``suite.training._train_epoch`` is wrapped on import so that, while ``trace_dir`` exists, each
+    DDP rank saves per stage and epoch the sha1 of every image its loss was fed, of every row of the
+    stage's training tensor, and its parameters before and after the epoch's optimiser steps. A
+    closure, so Ray ships it by value (the test module is not importable there); wrapped on import
+    rather than at start-up, so a worker that never trains never imports torch."""
 
-    def worker(loop_config):
-        import hashlib
-        from pathlib import Path
+    def install() -> None:
+        import importlib.abc
+        import importlib.util
+        import sys
 
-        import ray.train
-        import torch
+        from suite.orchestration.env import quiet_worker_logs
 
-        import suite.training as training
-        from suite.orchestration import train_driver
+        quiet_worker_logs()  # the hook this one replaces
 
-        rank = ray.train.get_context().get_world_rank()
-        original = training._train_epoch
+        def wrap(training) -> None:
+            import hashlib
+            from pathlib import Path
 
-        def digest(image):
-            return hashlib.sha1(image.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+            import torch
 
-        def parameters(model):
-            module = getattr(model, "module", model)  # the DDP wrapper's inner module
-            return {n: p.detach().cpu().clone() for n, p in module.named_parameters()}
+            original = training._train_epoch
 
-        def traced(name, epoch, train_model, loss_fn, data, *args, **kwargs):
-            fed = []
+            def digest(image):
+                return hashlib.sha1(image.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
-            def recording_loss(model, batch, generator):
-                fed.extend(digest(image) for image in batch)
-                return loss_fn(model, batch, generator)
+            def parameters(model):
+                module = getattr(model, "module", model)  # the DDP wrapper's inner module
+                return {n: p.detach().cpu().clone() for n, p in module.named_parameters()}
 
-            before = parameters(train_model)
-            loss = original(name, epoch, train_model, recording_loss, data, *args, **kwargs)
-            torch.save({"fed": fed, "data": [digest(image) for image in data], "before": before,
-                        "after": parameters(train_model), "ddp": type(train_model).__name__},
-                       Path(trace_dir) / f"{name}-{epoch}-rank{rank}.pt")
-            return loss
+            def traced(name, epoch, train_model, loss_fn, data, *args):
+                rank, world = args[6], args[7]
+                if world < 2 or not Path(trace_dir).is_dir():
+                    return original(name, epoch, train_model, loss_fn, data, *args)
+                fed = []
 
-        training._train_epoch = traced
-        train_driver._train_worker(loop_config)
+                def recording_loss(model, batch, generator):
+                    fed.extend(digest(image) for image in batch)
+                    return loss_fn(model, batch, generator)
 
-    return worker
+                before = parameters(train_model)
+                loss = original(name, epoch, train_model, recording_loss, data, *args)
+                torch.save({"fed": fed, "data": [digest(image) for image in data], "before": before,
+                            "after": parameters(train_model), "ddp": type(train_model).__name__},
+                           Path(trace_dir) / f"{name}-{epoch}-rank{rank}.pt")
+                return loss
+
+            training._train_epoch = traced
+
+        class WrapOnImport(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name != "suite.training":
+                    return None
+                sys.meta_path.remove(self)
+                spec = importlib.util.find_spec(name)
+                load = spec.loader.exec_module
+
+                def exec_module(module):
+                    load(module)
+                    wrap(module)
+
+                spec.loader.exec_module = exec_module
+                return spec
+
+        if "suite.training" in sys.modules:
+            wrap(sys.modules["suite.training"])
+        else:
+            sys.meta_path.insert(0, WrapOnImport())
+
+    return install
 
 
-def test_ray_train_ddp_ranks_take_disjoint_halves_and_keep_equal_weights(local_ray, tmp_path, monkeypatch):
-    from suite.orchestration import train_driver
-
-    trace = tmp_path / "trace"
-    trace.mkdir()
-    monkeypatch.setattr(train_driver, "_train_worker", tracing_worker(str(trace)))
-    epochs = {"stage1": 2, "stage2": 2, "stage3": 2}
-    cfg = build_config(preset="tiny", overrides=[*(f"train.{s}.epochs={e}" for s, e in epochs.items()), *FAST,
-                                                 "eval.scoring_variants=false", "eval.diagnostics=false",
-                                                 "eval.cost=false"])
-    record = train_driver.train_with_ray_train(cfg, tmp_path / "out", num_workers=2, storage_path=tmp_path / "st",
-                                               log=lambda _: None)
-    assert record.status == "ok" and record.node["train_world_size"] == 2
-
+def assert_ranks_split_each_epoch(trace: Path, epochs: dict[str, int]) -> None:
+    """Per stage and epoch: both ranks trained the DDP wrapper on the same distinct images, each on its
+    own half, and ended the epoch with bit-identical weights that the epoch changed."""
     for stage, n_epochs in epochs.items():
         for epoch in range(1, n_epochs + 1):
             rank0, rank1 = (torch.load(trace / f"{stage}-{epoch}-rank{r}.pt", weights_only=True) for r in (0, 1))
@@ -302,17 +327,27 @@ def test_per_category_studies_run_at_the_same_time_each_with_its_own_trials(loca
     assert set(result["random_trials"]) == {"synth_texture", "synth_object"}
 
 
-def test_ddp_sweep_feeds_asha_rank_0s_reports_and_records_match_run_training(local_ray, tmp_path):
-    """One DDP trial (2 Ray Train workers) in an ASHA sweep checked two ways: rank 0's periodic
-    reports reach Tune, and its record has exactly the fields of a plain ``run_training``.
-    One trial: a second one cost about 30 CPU-seconds (two Train workers and a trial process) and
-    checked ASHA stopping a DDP trial only when the noise levels happened to rank that way;
-    test_optuna_sweep_with_asha_writes_records_and_csv checks ASHA stops on one-worker trials."""
-    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=4", "train.stage2.epochs=1",
-                                                 "train.stage3.epochs=1", *FAST])
+def test_ddp_sweep_splits_each_epoch_between_ranks_feeds_asha_and_writes_a_run_training_record(local_ray,
+                                                                                              tmp_path):
+    """One DDP trial (2 Ray Train workers) in an ASHA sweep checked three ways: in every epoch of every
+    stage the ranks train disjoint halves of the data and keep equal weights (traced in the Train
+    workers by ``epoch_tracer``), rank 0's periodic reports reach Tune, and its record has exactly
+    the fields of a plain ``run_training``.
+    One trial, one Ray Train run: a second trial cost about 30 CPU-seconds (two Train workers and a
+    trial process) and checked ASHA stopping a DDP trial only when the noise levels happened to rank
+    that way (test_optuna_sweep_with_asha_writes_records_and_csv checks ASHA stops on one-worker
+    trials); a separate Ray Train run for the rank checks cost 28 (2026-12-07)."""
+    epochs = {"stage1": 4, "stage2": 1, "stage3": 1}
+    cfg = build_config(preset="tiny", overrides=[*(f"train.{s}.epochs={e}" for s, e in epochs.items()), *FAST])
     opts = SweepOptions(space="noise", trials=1, storage=str(tmp_path), name="ddpasha", num_workers=2, asha=True,
                         verbose=0)
-    run_sweep(cfg, opts)
+    trace = local_ray["ddp_trace"]
+    trace.mkdir()
+    try:
+        run_sweep(cfg, opts)
+    finally:
+        trace.rename(tmp_path / "trace")  # tracing off again for the module's other sweeps
+    assert_ranks_split_each_epoch(tmp_path / "trace", epochs)
 
     (ddp,) = records_of(tmp_path / "ddpasha")
     assert ddp.status == "ok"  # ASHA never stops the only trial at a rung

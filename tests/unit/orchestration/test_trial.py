@@ -102,3 +102,48 @@ def test_a_retried_trial_trains_only_its_categories_without_a_finished_record(tm
     (tmp_path / "t1" / "synth_object" / RECORD_NAME).unlink()  # killed before this category finished
     trial_mod.run_sweep_trial(point, plan)
     assert trained == ["synth_texture", "synth_object", "synth_object"]
+
+
+@pytest.mark.slow  # a fresh interpreter importing Ray
+def test_a_coordinator_recognises_finished_and_diverged_categories_without_torch(tmp_path):
+    """A sweep's trial process only coordinates (its categories train in shard processes): deciding
+    that a category is already done, or diverged for good, must not import torch (2.4 CPU-s per
+    trial process, a few dozen of them in the test suite)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any 'import torch' now raises ImportError
+from pathlib import Path
+from suite.config import build_config
+from suite.errors import TrainingDiverged
+from suite.orchestration.trial import _category_state
+from suite.orchestration.trial_plan import TrialPlan
+from suite.records import TrialRecord, write_record
+from suite.spaces import load_space
+
+cfg = build_config(preset="tiny")
+plan = TrialPlan(base_cfg=cfg, space=load_space("noise"), categories=["synth_texture"], sweep_name="s",
+                 records_dir={str(tmp_path / "records")!r}, stage_cache="c", train_storage="t", objective="val_i_auroc",
+                 p_weight=0.25, cost_metric="gflops", select_on="val", num_workers=1, use_gpu=False,
+                 cpus_per_trial=1.0)
+def record(status, error=None):
+    return TrialRecord(config=cfg.to_dict(), config_hash=cfg.hash(), dataset="synthetic", category="synth_texture",
+                       method="rcae", status=status, error=error, metrics={{"val": {{"i_auroc": 0.7}}}})
+done, diverged = Path({str(tmp_path / "done")!r}), Path({str(tmp_path / "diverged")!r})
+write_record(record("ok"), done / "record.json")
+write_record(record("failed", "TrainingDiverged: stage1 loss is nan"), diverged / "record.json")
+assert _category_state(plan, "t1", "synth_texture", cfg, done)["val_i_auroc"] == 0.7
+try:
+    _category_state(plan, "t1", "synth_texture", cfg, diverged)
+except TrainingDiverged as err:
+    print("raised:", err)
+else:
+    raise AssertionError("a diverged category was not failed at once")
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "raised: synth_texture: TrainingDiverged" in result.stdout
