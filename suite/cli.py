@@ -302,7 +302,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not os.path.exists(run_dir):
             raise InputError(f"no such record file or folder: {run_dir}")
     check_out_dir(args.out)
-    index = build_report(args.run_dirs, args.out, select_on=args.select_on)
+    index = build_report(args.run_dirs, args.out, select_on=args.select_on, figures=not args.no_figures)
     print(f"[report] {index}")
     return 0
 
@@ -434,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", help="folders (or record files) holding record*.json")
     p.add_argument("--out", default="reports/latest", help="report folder (never overwritten)")
     p.add_argument("--select-on", default="val", choices=["val", "test"])
+    p.add_argument("--no-figures", action="store_true",
+                   help="tables only: no plots and no heatmap gallery (drawing is most of a report's time)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="the main job: synthetic data, local Ray, small sweep + ladder + report")

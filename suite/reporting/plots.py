@@ -101,15 +101,16 @@ def configuration_points(frame: pd.DataFrame, split: str = "test", metric: str =
 
 
 def accuracy_vs_cost(
-    frame: pd.DataFrame, out_dir: str | Path, split: str = "test", metric: str = "i_auroc"
+    frame: pd.DataFrame, out_dir: str | Path, split: str = "test", metric: str = "i_auroc", *, draw: bool = True
 ) -> tuple[list[Figure], list[Table]]:
     """Accuracy (y) vs latency and vs GFLOPs (x): size ∝ params, colour = method, Pareto step line.
 
     The Pareto front maximises accuracy and minimises the cost on the x axis; its members are
-    returned as tables (written to pareto.md by the report).
+    returned as tables (written to pareto.md by the report). ``draw=False``: the tables only.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if draw:
+        out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[Figure] = []
     tables: list[Table] = []
     ok = agg.ok_records(frame)
@@ -117,14 +118,15 @@ def accuracy_vs_cost(
     for dataset in datasets:
         # Accuracy is averaged over categories, so datasets are never mixed in one point.
         suffix = f"_{slug(dataset)}" if len(datasets) > 1 else ""
-        figs, tabs = _accuracy_vs_cost_one(frame[frame["dataset"] == dataset], out_dir, split, metric, dataset, suffix)
+        figs, tabs = _accuracy_vs_cost_one(frame[frame["dataset"] == dataset], out_dir, split, metric, dataset, suffix,
+                                           draw)
         figures += figs
         tables += tabs
     return figures, tables
 
 
 def _accuracy_vs_cost_one(
-    frame: pd.DataFrame, out_dir: Path, split: str, metric: str, dataset: str, suffix: str
+    frame: pd.DataFrame, out_dir: Path, split: str, metric: str, dataset: str, suffix: str, draw: bool
 ) -> tuple[list[Figure], list[Table]]:
     points = configuration_points(frame, split, metric)
     figures: list[Figure] = []
@@ -139,44 +141,9 @@ def _accuracy_vs_cost_one(
         if pts.empty:
             continue
         front = agg.pareto_front(pts, maximize=["accuracy"], minimize=[x_col]).sort_values(x_col)
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        params = pd.to_numeric(pts.get("cost.params", pd.Series(np.nan, index=pts.index)), errors="coerce")
-        pmax = params.max() if params.notna().any() else math.nan
-        sizes = (
-            30.0 + 470.0 * (params / pmax).fillna(0.0) if not math.isnan(pmax) and pmax > 0
-            else pd.Series(60.0, index=pts.index)
-        )
-        for method, group in pts.groupby("method", sort=False):
-            yerr = np.vstack([group["accuracy"] - group["low"], group["high"] - group["accuracy"]])
-            ax.errorbar(group[x_col], group["accuracy"], yerr=np.clip(np.nan_to_num(yerr), 0.0, None), fmt="none",
-                        ecolor=method_colour(method), elinewidth=0.8, capsize=2, alpha=0.8)
-            ax.scatter(
-                group[x_col], group["accuracy"], s=sizes[group.index], alpha=0.6,
-                color=method_colour(method), edgecolors="k", linewidths=0.5,
-                label=agg.method_display_name(method),
-            )
-        ax.step(front[x_col], front["accuracy"], where="post", color="k", lw=1.2, ls="--", label="Pareto front")
-        for _, r in front.iterrows():
-            ax.annotate(str(r["label"]), (r[x_col], r["accuracy"]), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
-        xs = pts[x_col].to_numpy(float)
-        if xs.max() / max(xs.min(), 1e-12) > 30:
-            ax.set_xscale("log")
-        ax.set_xlabel(x_name)
-        ax.set_ylabel(f"{split} {metric_name} (%), mean over categories [95 % interval]")
-        ax.set_title(f"{dataset_name}: {metric_name} vs {x_name.split(' (')[0]} (marker area ∝ parameters)", fontsize=9)
-        ax.grid(alpha=0.3)
-        legend = ax.legend(fontsize=7, loc="best")
-        for handle in legend.legend_handles:  # legend markers at one size, not the first point's
-            if hasattr(handle, "set_sizes"):
-                handle.set_sizes([40.0])
-        fig.tight_layout()
-        stem = out_dir / f"accuracy_vs_{x_col.split('.', 1)[1]}{suffix}"
-        png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-        fig.savefig(png, dpi=DPI)
-        fig.savefig(svg)
-        plt.close(fig)
-        figures.append(Figure(f"{dataset_name}: {metric_name} vs {x_name}", png, svg))
+        if draw:
+            figures.append(_draw_accuracy_vs_cost(pts, front, x_col, x_name, out_dir, split, metric_name, dataset_name,
+                                                  suffix))
         rows = [
             [
                 str(r["label"]),
@@ -206,6 +173,49 @@ def _accuracy_vs_cost_one(
             )
         )
     return figures, tables
+
+
+def _draw_accuracy_vs_cost(pts: pd.DataFrame, front: pd.DataFrame, x_col: str, x_name: str, out_dir: Path, split: str,
+                           metric_name: str, dataset_name: str, suffix: str) -> Figure:
+    """One accuracy-vs-cost figure (PNG and SVG) with the Pareto front ``front`` of ``pts``."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    params = pd.to_numeric(pts.get("cost.params", pd.Series(np.nan, index=pts.index)), errors="coerce")
+    pmax = params.max() if params.notna().any() else math.nan
+    sizes = (
+        30.0 + 470.0 * (params / pmax).fillna(0.0) if not math.isnan(pmax) and pmax > 0
+        else pd.Series(60.0, index=pts.index)
+    )
+    for method, group in pts.groupby("method", sort=False):
+        yerr = np.vstack([group["accuracy"] - group["low"], group["high"] - group["accuracy"]])
+        ax.errorbar(group[x_col], group["accuracy"], yerr=np.clip(np.nan_to_num(yerr), 0.0, None), fmt="none",
+                    ecolor=method_colour(method), elinewidth=0.8, capsize=2, alpha=0.8)
+        ax.scatter(
+            group[x_col], group["accuracy"], s=sizes[group.index], alpha=0.6,
+            color=method_colour(method), edgecolors="k", linewidths=0.5,
+            label=agg.method_display_name(method),
+        )
+    ax.step(front[x_col], front["accuracy"], where="post", color="k", lw=1.2, ls="--", label="Pareto front")
+    for _, r in front.iterrows():
+        ax.annotate(str(r["label"]), (r[x_col], r["accuracy"]), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points")
+    xs = pts[x_col].to_numpy(float)
+    if xs.max() / max(xs.min(), 1e-12) > 30:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(f"{split} {metric_name} (%), mean over categories [95 % interval]")
+    ax.set_title(f"{dataset_name}: {metric_name} vs {x_name.split(' (')[0]} (marker area ∝ parameters)", fontsize=9)
+    ax.grid(alpha=0.3)
+    legend = ax.legend(fontsize=7, loc="best")
+    for handle in legend.legend_handles:  # legend markers at one size, not the first point's
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([40.0])
+    fig.tight_layout()
+    stem = out_dir / f"accuracy_vs_{x_col.split('.', 1)[1]}{suffix}"
+    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    fig.savefig(png, dpi=DPI)
+    fig.savefig(svg)
+    plt.close(fig)
+    return Figure(f"{dataset_name}: {metric_name} vs {x_name}", png, svg)
 
 
 def _numeric(values: pd.Series) -> pd.Series:

@@ -98,7 +98,11 @@ def _scoring_section(frame: pd.DataFrame, target: Path, split: str) -> Section:
     return Section("Scoring variants", _table_items("scorings", "scoring variants"))
 
 
-def _per_depth_section(frame: pd.DataFrame, target: Path, plot_dir: Path, split: str) -> Section:
+# What a section says where ``build_report(figures=False)`` left its figures out.
+NO_FIGURES = "Figures not drawn (report built with `--no-figures`)."
+
+
+def _per_depth_section(frame: pd.DataFrame, target: Path, plot_dir: Path, split: str, figures: bool) -> Section:
     """``per_depth.md|csv|tex`` and one figure per table from the records' ``diagnostics``."""
     title = "Per-depth signal (which recursion steps carry signal)"
     tables = per_depth_tables(frame, split)
@@ -110,15 +114,17 @@ def _per_depth_section(frame: pd.DataFrame, target: Path, plot_dir: Path, split:
     _write_tables(target / "per_depth", title, tables)
     stats.to_csv(target / "per_depth.csv", index=False)
     items = _table_items("per_depth", "per-depth signal")
-    figures = plots.per_depth_figures(stats, plot_dir, split)
-    for fig in figures:
+    if not figures:
+        return Section(title, items, NO_FIGURES)
+    drawn = plots.per_depth_figures(stats, plot_dir, split)
+    for fig in drawn:
         items.append(Item("image", fig.png.relative_to(target), fig.title))
         items.append(Item("file", fig.svg.relative_to(target), fig.svg.name))
-    shown = "" if len(figures) == len(tables) else f"Figures for the first {len(figures)} of {len(tables)} tables."
+    shown = "" if len(drawn) == len(tables) else f"Figures for the first {len(drawn)} of {len(tables)} tables."
     return Section(title, items, shown)
 
 
-def _robustness_section(frame: pd.DataFrame, target: Path, plot_dir: Path) -> Section:
+def _robustness_section(frame: pd.DataFrame, target: Path, plot_dir: Path, figures: bool) -> Section:
     """``robustness.md|csv|tex`` and accuracy-vs-shift figures from the records' ``shifts``."""
     tables = robustness_tables(frame, footer_text(frame))
     if not tables:
@@ -127,6 +133,8 @@ def _robustness_section(frame: pd.DataFrame, target: Path, plot_dir: Path) -> Se
     _write_tables(target / "robustness", "Robustness to test-set shifts", tables)
     pd.concat([t.numeric for t in tables], ignore_index=True).to_csv(target / "robustness.csv", index=False)
     items = _table_items("robustness", "robustness")
+    if not figures:
+        return Section("Robustness to test-set shifts", items, NO_FIGURES)
     for fig in robustness_figures(frame, plot_dir):
         items += [Item("image", fig.png.relative_to(target), fig.title), Item("file", fig.svg.relative_to(target),
                                                                                  fig.svg.name)]
@@ -141,11 +149,15 @@ def build_report(
     split: str = "test",
     gallery_per_category: int = 2,
     gallery_images: int = 4,
+    figures: bool = True,
 ) -> Path:
     """Write the report of the records under ``run_dirs`` into ``out_dir``; returns ``index.md``.
 
     ``select_on`` is the split whose I-AUROC picks configurations (best per category, ablation
     rows, response-curve slices); ``split`` is the split whose metrics are reported.
+    ``figures=False`` (``report --no-figures``) writes every table and no figure: no per-depth,
+    robustness, accuracy-vs-cost or response-curve plot and no heatmap gallery. Drawing is most of a
+    report's time (about 0.2 s per figure, each written as PNG and SVG).
     """
     if isinstance(run_dirs, (str, Path)):
         run_dirs = [run_dirs]
@@ -215,42 +227,42 @@ def build_report(
 
     plot_dir = target / "plots"
     sections.append(_scoring_section(frame, target, split))
-    sections.append(_per_depth_section(frame, target, plot_dir, split))
-    sections.append(_robustness_section(frame, target, plot_dir))
+    sections.append(_per_depth_section(frame, target, plot_dir, split, figures))
+    sections.append(_robustness_section(frame, target, plot_dir, figures))
 
     # accuracy vs cost
-    figures, pareto_tables = plots.accuracy_vs_cost(frame, plot_dir, split)
+    cost_figures, pareto_tables = plots.accuracy_vs_cost(frame, plot_dir, split, draw=figures)
     cost_items: list[Item] = []
-    for fig in figures:
+    for fig in cost_figures:
         cost_items.append(Item("image", fig.png.relative_to(target), fig.title))
         if fig.svg is not None:
             cost_items.append(Item("file", fig.svg.relative_to(target), fig.svg.name))
     if pareto_tables:
         _write_tables(target / "pareto", "Pareto fronts", pareto_tables)
         cost_items.append(Item("markdown", Path("pareto.md"), "Pareto members (pareto.md)"))
-    sections.append(
-        Section("Accuracy vs cost", cost_items, "" if figures else "No record has both accuracy and cost values.")
-    )
+    no_cost = "" if cost_figures or pareto_tables else "No record has both accuracy and cost values."
+    sections.append(Section("Accuracy vs cost", cost_items, NO_FIGURES if not figures else no_cost))
 
     # response curves
-    curves = plots.response_curves(frame, plot_dir, split=split, select_on=select_on)
+    curves = plots.response_curves(frame, plot_dir, split=split, select_on=select_on) if figures else []
+    no_curves = "No key among " + ", ".join(plots.RESPONSE_KEYS) + " has ≥2 values in the ok records."
     sections.append(
         Section(
             "Response curves",
             [Item("image", f.png.relative_to(target), f"{f.title} ({'; '.join(f.notes)})") for f in curves],
-            "" if curves else "No key among " + ", ".join(plots.RESPONSE_KEYS) + " has ≥2 values in the ok records.",
+            NO_FIGURES if not figures else "" if curves else no_curves,
         )
     )
 
     # gallery
     images, gallery_warnings = gallery_mod.build_gallery(
         frame, target / "gallery", gallery_per_category, gallery_images, split
-    )
+    ) if figures else ([], [])
     sections.append(
         Section(
             "Heatmap gallery",
             [Item("image", i.path.relative_to(target), f"{i.category} {i.name} ({i.label})") for i in images],
-            "" if images else "No record has a gallery artifact.",
+            NO_FIGURES if not figures else "" if images else "No record has a gallery artifact.",
         )
     )
 
@@ -288,8 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_dirs", nargs="+", help="run folders (searched recursively for record*.json)")
     parser.add_argument("--out", required=True, help="report folder (a -2, -3... sibling is used when it is not empty)")
     parser.add_argument("--select-on", default="val", choices=agg.SPLITS, help="split used to select configurations")
+    parser.add_argument("--no-figures", action="store_true", help="tables only: no plots, no heatmap gallery")
     args = parser.parse_args(argv)
-    index = build_report(args.run_dirs, args.out, select_on=args.select_on)
+    index = build_report(args.run_dirs, args.out, select_on=args.select_on, figures=not args.no_figures)
     print(index)
     return 0
 

@@ -24,7 +24,7 @@ def _report(tmp_path: Path, name: str, data: list[str]) -> tuple[str, str, list[
     cfg = build_config("tiny", overrides=[*data, "runtime.device=cpu", "eval.cost=false", "eval.save_maps=0"])
     lines: list[str] = []
     run_training(cfg, tmp_path / "runs" / name, log=lines.append)
-    index = build_report([tmp_path / "runs" / name], tmp_path / f"report_{name}")
+    index = build_report([tmp_path / "runs" / name], tmp_path / f"report_{name}", figures=False)
     return (index.parent / "summary.md").read_text(), (index.parent / "robustness.md").read_text(), lines
 
 

@@ -16,7 +16,6 @@ import pytest
 
 from suite.cli import main
 from suite.records import RECORD_VERSION
-from suite.reporting import report as report_mod
 from suite.reporting.fake_records import write_fake_runs
 
 pytestmark = pytest.mark.slow  # every case builds a report (the clean one with its figures)
@@ -71,11 +70,11 @@ CASES: dict[str, tuple[bytes | Callable[[dict], dict], str]] = {
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
-    """The fake run folders and their report (plots and gallery included)."""
+    """The fake run folders and their tables (the reference: no figures; the together case draws)."""
     root = tmp_path_factory.mktemp("corpus")
     runs = write_fake_runs(root / "clean")
     out = root / "clean_report"
-    assert main(["report", *map(str, runs.run_dirs), "--out", str(out)]) == 0
+    assert main(["report", *map(str, runs.run_dirs), "--out", str(out), "--no-figures"]) == 0
     return runs, out
 
 
@@ -102,14 +101,6 @@ def _add_case(name: str, run_dirs: list[Path], real: dict) -> Path:
     return path
 
 
-def _no_figures(monkeypatch):
-    """Per-case reports skip drawing (figures come from the same loaded records; the together case draws)."""
-    monkeypatch.setattr(report_mod.plots, "accuracy_vs_cost", lambda *a, **k: ([], []))
-    monkeypatch.setattr(report_mod.plots, "response_curves", lambda *a, **k: [])
-    monkeypatch.setattr(report_mod.plots, "per_depth_figures", lambda *a, **k: [])
-    monkeypatch.setattr(report_mod.gallery_mod, "build_gallery", lambda *a, **k: ([], []))
-
-
 def _assert_same_tables(out: Path, clean_out: Path) -> None:
     for name in TABLE_FILES:
         assert (out / name).read_text() == (clean_out / name).read_text(), name
@@ -119,7 +110,7 @@ def _summary_failures(out: Path) -> str:
     return (out / "summary.md").read_text().replace("\\|", "|")  # Markdown escapes a | in a cell
 
 
-def test_other_hostile_paths_change_no_table(clean, tmp_path, monkeypatch):
+def test_other_hostile_paths_change_no_table(clean, tmp_path):
     """A folder named record.json, links to a file outside and to nowhere, and a newer record version
     (replacing a record with the same values: it loads, and the summary names what was ignored)."""
     runs, clean_out = clean
@@ -134,8 +125,8 @@ def test_other_hostile_paths_change_no_table(clean, tmp_path, monkeypatch):
     newer = run_dirs[0] / runs.records[0].relative_to(runs.run_dirs[0])
     data = json.loads(newer.read_text())
     newer.write_text(json.dumps({**data, "record_version": RECORD_VERSION + 1, "future_section": {"x": [1]}}))
-    _no_figures(monkeypatch)
-    assert main(["report", *map(str, run_dirs), "--out", str(tmp_path / "report")]) == 0
+    # no drawing: figures come from the same loaded records (the together case below draws)
+    assert main(["report", *map(str, run_dirs), "--out", str(tmp_path / "report"), "--no-figures"]) == 0
     _assert_same_tables(tmp_path / "report", clean_out)
     summary = _summary_failures(tmp_path / "report")
     for path in ("hostile_dir", "hostile_link", "hostile_dangling"):

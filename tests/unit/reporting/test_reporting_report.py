@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from suite.reporting.fake_records import write_fake_runs
-from suite.reporting.report import build_report, resolve_out_dir
+from suite.reporting.report import NO_FIGURES, build_report, resolve_out_dir
 
 pytestmark = pytest.mark.slow  # the module's report (plots, gallery) takes ~15 s to build
 
@@ -130,11 +130,34 @@ def test_index_links_everything_and_html_is_self_contained(report):
     assert "<table>" in html and "<strong>" in html and "RuntimeError: out of memory" in html
 
 
+def test_without_figures_every_table_is_the_same_and_nothing_is_drawn(report, tmp_path):
+    """``--no-figures`` leaves out drawing only: every table file (Pareto fronts included, which the
+    accuracy-vs-cost plotting computes) is byte for byte the one of the full report."""
+    runs, index = report
+    full = index.parent
+    tables_only = build_report(runs.run_dirs, tmp_path / "t", select_on="val", figures=False).parent
+    written = sorted(p.relative_to(tables_only).as_posix() for p in tables_only.rglob("*") if p.is_file())
+    expected = sorted(p.relative_to(full).as_posix() for p in full.rglob("*")
+                      if p.is_file() and p.suffix in {".md", ".csv", ".tex", ".html"})
+    assert written == expected and "pareto.md" in written
+    assert not list(tables_only.rglob("*.png")) and not list(tables_only.rglob("*.svg"))
+    for name in written:
+        if name.startswith("index."):  # the index says when it was built and where the figures are
+            continue
+        expected_text = (full / name).read_text()
+        if name == "summary.md":  # but for the gallery's warnings: no gallery was built
+            expected_text = expected_text.split("\n## Gallery warnings\n")[0]
+        assert (tables_only / name).read_text() == expected_text, name
+    text = (tables_only / "index.md").read_text()
+    # per-depth, accuracy vs cost, response curves, gallery (the fake records carry no shifted test metrics)
+    assert text.count(NO_FIGURES) == 4 and "No record carries shifted test metrics" in text
+
+
 def test_second_build_goes_to_a_new_folder(report, tmp_path, capsys):
     runs, _ = report
     out = tmp_path / "rep"
-    first = build_report(runs.run_dirs[1], out, gallery_per_category=0)
-    second = build_report(runs.run_dirs[1], out, gallery_per_category=0)
+    first = build_report(runs.run_dirs[1], out, figures=False)
+    second = build_report(runs.run_dirs[1], out, figures=False)
     assert first.parent == out
     assert second.parent == tmp_path / "rep-2"
     assert "rep-2" in capsys.readouterr().err
@@ -164,7 +187,7 @@ def test_select_on_is_validated(tmp_path):
 
 def test_selection_on_test_is_flagged(report, tmp_path):
     runs, _ = report
-    index = build_report(runs.run_dirs[1], tmp_path / "t", select_on="test", gallery_per_category=0)
+    index = build_report(runs.run_dirs[1], tmp_path / "t", select_on="test", figures=False)
     assert "selected on the test split" in index.read_text()
     assert "configurations selected on the TEST split" in (index.parent / "summary.md").read_text()
 
