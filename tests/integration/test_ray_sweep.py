@@ -29,8 +29,11 @@ from suite.stage_cache import StageCache  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-# Sweep mechanics only: no AUPRO, no shifted test or validation copies (they triple every evaluation).
-FAST = ["eval.aupro=false", "eval.save_maps=0", "runtime.threads=1", "eval.shifts=[]", "data.val_shifts=[]"]
+# Sweep mechanics only: no AUPRO, no shifted test or validation copies (they triple every evaluation), no
+# cost measurement, scoring variants or per-depth diagnostics (together about 0.3 CPU-s per training; the
+# sweeps that need cost values, the Pareto one and the DDP one, turn it back on).
+FAST = ["eval.aupro=false", "eval.save_maps=0", "runtime.threads=1", "eval.shifts=[]", "data.val_shifts=[]",
+        "eval.cost=false", "eval.scoring_variants=false", "eval.diagnostics=false"]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ def test_optuna_sweep_with_asha_writes_records_and_csv(local_ray, tmp_path):
 
 def test_multi_objective_sweep_writes_a_pareto_set(local_ray, tmp_path):
     space = space_file(tmp_path, '"""depth vs cost"""\nSPACE = {"model.depth": {"type": "int", "low": 1, "high": 3}}\n')
-    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=1", *FAST])
+    cfg = build_config(preset="tiny", overrides=["train.stage1.epochs=1", *FAST, "eval.cost=true"])
     # one trial at a time: a repeated depth is then always answered from the first one's record
     opts = SweepOptions(space=space, trials=4, storage=str(tmp_path / "st"), name="pareto", objective="multi",
                         concurrent=1, cost_metric="gflops", verbose=0)
@@ -338,7 +341,9 @@ def test_ddp_sweep_splits_each_epoch_between_ranks_feeds_asha_and_writes_a_run_t
     that way (test_optuna_sweep_with_asha_writes_records_and_csv checks ASHA stops on one-worker
     trials); a separate Ray Train run for the rank checks cost 28 (2026-12-07)."""
     epochs = {"stage1": 4, "stage2": 1, "stage3": 1}
-    cfg = build_config(preset="tiny", overrides=[*(f"train.{s}.epochs={e}" for s, e in epochs.items()), *FAST])
+    everything = ["eval.cost=true", "eval.scoring_variants=true", "eval.diagnostics=true"]  # as run_training's
+    cfg = build_config(preset="tiny", overrides=[*(f"train.{s}.epochs={e}" for s, e in epochs.items()), *FAST,
+                                                 *everything])
     opts = SweepOptions(space="noise", trials=1, storage=str(tmp_path), name="ddpasha", num_workers=2, asha=True,
                         verbose=0)
     trace = local_ray["ddp_trace"]
