@@ -159,6 +159,7 @@ def epoch_tracer(trace_dir: str):
 
         def wrap(training) -> None:
             import hashlib
+            import inspect
             from pathlib import Path
 
             import torch
@@ -172,10 +173,14 @@ def epoch_tracer(trace_dir: str):
                 module = getattr(model, "module", model)  # the DDP wrapper's inner module
                 return {n: p.detach().cpu().clone() for n, p in module.named_parameters()}
 
-            def traced(name, epoch, train_model, loss_fn, data, *args):
-                rank, world = args[6], args[7]
+            signature = inspect.signature(original)
+
+            def traced(name, epoch, train_model, loss_fn, data, *args, **kwargs):
+                # rank and world by name, so a reordered signature cannot make the tracer read the wrong ones
+                given = signature.bind(name, epoch, train_model, loss_fn, data, *args, **kwargs).arguments
+                rank, world = given["rank"], given["world"]
                 if world < 2 or not Path(trace_dir).is_dir():
-                    return original(name, epoch, train_model, loss_fn, data, *args)
+                    return original(name, epoch, train_model, loss_fn, data, *args, **kwargs)
                 fed = []
 
                 def recording_loss(model, batch, generator):
@@ -183,7 +188,7 @@ def epoch_tracer(trace_dir: str):
                     return loss_fn(model, batch, generator)
 
                 before = parameters(train_model)
-                loss = original(name, epoch, train_model, recording_loss, data, *args)
+                loss = original(name, epoch, train_model, recording_loss, data, *args, **kwargs)
                 torch.save({"fed": fed, "data": [digest(image) for image in data], "before": before,
                             "after": parameters(train_model), "ddp": type(train_model).__name__},
                            Path(trace_dir) / f"{name}-{epoch}-rank{rank}.pt")
