@@ -11,8 +11,9 @@ VENV ?= .venv
 # A current pip goes into the venv first: the pip bundled with Python 3.11 (23.2) spends about 20 CPU-s
 # resolving this project's dependencies (it matches every file of every index page against the platform
 # tags), a current pip about 8 (2026-12-07: the whole set-up 49-50 s before, 35-37 s after). The venv is
-# made without pip, and the interpreter's own pip installs the current one into it (`pip --python`, pip
-# 22.3 or later): 2.7 s against 5.4 s for ensurepip plus an upgrade. Without a usable pip outside, ensurepip.
+# made without pip, and the interpreter's own pip installs (or upgrades) the current one in it (`pip --python`,
+# pip 22.3 or later): 2.7 s against 5.4 s for ensurepip plus an upgrade. Without a usable pip outside: the
+# venv's own pip (ensurepip where it has none), upgraded.
 # Override for a CUDA machine, e.g. `make test TORCH_SPEC='torch==2.14.1'`.
 TORCH_SPEC ?= torch>=2.2,<2.14
 PY := $(VENV)/bin/python
@@ -35,10 +36,10 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
-	@$(PY) -m pip --version >/dev/null 2>&1 \
-	  || $(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 \
-	  || $(PY) -m ensurepip --default-pip >/dev/null
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip || echo "setup: could not upgrade pip; going on with $$($(PY) -m pip --version)" >&2
+	$(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 \
+	  || { $(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --default-pip >/dev/null; \
+	       $(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip \
+	         || echo "setup: could not upgrade pip; going on with $$($(PY) -m pip --version)" >&2; }
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile "$(TORCH_SPEC)" -e ".[dev,tracking]"
 	@touch $(STAMP)
 
